@@ -1,0 +1,142 @@
+"""The heap segment's layout: every shared array of the allocator, at a fixed offset.
+
+The heap segment `/mprt.<rtid>.heap` holds the allocator's metadata; the arena `/mprt.<rtid>.arena`
+holds the objects.  Both are reserved for the configured arena maximum and committed as they grow
+(see segment.py).  Every region starts on a 4 KiB boundary so that commits never share an OS page.
+
+Who may touch what (no GIL protects memory shared between processes):
+
+  hdr[...]           see the H_* names below; each says its lock
+  pstat[p, :]        written only by the process that holds P p (its mcache); read by anyone
+  procs[slot, :]     written only by the process in that slot; slot claimed/freed under heap lock
+  central_*          mcentral lists and counters, under the mcentral lock of the size class
+  free_heads         mheap free lists, under the heap lock
+  spanof[page]       start page of the span holding `page`, for every page below hdr[H_ARENA_PAGES];
+                     written under the heap lock, read by anyone (an in-use span's entries are stable)
+  pflags[page]       PF_RELEASED / PF_NEEDZERO of free pages, under the heap lock
+  s_*[start page]    span records, indexed by the span's first page.  npages/state/sc/meta/tid are
+                     written under the heap lock when a span changes hands; s_alloc, s_next/s_prev,
+                     s_list and s_cached of a small span under its mcentral lock
+  meta               per-span object metadata (see malloc.py), carved under the heap lock; a span's
+                     tid slots are written by the P caching it (allocation) and by the free path under
+                     the mcentral lock (never the same slot at once)
+  t_* and tblob      the type table, append-only under the types lock; an entry is immutable once
+                     hdr[H_NTYPES] covers it
+"""
+import numpy as np
+
+from .sizeclasses import NUM_SIZE_CLASSES, PAGE_SHIFT, class_to_nobjs
+
+OS_PAGE = 4096
+MAGIC = 0x6D707274_19020001  # "mprt", go1.9.2 layout v1
+
+MAXP = 1024          # Go's GOMAXPROCS cap (_MaxGomaxprocs)
+MAXPROCS = 1024      # processes attached at once (each has a root table)
+MAXTYPES = 65535     # type ids are uint16; 0 means "no object"
+NSPANCLASS = NUM_SIZE_CLASSES * 2   # spanclass = sizeclass << 1 | noscan
+TBLOB_BYTES = 16 << 20
+
+# Header words.
+(H_MAGIC,            # constant
+ H_ARENA_MAX,        # constant: arena reservation in bytes
+ H_OWNER_PID,        # constant: pid of the creating process
+ H_GCPERCENT,        # set at boot (GOGC)
+ H_NEXTGC,           # heap lock
+ H_ARENA_PAGES,      # heap lock: pages grown so far, page 0 (nil) included
+ H_PAGES_INUSE,      # heap lock
+ H_PAGES_FREE,       # heap lock
+ H_PAGES_RELEASED,   # heap lock
+ H_NSPANS_INUSE,     # heap lock
+ H_NLARGEALLOC,      # heap lock
+ H_LARGEALLOC,       # heap lock (bytes)
+ H_NLARGEFREE,       # heap lock
+ H_LARGEFREE,        # heap lock (bytes)
+ H_META_BUMP,        # heap lock: next free byte of the meta region
+ H_META_COMMIT,      # heap lock: bytes of the meta region committed
+ H_NTYPES,           # types lock: type ids 1..H_NTYPES are in use
+ H_TBLOB_BUMP,       # types lock
+ H_TBLOB_COMMIT,     # types lock
+ H_NSCAVENGE,        # heap lock: scavenger generations run
+ ) = range(20)
+H_META_FREE = 32     # heap lock: H_META_FREE + sizeclass = head of that class's free meta blocks
+HDR_WORDS = H_META_FREE + NUM_SIZE_CLASSES + 1
+
+# pstat columns: one row per P, written only by its holder.
+PS_NMALLOC = 0                   # + sizeclass: small objects allocated (class 0 unused)
+PS_OWNER = NUM_SIZE_CLASSES      # pid of the process holding the P, 0 if none
+PSTAT_WORDS = 80
+
+# procs columns: one row per attached process.
+PR_PID, PR_ROOTBYTES, PR_LOOKUPS = 0, 1, 2
+PROC_WORDS = 8
+
+# span states
+S_DEAD, S_FREE, S_INUSE = 0, 1, 2
+# span lists (s_list)
+L_NONE, L_PARTIAL, L_FULL, L_FREE = 0, 1, 2, 3
+# page flags
+PF_RELEASED, PF_NEEDZERO = 1, 2
+
+# Meta bytes of a span of each size class: nobjs uint16 type ids, then nobjs mark bytes, 64-aligned.
+meta_bytes = [0] + [((n * 3) + 63) & ~63 for n in class_to_nobjs[1:]]
+MAX_META_PER_PAGE = 3 * 1024
+
+# Per-page arrays of span records and page maps: (name, dtype, kind) with kind
+# "mspan" (span records) or "gc" (page maps, counted as GC metadata).
+PAGE_ARRAYS = [
+    ("spanof", np.int32, "gc"),
+    ("pflags", np.uint8, "gc"),
+    ("s_npages", np.int32, "mspan"),
+    ("s_state", np.int8, "mspan"),
+    ("s_sc", np.int16, "mspan"),
+    ("s_alloc", np.int32, "mspan"),
+    ("s_cached", np.int16, "mspan"),
+    ("s_list", np.int8, "mspan"),
+    ("s_next", np.int32, "mspan"),
+    ("s_prev", np.int32, "mspan"),
+    ("s_meta", np.int64, "mspan"),
+    ("s_tid", np.int32, "mspan"),
+    ("s_mark", np.uint8, "mspan"),
+]
+SPAN_RECORD_BYTES = sum(np.dtype(d).itemsize for n, d, k in PAGE_ARRAYS if k == "mspan")
+
+
+def _round(n, a=OS_PAGE):
+    return (n + a - 1) & ~(a - 1)
+
+
+class Layout:
+    """Offsets of every region of the heap segment for a given arena reservation."""
+
+    def __init__(self, arena_max):
+        self.arena_max = arena_max
+        self.maxpages = arena_max >> PAGE_SHIFT
+        self.regions = {}      # name -> (offset, dtype, count)
+        self.fixed = []        # regions committed at creation
+        off = 0
+
+        def add(name, dtype, count, fixed=False):
+            nonlocal off
+            self.regions[name] = (off, np.dtype(dtype), count)
+            if fixed:
+                self.fixed.append(name)
+            off = _round(off + np.dtype(dtype).itemsize * count)
+
+        add("hdr", np.int64, HDR_WORDS, True)
+        add("pstat", np.int64, MAXP * PSTAT_WORDS, True)
+        add("procs", np.int64, MAXPROCS * PROC_WORDS, True)
+        add("central_heads", np.int32, NSPANCLASS * 2, True)   # [sc*2 + 0] partial, [sc*2 + 1] full
+        add("central_nfree", np.int64, NSPANCLASS, True)
+        add("free_heads", np.int32, 129, True)                 # [n] spans of n pages, [128] larger
+        add("t_kind", np.int8, MAXTYPES + 1, True)
+        add("t_size", np.int64, MAXTYPES + 1, True)
+        add("t_desc", np.int64, MAXTYPES + 1, True)            # blob offset << 24 | length
+        add("t_ptroffs", np.int64, MAXTYPES + 1, True)         # blob offset << 24 | count (int32 words)
+        add("tblob", np.uint8, TBLOB_BYTES)
+        for name, dtype, _ in PAGE_ARRAYS:
+            add(name, dtype, self.maxpages)
+        add("meta", np.uint8, self.maxpages * MAX_META_PER_PAGE)
+        self.size = off
+
+    def fixed_bytes(self, names):
+        return sum(_round(self.regions[n][1].itemsize * self.regions[n][2]) for n in names)

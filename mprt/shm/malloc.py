@@ -1,0 +1,613 @@
+"""The shared heap: Go's allocator over POSIX shared memory.
+
+Every process of a runtime maps two segments: the arena, where objects live, and the heap segment,
+where the allocator keeps its books (layout.py lists every region and who may write it).  An
+address is a byte offset into the arena; 0 is nil, and the arena's first page is never handed out.
+
+Allocating a small object (<= 32 KiB) proceeds up a hierarchy of caches, as in Go:
+
+ 1. Round the size up to one of the 67 size classes (sizeclasses.py) and look in the P's mcache
+    at the span cached for that class.  If it has a free slot, take it: no lock, no system call;
+    record the object's type id and count the allocation in the P's row of pstat.
+ 2. If that span is full, give it back to the mcentral of its class and take a span with free
+    objects from there, under the mcentral lock of the class (mcentral.py).
+ 3. If the mcentral has no such span, take a run of pages from the page heap, under the heap lock,
+    and make it a span of the class (mheap.py).
+ 4. If the page heap has no run that fits, grow the arena (commit more of the reservation).  If
+    that fails, it is Go's out-of-memory.
+
+A large object (> 32 KiB) is a span of its own, taken straight from the page heap.  new_batch
+takes whole spans from the page heap at once and fills them with vector writes.
+
+Spans are classed by spanclass = sizeclass << 1 | noscan, so pointer-free objects never share a
+span with objects the collector must scan.  Each small span has a meta block (carved from the meta
+region, recycled per size class, like Go's gcBits arenas): a uint16 type id per object slot (0: the
+slot is free) and a mark byte per slot for the collector.  A large span keeps both in its span
+record.  Given an address, spanof gives the span, the span its class, and arithmetic the object's
+start and slot: O(1) from any process (`find_object`).
+
+Memory is zeroed once: fresh arena pages are zero, the free path zeroes an object before clearing
+its type id, and a span whose pages may hold old data (a freed large object) is zeroed when it is
+handed out again.  So allocation never zeroes.
+
+Decisions where Go differs or is silent:
+  - No tiny allocator: every object keeps its own type id, so the 16-byte blocks that pack several
+    pointer-free objects are not used (one object per slot; 8-byte objects use class 1).
+  - mcaches are process-local and flushed when a process gives its P away (mcache.py).
+  - Slices carry their length in an 8-byte header word before the elements.
+  - Zero-sized structs take 8 bytes (Go points them all at one zerobase address).
+"""
+import os
+
+import numpy as np
+
+from . import mcentral, mheap
+from .layout import (H_ARENA_MAX, H_ARENA_PAGES, H_GCPERCENT, H_LARGEALLOC, H_MAGIC, H_META_BUMP,
+                     H_NEXTGC, H_NLARGEALLOC, H_OWNER_PID, HDR_WORDS, MAGIC, MAXPROCS, OS_PAGE,
+                     PAGE_ARRAYS, PR_LOOKUPS, PR_PID, PROC_WORDS, PS_NMALLOC, PS_OWNER, PSTAT_WORDS,
+                     MAXP, S_INUSE, Layout, _round)
+from .mcache import MCache
+from .ptr import Batch, Roots, TypeInfo, store_ptrs
+from .segment import Lock, Segment, new_runtime_id, reap_dead, shm_name, unlink_runtime
+from .sizeclasses import MAX_SMALL_SIZE, PAGE_SHIFT, PAGE_SIZE, class_to_nobjs, class_to_size
+from .types import K_SLICE, K_STRUCT, PTR_CODE, elem_code, layout_of, read_desc, read_ptroffs, register, \
+    size_class, slice_desc
+
+import json
+
+DEFAULT_ARENA_MAX = 64 << 30
+HEAP_MINIMUM = 4 << 20
+MIN_ARENA = 4 << 20
+_class_size = np.array(class_to_size, dtype=np.int64)
+_class_nobjs = np.array(class_to_nobjs, dtype=np.int64)
+
+_cur = None   # the heap this process is attached to
+
+
+class NoRuntime(RuntimeError):
+    pass
+
+
+def current():
+    if _cur is None:
+        raise NoRuntime("mprt: no runtime is running in this process (use mprt.run)")
+    return _cur
+
+
+def current_or_none():
+    return _cur
+
+
+class Heap:
+    """One process's attachment to a runtime's heap."""
+
+    def __init__(self, rtid, create, arena_max=None, gcpercent=100):
+        self.rtid = rtid
+        self.alive = True
+        heapname = shm_name(rtid, "heap")
+        if create:
+            if not isinstance(arena_max, int) or isinstance(arena_max, bool) or arena_max < MIN_ARENA:
+                raise ValueError(f"mprt: arena maximum {arena_max!r} is not an integer >= {MIN_ARENA}")
+            arena_max = arena_max & ~(PAGE_SIZE - 1)
+            self.layout = Layout(arena_max)
+            self.heapseg = Segment(heapname, size=self.layout.size, create=True)
+            self.arena = Segment(shm_name(rtid, "arena"), size=arena_max, create=True)
+            for name in self.layout.fixed:
+                off, dt, count = self.layout.regions[name]
+                self.heapseg.commit(off, _round(dt.itemsize * count))
+            self.lock = Lock(shm_name(rtid, "lock.heap"), create=True)
+            self.types_lock = Lock(shm_name(rtid, "lock.types"), create=True)
+        else:
+            self.heapseg = Segment(heapname)
+            hdr = np.ndarray((HDR_WORDS,), np.int64, buffer=self.heapseg.mm)
+            if hdr[H_MAGIC] != MAGIC:
+                raise RuntimeError(f"mprt: {heapname} is not a heap of this mprt version")
+            self.layout = Layout(int(hdr[H_ARENA_MAX]))
+            self.arena = Segment(shm_name(rtid, "arena"))
+            self.lock = Lock(shm_name(rtid, "lock.heap"))
+            self.types_lock = Lock(shm_name(rtid, "lock.types"))
+        self._map()
+        if create:
+            hdr = self.hdr
+            hdr[H_MAGIC] = MAGIC
+            hdr[H_ARENA_MAX] = arena_max
+            hdr[H_OWNER_PID] = os.getpid()
+            hdr[H_GCPERCENT] = gcpercent
+            hdr[H_NEXTGC] = HEAP_MINIMUM * gcpercent // 100 if gcpercent >= 0 else -1
+            hdr[H_ARENA_PAGES] = 1            # page 0 is nil
+            hdr[H_META_BUMP] = 64             # meta offset 0 is "none"
+        self._central_locks = {}
+        self.types = {}          # tid -> TypeInfo
+        self.tcache = {}         # struct class / slice elem code -> TypeInfo
+        self.tid_by_desc = {}
+        self.types_scanned = 0
+        self.mcache = None
+        self.p = -1
+        self._claim_slot()
+        self.roots = Roots(rtid, self.slot, self.procs_mv[self.slot * PROC_WORDS:(self.slot + 1) * PROC_WORDS])
+        self.lookups = self.procs_mv[self.slot * PROC_WORDS + PR_LOOKUPS:self.slot * PROC_WORDS + PR_LOOKUPS + 1]
+        self.max_alloc = arena_max if create else self.layout.arena_max
+        self.owner = create
+
+    # ---- mapping ----
+
+    def _map(self):
+        mm = self.heapseg.mm
+        for name, (off, dt, count) in self.layout.regions.items():
+            setattr(self, name, np.ndarray((count,), dt, buffer=mm, offset=off))
+            if name in ("meta", "tblob"):
+                setattr(self, name + "_off", off)
+        base = memoryview(mm)
+
+        def mv(name, fmt):
+            off, dt, count = self.layout.regions[name]
+            return base[off:off + dt.itemsize * count].cast(fmt)
+
+        self._views = [base]
+        self.pstat_mv = mv("pstat", "q")
+        self.procs_mv = mv("procs", "q")
+        self.spanof_mv = mv("spanof", "i")
+        self.s_sc_mv = mv("s_sc", "h")
+        self.s_meta_mv = mv("s_meta", "q")
+        self.s_tid_mv = mv("s_tid", "i")
+        self.meta_tid_mv = mv("meta", "H")
+        self._views += [self.pstat_mv, self.procs_mv, self.spanof_mv, self.s_sc_mv, self.s_meta_mv,
+                        self.s_tid_mv, self.meta_tid_mv]
+        self.meta_tid = self.meta.view(np.uint16)
+        self.meta_q = self.meta.view(np.int64)
+        amm = self.arena.mm
+        abase = memoryview(amm)
+        self.mv = {f: abase.cast(f) for f in "bhiqBHIQfd"}
+        self.mvq = self.mv["q"]
+        self._views += [abase] + list(self.mv.values())
+        self.arena_u8 = np.frombuffer(amm, dtype=np.uint8)
+        self.arena_i64 = np.frombuffer(amm, dtype=np.int64)
+        self._npviews = {}
+
+    def commit_page_arrays(self, npages):
+        """Commit the per-page arrays for the first npages pages (heap lock held)."""
+        for name, dt, _ in PAGE_ARRAYS:
+            off, dtype, _ = self.layout.regions[name]
+            self.heapseg.commit(off, _round(npages * dtype.itemsize))
+
+    def central_lock(self, cls):
+        lk = self._central_locks.get(cls)
+        if lk is None:
+            # O_CREAT without O_EXCL: whichever process opens it first creates it
+            import posix_ipc
+            name = shm_name(self.rtid, f"lock.c{cls}")
+            sem = posix_ipc.Semaphore(name, posix_ipc.O_CREAT, mode=0o600, initial_value=1)
+            sem.close()
+            lk = self._central_locks[cls] = Lock(name)
+        return lk
+
+    def _claim_slot(self):
+        pid = os.getpid()
+        with self.lock:
+            procs = self.procs.reshape(MAXPROCS, PROC_WORDS)
+            for i in range(MAXPROCS):
+                owner = int(procs[i, PR_PID])
+                if owner == 0 or (owner != pid and not _pid_alive(owner)):
+                    procs[i, :] = 0
+                    procs[i, PR_PID] = pid
+                    self.slot = i
+                    return
+        raise RuntimeError(f"mprt: more than {MAXPROCS} processes attached to runtime {self.rtid}")
+
+    # ---- Ps ----
+
+    def bind_p(self, p):
+        """This process holds P p from now on: it gets the P's mcache."""
+        if not 0 <= p < MAXP:
+            raise ValueError(f"mprt: P id {p!r} out of range [0, {MAXP})")
+        if self.mcache is not None:
+            self.release_p()
+        row = self.pstat_mv[p * PSTAT_WORDS:(p + 1) * PSTAT_WORDS]
+        with self.lock:
+            owner = row[PS_OWNER]
+            if owner and owner != os.getpid() and _pid_alive(owner):
+                raise RuntimeError(f"mprt: P{p} is held by process {owner}")
+            row[PS_OWNER] = os.getpid()
+        self.p = p
+        self.mcache = MCache(self, p)
+
+    def release_p(self):
+        mc = self.mcache
+        if mc is None:
+            return
+        mc.flush()
+        self.mcache = None
+        self.pstat_mv[self.p * PSTAT_WORDS + PS_OWNER] = 0
+        self.p = -1
+
+    # ---- types ----
+
+    def bind_class(self, T):
+        lay = layout_of(T)
+        tid = register(self, K_STRUCT, lay.size, lay.desc, lay.ptroffs)
+        t = self.types.get(tid) or self.typeinfo(tid)
+        self.tcache[T] = t
+        return t
+
+    def slice_type(self, elem):
+        t = self.tcache.get(("slice", elem))
+        if t is None:
+            code, dt = elem_code(elem)
+            tid = register(self, K_SLICE, 8 if dt is None else dt.itemsize, slice_desc(code), [])
+            t = self.types.get(tid) or self.typeinfo(tid)
+            try:
+                self.tcache[("slice", elem)] = t
+            except TypeError:
+                pass
+        return t
+
+    def typeinfo(self, tid):
+        """The TypeInfo of type id tid, built from the shared type table."""
+        t = self.types.get(tid)
+        if t is not None:
+            return t
+        d = json.loads(read_desc(self, tid))
+        if d["k"] == "struct":
+            fields = {}
+            for fname, code, off in d["fields"]:
+                fields[fname] = (code, off, None if code == PTR_CODE else np.dtype(code))
+            t = TypeInfo(self, tid, K_STRUCT, d["name"], d["size"], fields=fields,
+                         ptroffs=read_ptroffs(self, tid))
+        else:
+            code = d["elem"]
+            dt = None if code == PTR_CODE else np.dtype(code)
+            name = "[]" + ("mprt.Ptr" if dt is None else dt.name)
+            t = TypeInfo(self, tid, K_SLICE, name, 8 if dt is None else dt.itemsize, elem=dt,
+                         elemsize=8 if dt is None else dt.itemsize)
+        self.types[tid] = t
+        return t
+
+    # ---- allocation ----
+
+    def _mcache(self):
+        mc = self.mcache
+        if mc is None:
+            raise RuntimeError("mprt: this process holds no P and cannot allocate")
+        return mc
+
+    def alloc(self, nbytes, tid, noscan):
+        """Allocate an object of nbytes bytes with type id tid; returns its address."""
+        cls = size_class(nbytes)
+        if cls == 0:
+            return self.alloc_large(nbytes, tid, noscan)
+        mc = self._mcache()
+        sc = cls << 1 | noscan
+        fl = mc.free[sc]
+        if not fl:
+            mc.refill(sc)
+        i = fl.pop()
+        self.meta_tid_mv[mc.tidbase[sc] + i] = tid
+        mc.stats[PS_NMALLOC + cls] += 1
+        return mc.base[sc] + i * class_to_size[cls]
+
+    def alloc_large(self, nbytes, tid, noscan):
+        self._mcache()
+        npages = (nbytes + PAGE_SIZE - 1) >> PAGE_SHIFT
+        if npages >= self.layout.maxpages:
+            raise mheap.OutOfMemory(npages << PAGE_SHIFT, (int(self.hdr[H_ARENA_PAGES]) - 1) << PAGE_SHIFT)
+        with self.lock:
+            s, nrel, nz = mheap.alloc_locked(self, npages)
+            self.s_sc[s] = noscan
+            self.s_cached[s] = -1
+            self.hdr[H_NLARGEALLOC] += 1
+            self.hdr[H_LARGEALLOC] += npages << PAGE_SHIFT
+        mheap.prepare(self, s, npages, nrel, nz)
+        self.s_tid[s] = tid
+        return s << PAGE_SHIFT
+
+    def alloc_batch(self, t, n):
+        """n objects of struct type t; returns their addresses (int64 array)."""
+        if t.sizeclass == 0:
+            return np.array([self.alloc_large(t.objsize, t.tid, t.noscan) for _ in range(n)], dtype=np.int64)
+        mc = self._mcache()
+        sc, cls, stride, tid = t.spanclass, t.sizeclass, t.stride, t.tid
+        nobj = class_to_nobjs[cls]
+        parts = []
+
+        def take(k):
+            fl = mc.free[sc]
+            idx = np.array(fl[-k:][::-1], dtype=np.int64)
+            del fl[-k:]
+            self.meta_tid[mc.tidbase[sc] + idx] = tid
+            mc.stats[PS_NMALLOC + cls] += k
+            return mc.base[sc] + idx * stride
+
+        rem = n
+        k = min(rem, len(mc.free[sc]))
+        if k:
+            parts.append(take(k))
+            rem -= k
+        full = rem // nobj
+        if full:
+            starts = mcentral.alloc_full_spans(self, sc, full, tid)
+            mc.stats[PS_NMALLOC + cls] += full * nobj
+            parts.append(((starts << PAGE_SHIFT)[:, None] + np.arange(nobj, dtype=np.int64) * stride).ravel())
+            rem -= full * nobj
+        if rem:
+            mc.refill(sc)
+            parts.append(take(rem))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    # ---- addresses ----
+
+    def find_object(self, addr):
+        """(span, sizeclass, object start) of the allocated object holding addr, or None."""
+        if not isinstance(addr, (int, np.integer)) or addr <= 0 or \
+                addr >= int(self.hdr[H_ARENA_PAGES]) << PAGE_SHIFT:
+            return None
+        addr = int(addr)
+        s = self.spanof_mv[addr >> PAGE_SHIFT]
+        if self.s_state[s] != S_INUSE:
+            return None
+        cls = self.s_sc_mv[s] >> 1
+        base = s << PAGE_SHIFT
+        if cls == 0:
+            if addr >= base + (int(self.s_npages[s]) << PAGE_SHIFT) or self.s_tid_mv[s] == 0:
+                return None
+            return s, 0, base
+        size = class_to_size[cls]
+        idx = (addr - base) // size
+        if idx >= class_to_nobjs[cls] or self.meta_tid_mv[(self.s_meta_mv[s] >> 1) + idx] == 0:
+            return None
+        return s, cls, base + idx * size
+
+    def tid_at(self, a):
+        s = self.spanof_mv[a >> PAGE_SHIFT]
+        cls = self.s_sc_mv[s] >> 1
+        if cls == 0:
+            return self.s_tid_mv[s]
+        return self.meta_tid_mv[(self.s_meta_mv[s] >> 1) + (a - (s << PAGE_SHIFT)) // class_to_size[cls]]
+
+    def ptr_at(self, a):
+        """A Ptr for the object starting at a (a was stored by the runtime, so it is valid)."""
+        self.lookups[0] += 1
+        tid = self.tid_at(a)
+        t = self.types.get(tid) or self.typeinfo(tid)
+        return t.make(a)
+
+    def ptr_at_checked(self, a):
+        f = self.find_object(a)
+        if f is None or f[2] != a:
+            raise ValueError(f"mprt: address {a!r} is not the start of an allocated object"
+                             + (f" (it is inside the object at {f[2]:#x})" if f else ""))
+        return self.ptr_at(a)
+
+    def valid_objects(self, addrs):
+        """Vector check: True where addrs[i] is 0 (nil) or the start of an allocated object."""
+        a = np.asarray(addrs, dtype=np.int64)
+        ok = a == 0
+        inr = (a > 0) & (a < (int(self.hdr[H_ARENA_PAGES]) << PAGE_SHIFT)) & (a % 8 == 0)
+        if not inr.any():
+            return ok
+        x = a[inr]
+        s = self.spanof[x >> PAGE_SHIFT].astype(np.int64)
+        cls = self.s_sc[s].astype(np.int64) >> 1
+        base = s << PAGE_SHIFT
+        off = x - base
+        size = np.where(cls == 0, 1, _class_size[cls])
+        idx = off // size
+        small_ok = (cls > 0) & (off % size == 0) & (idx < _class_nobjs[cls])
+        tids = np.zeros(len(x), dtype=np.int64)
+        if small_ok.any():
+            tids[small_ok] = self.meta_tid[(self.s_meta[s[small_ok]] >> 1) + idx[small_ok]]
+        large = cls == 0
+        tids[large & (off == 0)] = self.s_tid[s[large & (off == 0)]]
+        ok[inr] = (self.s_state[s] == S_INUSE) & (tids != 0)
+        return ok
+
+    def gather(self, addrs, dt):
+        if dt.itemsize <= 8:
+            return self._npview(dt)[addrs // dt.itemsize]
+        idx = addrs[:, None] + np.arange(dt.itemsize)
+        return self.arena_u8[idx].view(dt).ravel()
+
+    def scatter(self, addrs, dt, values):
+        if dt.itemsize <= 8:
+            self._npview(dt)[addrs // dt.itemsize] = values
+        else:
+            idx = addrs[:, None] + np.arange(dt.itemsize)
+            self.arena_u8[idx] = np.ascontiguousarray(values).view(np.uint8).reshape(len(addrs), dt.itemsize)
+
+    def _npview(self, dt):
+        v = self._npviews.get(dt)
+        if v is None:
+            v = self._npviews[dt] = np.frombuffer(self.arena.mm, dtype=dt)
+        return v
+
+    # ---- the free path (what the sweeper calls) ----
+
+    def free_objects(self, addrs):
+        """Free the objects starting at addrs (each once).  Keeps Frees, HeapObjects, HeapAlloc and
+        BySize exact.  The caller guarantees nothing reachable is freed."""
+        a = np.unique(np.asarray(addrs, dtype=np.int64))
+        if len(a) != len(np.asarray(addrs)):
+            raise ValueError("mprt: free_objects: an address appears twice")
+        bad = ~self.valid_objects(a) | (a == 0)
+        if bad.any():
+            raise ValueError(f"mprt: free_objects: {int(a[bad][0]):#x} is not the start of an allocated object")
+        spans = self.spanof[a >> PAGE_SHIFT].astype(np.int64)
+        order = np.argsort(spans, kind="stable")
+        a, spans = a[order], spans[order]
+        cuts = np.flatnonzero(np.diff(spans)) + 1
+        for grp_a, grp_s in zip(np.split(a, cuts), np.split(spans, cuts)):
+            s = int(grp_s[0])
+            cls = int(self.s_sc[s]) >> 1
+            if cls == 0:
+                mcentral.free_large(self, s)
+            else:
+                mcentral.free_small(self, s, (grp_a - (s << PAGE_SHIFT)) // class_to_size[cls])
+
+    def scavenge(self):
+        """Return every idle page to the OS; returns the bytes released (Go's scavenge(all))."""
+        with self.lock:
+            return mheap.scavenge_locked(self)
+
+    def check(self):
+        with self.lock:
+            mheap.check_locked(self)
+
+    # ---- teardown ----
+
+    def _drop(self):
+        self.alive = False
+        self.roots.alive = False
+        for v in reversed(self._views):
+            try:
+                v.release()
+            except (BufferError, ValueError):
+                pass
+
+    def detach(self):
+        """Leave the runtime: give the P back, drop the root table, unmap."""
+        global _cur
+        if not self.alive:
+            return
+        if self.mcache is not None:
+            self.release_p()
+        with self.lock:
+            self.procs[self.slot * PROC_WORDS:(self.slot + 1) * PROC_WORDS] = 0
+        self.roots.seg.unlink()
+        self._close()
+        if _cur is self:
+            _cur = None
+
+    def destroy(self):
+        """Tear the whole runtime's heap down: unlink every segment and semaphore it has."""
+        global _cur
+        if not self.alive:
+            return
+        self._close()
+        unlink_runtime(self.rtid)
+        if _cur is self:
+            _cur = None
+
+    def _close(self):
+        self._drop()
+        for lk in [self.lock, self.types_lock, *self._central_locks.values()]:
+            lk.close()
+        for seg in (self.roots.seg, self.arena, self.heapseg):
+            seg.close()
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def create(arena_max=None, gcpercent=100, p=0):
+    """Create a new runtime heap, attach this process to it holding P p, and make it current."""
+    global _cur
+    if _cur is not None:
+        raise RuntimeError(f"mprt: this process is already attached to runtime {_cur.rtid}")
+    reap_dead()
+    rtid = new_runtime_id()
+    try:
+        h = Heap(rtid, True, DEFAULT_ARENA_MAX if arena_max is None else arena_max, gcpercent)
+    except BaseException:
+        unlink_runtime(rtid)
+        raise
+    if p is not None:
+        h.bind_p(p)
+    _cur = h
+    return h
+
+
+def attach(rtid, p=None):
+    """Attach this process to the running heap of runtime rtid (holding P p if given)."""
+    global _cur
+    if _cur is not None:
+        raise RuntimeError(f"mprt: this process is already attached to runtime {_cur.rtid}")
+    h = Heap(rtid, False)
+    if p is not None:
+        h.bind_p(p)
+    _cur = h
+    return h
+
+
+def _after_fork_in_child():
+    # A forked child inherits the parent's mappings and Python objects, but not its P or its
+    # root table: Ptrs it inherited must not touch the parent's roots.
+    global _cur
+    h = _cur
+    if h is not None:
+        h.roots.alive = False
+        h.mcache = None
+        h.alive = False
+        _cur = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# ---- the language-level entry points ----
+
+def new(T):
+    """A zeroed object of struct type T."""
+    h = _cur
+    if h is None:
+        current()
+    t = h.tcache.get(T)
+    if t is None:
+        t = h.bind_class(T)
+    if t.sizeclass == 0:
+        return t.make(h.alloc_large(t.objsize, t.tid, t.noscan))
+    mc = h.mcache
+    if mc is None:
+        h._mcache()
+    sc = t.spanclass
+    fl = mc.free[sc]
+    if not fl:
+        mc.refill(sc)
+    i = fl.pop()
+    h.meta_tid_mv[mc.tidbase[sc] + i] = t.tid
+    mc.stats[t.sizeclass] += 1     # PS_NMALLOC == 0
+    return t.make(mc.base[sc] + i * t.stride)
+
+
+def make(elem, n):
+    """A zeroed slice of n elements of elem (a numpy scalar dtype, or mprt.Ptr)."""
+    h = current()
+    if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
+        raise TypeError(f"mprt.make: length {n!r} is not an integer")
+    t = h.slice_type(elem)
+    n = int(n)
+    if n < 0 or n * t.elemsize > h.max_alloc:
+        from ..runtime import Error
+        raise Error("makeslice: len out of range")
+    a = h.alloc(8 + n * t.elemsize, t.tid, t.noscan)
+    h.mvq[a >> 3] = n
+    return t.make(a)
+
+
+def new_batch(T, n):
+    """n zeroed objects of struct type T in one call (see Batch)."""
+    h = current()
+    if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or n < 0:
+        raise ValueError(f"mprt.new_batch: count {n!r} is not a non-negative integer")
+    t = h.tcache.get(T) or h.bind_class(T)
+    from .ptr import Ptr
+    root = make(Ptr, int(n))
+    addrs = h.alloc_batch(t, int(n))
+    store_ptrs(h, root.addr + 8 + np.arange(len(addrs), dtype=np.int64) * 8, addrs)
+    return Batch(root, t)
+
+
+def sizeof(p):
+    """The bytes p's type declares: the struct's size, or length x element size for a slice."""
+    from .ptr import Ptr
+    if not isinstance(p, Ptr):
+        raise TypeError(f"mprt.sizeof: {p!r} is not a mprt.Ptr")
+    t = p._t
+    if t.kind == K_STRUCT:
+        return t.size
+    return len(p) * t.elemsize

@@ -1,0 +1,184 @@
+"""Central span lists, one pair per span class, shared by every P; and the free path.
+
+See malloc.py for the overview.  For span class sc (sizeclass << 1 | noscan):
+    central_heads[sc*2]     spans with free objects that no P caches (L_PARTIAL)
+    central_heads[sc*2+1]   spans with no free object that no P caches (L_FULL)
+A span cached by a P is on neither list (s_cached = P).  Both lists, s_alloc, s_list and
+central_nfree of a size class are guarded by that class's mcentral lock.  Lock order: an mcentral
+lock, then the heap lock; never the other way round.
+
+s_alloc of a span is exact while no P caches it.  While cached, the P counts its allocations
+locally and adds them when it gives the span back (uncache_span); frees that happen meanwhile
+subtract at once.  A span whose count drops to zero while uncached goes back to the page heap.
+
+Free object slots are always zero, and so are their type ids: the free path zeroes an object before
+clearing its type id, so whoever sees a zero type id sees zeroed memory.  Allocation never zeroes.
+"""
+import numpy as np
+
+from . import mheap
+from .layout import (H_LARGEFREE, H_NLARGEFREE, H_NSPANS_INUSE, H_META_BUMP, H_META_COMMIT, H_META_FREE, L_FULL, L_PARTIAL, MAX_META_PER_PAGE,
+                     S_INUSE, meta_bytes, _round)
+from .segment import NoSpace
+from .sizeclasses import PAGE_SHIFT, class_to_allocnpages, class_to_nobjs, class_to_size
+
+META_COMMIT_STEP = 64 << 10
+
+
+# ---- meta blocks (heap lock) ----
+
+def _meta_bump_locked(h, nbytes):
+    hdr = h.hdr
+    off = int(hdr[H_META_BUMP])
+    end = off + nbytes
+    if end > int(hdr[H_META_COMMIT]):
+        newc = _round(end, META_COMMIT_STEP)
+        limit = h.layout.maxpages * MAX_META_PER_PAGE
+        newc = min(newc, limit)
+        if end > limit:
+            raise mheap.OutOfMemory(nbytes, int(hdr[H_META_COMMIT]))
+        try:
+            h.heapseg.commit(h.meta_off + int(hdr[H_META_COMMIT]), newc - int(hdr[H_META_COMMIT]))
+        except NoSpace:
+            raise mheap.OutOfMemory(nbytes, int(hdr[H_META_COMMIT])) from None
+        hdr[H_META_COMMIT] = newc
+    hdr[H_META_BUMP] = end
+    return off
+
+
+def meta_alloc_locked(h, cls, k=1):
+    """k meta blocks for spans of size class cls: recycled ones first, then fresh ones."""
+    hdr, q = h.hdr, h.meta_q
+    out = []
+    while len(out) < k:
+        head = int(hdr[H_META_FREE + cls])
+        if not head:
+            break
+        hdr[H_META_FREE + cls] = q[head >> 3]
+        q[head >> 3] = 0
+        out.append(head)
+    rest = k - len(out)
+    if rest:
+        size = meta_bytes[cls]
+        first = _meta_bump_locked(h, size * rest)
+        out.extend(range(first, first + size * rest, size))
+    return out
+
+
+def meta_free_locked(h, cls, off):
+    h.meta[off:off + meta_bytes[cls]] = 0
+    h.meta_q[off >> 3] = int(h.hdr[H_META_FREE + cls])
+    h.hdr[H_META_FREE + cls] = off
+
+
+# ---- spans in and out of P caches ----
+
+def cache_span(h, sc, p):
+    """Give P p a span of class sc with at least one free object (Go's mcentral.cacheSpan)."""
+    cls = sc >> 1
+    heads = h.central_heads
+    with h.central_lock(cls):
+        s = int(heads[sc * 2])
+        if s:
+            mheap.list_remove(h, heads, sc * 2, s)
+            h.s_cached[s] = p
+            return s
+    npages = class_to_allocnpages[cls]
+    with h.lock:
+        s, nrel, nz = mheap.alloc_locked(h, npages)
+        h.s_sc[s] = sc
+        h.s_alloc[s] = 0
+        h.s_cached[s] = p
+        h.s_meta[s] = meta_alloc_locked(h, cls)[0]
+    mheap.prepare(h, s, npages, nrel, nz)
+    return s
+
+
+def uncache_span(h, sc, s, nalloc):
+    """P gives span s back after allocating nalloc objects from it (Go's mcentral.uncacheSpan)."""
+    cls = sc >> 1
+    with h.central_lock(cls):
+        h.s_cached[s] = -1
+        a = int(h.s_alloc[s]) + nalloc
+        h.s_alloc[s] = a
+        if a == 0:
+            _release_locked(h, cls, s)
+        elif a == class_to_nobjs[cls]:
+            mheap.list_push(h, h.central_heads, sc * 2 + 1, s, L_FULL)
+        else:
+            mheap.list_push(h, h.central_heads, sc * 2, s, L_PARTIAL)
+
+
+def _release_locked(h, cls, s):
+    # caller holds the mcentral lock of cls; the span is on no list
+    with h.lock:
+        meta_free_locked(h, cls, int(h.s_meta[s]))
+        mheap.free_locked(h, s, needzero=False)   # every slot was zeroed when freed
+
+
+def alloc_full_spans(h, sc, k, tid):
+    """k fresh spans of class sc with every object allocated to type tid, in one contiguous run,
+    linked onto the full list (new_batch's path).  Returns the spans' first pages."""
+    cls = sc >> 1
+    npg, nobj = class_to_allocnpages[cls], class_to_nobjs[cls]
+    with h.lock:
+        run, nrel, nz = mheap.alloc_locked(h, k * npg)
+        starts = run + np.arange(k, dtype=np.int64) * npg
+        h.s_npages[starts] = npg
+        h.s_state[starts] = S_INUSE
+        h.spanof[run:run + k * npg] = np.repeat(starts, npg)
+        h.hdr[H_NSPANS_INUSE] += k - 1
+        h.s_sc[starts] = sc
+        h.s_alloc[starts] = nobj
+        h.s_cached[starts] = -1
+        metas = np.array(meta_alloc_locked(h, cls, k), dtype=np.int64)
+        h.s_meta[starts] = metas
+    mheap.prepare(h, run, k * npg, nrel, nz)
+    h.meta_tid[((metas >> 1)[:, None] + np.arange(nobj)).ravel()] = tid
+    heads = h.central_heads
+    with h.central_lock(cls):
+        first, last = int(starts[0]), int(starts[-1])
+        h.s_next[starts[:-1]] = starts[1:]
+        h.s_prev[starts[1:]] = starts[:-1]
+        h.s_list[starts] = L_FULL
+        old = int(heads[sc * 2 + 1])
+        h.s_prev[first] = 0
+        h.s_next[last] = old
+        if old:
+            h.s_prev[old] = last
+        heads[sc * 2 + 1] = first
+    return starts
+
+
+# ---- the free path (what the sweeper calls) ----
+
+def free_small(h, s, idxs):
+    """Free the objects at indices idxs (unique, validated as allocated) of small span s."""
+    sc = int(h.s_sc[s])
+    cls = sc >> 1
+    size, nobj = class_to_size[cls], class_to_nobjs[cls]
+    base = s << PAGE_SHIFT
+    tids = h.meta_tid[int(h.s_meta[s]) >> 1:(int(h.s_meta[s]) >> 1) + nobj]
+    k = len(idxs)
+    with h.central_lock(cls):
+        h.arena_u8[base:base + nobj * size].reshape(nobj, size)[idxs] = 0
+        tids[idxs] = 0
+        a = int(h.s_alloc[s]) - k
+        h.s_alloc[s] = a
+        h.central_nfree[sc] += k
+        if h.s_cached[s] < 0:
+            lst = int(h.s_list[s])
+            if a == 0:
+                mheap.list_remove(h, h.central_heads, sc * 2 + (lst == L_FULL), s)
+                _release_locked(h, cls, s)
+            elif lst == L_FULL:
+                mheap.list_remove(h, h.central_heads, sc * 2 + 1, s)
+                mheap.list_push(h, h.central_heads, sc * 2, s, L_PARTIAL)
+
+
+def free_large(h, s):
+    with h.lock:
+        n = int(h.s_npages[s])
+        h.hdr[H_NLARGEFREE] += 1
+        h.hdr[H_LARGEFREE] += n << PAGE_SHIFT
+        mheap.free_locked(h, s, needzero=True)

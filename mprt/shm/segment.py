@@ -1,0 +1,188 @@
+"""Named POSIX shared-memory segments and semaphores, and the cleanup of dead runtimes.
+
+Every object a runtime creates in /dev/shm is named
+
+    /mprt.<pid>.<token>.<what>          (a segment; the file /dev/shm/mprt.<pid>.<token>.<what>)
+    /mprt.<pid>.<token>.<what>          (a semaphore; the file /dev/shm/sem.mprt.<pid>.<token>.<what>)
+
+where <pid>.<token> is the runtime id: the pid of the process that created the runtime and a random
+token.  The token keeps two runtimes apart even when one pid is reused; the pid says whether the
+runtime's owner is still alive.  A runtime that died without tearing down (SIGKILL) leaves files whose
+pid no longer exists: `reap_dead` removes them, and every new runtime calls it at start.
+
+Segments are reserved large and committed explicitly with fallocate (`Segment.commit`): tmpfs then
+takes its pages at once and reports a full /dev/shm as ENOSPC, where a first touch of an uncommitted
+page would have been a SIGBUS.  `Segment.release` punches the pages out again (MADV_REMOVE): the range
+reads as zeros afterwards and must be committed again before it is reused.
+
+multiprocessing.shared_memory is not used: its resource tracker may unlink a live segment.
+"""
+import errno
+import mmap
+import os
+import re
+import secrets
+
+import posix_ipc
+import psutil
+
+SHM_DIR = "/dev/shm"
+PREFIX = "mprt."
+_NAME_RE = re.compile(r"^(?:sem\.)?mprt\.(\d+)\.([0-9a-f]+)\.")
+
+
+class NoSpace(OSError):
+    """fallocate could not commit a range: /dev/shm is full."""
+
+
+def new_runtime_id():
+    return f"{os.getpid()}.{secrets.token_hex(4)}"
+
+
+def shm_name(rtid, what):
+    return f"/{PREFIX}{rtid}.{what}"
+
+
+class Segment:
+    """One mapped POSIX shared-memory object.  `mm` is the mapping; the fd stays open so that any
+    attached process can commit ranges."""
+
+    __slots__ = ("name", "size", "fd", "mm", "_shm")
+
+    def __init__(self, name, size=None, create=False):
+        flags = posix_ipc.O_CREX if create else 0
+        self._shm = posix_ipc.SharedMemory(name, flags, mode=0o600, size=size or 0)
+        self.name = name
+        self.fd = self._shm.fd
+        self.size = os.fstat(self.fd).st_size
+        self.mm = mmap.mmap(self.fd, self.size)
+
+    def commit(self, off, n):
+        """Make [off, off+n) backed by tmpfs pages (idempotent)."""
+        if n <= 0:
+            return
+        try:
+            os.posix_fallocate(self.fd, off, n)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
+                raise NoSpace(e.errno, f"{e.strerror} (committing {n} bytes of {self.name})") from None
+            raise
+
+    def release(self, off, n):
+        """Return [off, off+n) to the OS.  Never read the range afterwards without committing it."""
+        if n > 0:
+            self.mm.madvise(mmap.MADV_REMOVE, off, n)
+
+    def committed_bytes(self):
+        return os.fstat(self.fd).st_blocks * 512
+
+    def unlink(self):
+        try:
+            posix_ipc.unlink_shared_memory(self.name)
+        except posix_ipc.ExistentialError:
+            pass
+
+    def close(self):
+        """Unmap if nothing still views the mapping (numpy views keep it alive), close the fd."""
+        try:
+            self.mm.close()
+        except BufferError:
+            pass  # a live view holds it; the mapping goes when the last view does
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+class Lock:
+    """A mutex shared by processes: a POSIX semaphore with initial value 1.
+
+    A holder that is killed leaves it held; the runtime's fault handling treats a dead holder as
+    a dead runtime."""
+
+    __slots__ = ("name", "_sem", "acquire_raw", "release")
+
+    def __init__(self, name, create=False):
+        flags = posix_ipc.O_CREX if create else 0
+        self._sem = posix_ipc.Semaphore(name, flags, mode=0o600, initial_value=1)
+        self.name = name
+        self.acquire_raw = self._sem.acquire
+        self.release = self._sem.release
+
+    def acquire(self):
+        while True:
+            try:
+                return self.acquire_raw()
+            except posix_ipc.SignalError:
+                continue  # interrupted by a signal whose handler returned: wait again
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def unlink(self):
+        try:
+            self._sem.unlink()
+        except posix_ipc.ExistentialError:
+            pass
+
+    def close(self):
+        try:
+            self._sem.close()
+        except posix_ipc.ExistentialError:
+            pass
+
+
+def runtime_entries(rtid=None):
+    """Files in /dev/shm that belong to runtime `rtid` (or to any runtime): [(file, rtid)]."""
+    out = []
+    try:
+        names = os.listdir(SHM_DIR)
+    except FileNotFoundError:
+        return out
+    for f in names:
+        m = _NAME_RE.match(f)
+        if m:
+            rid = f"{m.group(1)}.{m.group(2)}"
+            if rtid is None or rid == rtid:
+                out.append((f, rid))
+    return out
+
+
+def unlink_runtime(rtid):
+    """Remove every segment and semaphore of runtime `rtid`.  Returns the file names removed."""
+    removed = []
+    for f, _ in runtime_entries(rtid):
+        try:
+            os.unlink(os.path.join(SHM_DIR, f))
+            removed.append(f)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def reap_dead():
+    """Remove what runtimes whose owner process is gone left in /dev/shm.  Returns the files removed."""
+    removed = []
+    dead = {}
+    for f, rid in runtime_entries():
+        pid = int(rid.split(".")[0])
+        if rid not in dead:
+            dead[rid] = not psutil.pid_exists(pid) or _is_zombie(pid)
+        if dead[rid]:
+            try:
+                os.unlink(os.path.join(SHM_DIR, f))
+                removed.append(f)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def _is_zombie(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True

@@ -1,0 +1,182 @@
+"""Object types: @mprt.struct layouts and the shared type table.
+
+A struct type is a class whose annotations are numpy scalar types or mprt.Ptr.  Its layout is Go's:
+fields in declaration order, each aligned to its own alignment (its size, at most 8), the struct's
+size rounded up to its largest alignment.  A slice is a heap object of one 8-byte length word
+followed by its elements; its type is "slice of <elem>".
+
+Every type a runtime has allocated gets a type id (1..65535) in the type table of the heap segment:
+its kind, its size, a descriptor (the layout as JSON, so any process can rebuild the field
+accessors from shared memory alone) and the byte offsets of its pointer words.  Each allocated
+object's type id is recorded with the object (see malloc.py), so any process, and the collector,
+knows where the pointers of any object are.  The table is append-only under the types lock; an
+entry never changes once published (hdr[H_NTYPES] covers it).
+"""
+import inspect
+import json
+
+import numpy as np
+
+from .layout import H_NTYPES, H_TBLOB_BUMP, H_TBLOB_COMMIT, MAXTYPES, TBLOB_BYTES, _round
+from .sizeclasses import MAX_SMALL_SIZE, class_to_size
+
+K_STRUCT, K_SLICE = 1, 2
+PTR_CODE = "P"
+WORD = 8
+RESERVED_FIELDS = frozenset({"addr", "np"})
+
+
+class StructLayout:
+    """The process-local description of a @mprt.struct class (independent of any runtime)."""
+
+    __slots__ = ("name", "fields", "size", "ptroffs", "desc")
+
+    def __init__(self, name, fields, size):
+        self.name = name
+        self.fields = fields            # [(fname, code, offset, dtype or None)]
+        self.size = size
+        self.ptroffs = [off for _, code, off, _ in fields if code == PTR_CODE]
+        self.desc = json.dumps({"k": "struct", "name": name, "size": size,
+                                "fields": [[f, c, o] for f, c, o, _ in fields]},
+                               separators=(",", ":")).encode()
+
+
+def _field_code(cls, fname, ann):
+    from .ptr import Ptr
+    if ann is Ptr:
+        return PTR_CODE, None
+    try:
+        if isinstance(ann, type) and issubclass(ann, np.generic):
+            dt = np.dtype(ann)
+        else:
+            raise TypeError
+    except TypeError:
+        raise TypeError(f"mprt.struct {cls.__qualname__}: field {fname!r} has type {ann!r}; "
+                        f"fields must be numpy scalar types (np.int64, np.float32, ...) or mprt.Ptr") from None
+    if dt.kind not in "biufc" or dt.itemsize > 16:
+        raise TypeError(f"mprt.struct {cls.__qualname__}: field {fname!r} has type {ann!r}; "
+                        f"only numpy bool, integer, float and complex scalars are allowed")
+    return dt.str, dt
+
+
+def struct(cls):
+    """Class decorator: make `cls` a heap struct type (see the module comment)."""
+    if not isinstance(cls, type):
+        raise TypeError(f"mprt.struct decorates a class, not {cls!r}")
+    try:
+        anns = inspect.get_annotations(cls, eval_str=True)
+    except Exception as e:
+        raise TypeError(f"mprt.struct {cls.__qualname__}: cannot resolve field annotations: {e}") from None
+    fields, off, align = [], 0, 1
+    for fname, ann in anns.items():
+        if fname.startswith("_") or fname in RESERVED_FIELDS:
+            raise TypeError(f"mprt.struct {cls.__qualname__}: field name {fname!r} is reserved")
+        code, dt = _field_code(cls, fname, ann)
+        size = WORD if dt is None else dt.itemsize
+        a = min(size, WORD)
+        off = (off + a - 1) // a * a
+        fields.append((fname, code, off, dt))
+        off += size
+        align = max(align, a)
+    size = (off + align - 1) // align * align
+    cls._mprt_struct = StructLayout(f"{cls.__module__}.{cls.__qualname__}", fields, size)
+    return cls
+
+
+def layout_of(T):
+    lay = T.__dict__.get("_mprt_struct") if isinstance(T, type) else None
+    if lay is None:
+        raise TypeError(f"mprt.new: {T!r} is not a struct type (decorate the class with @mprt.struct)")
+    return lay
+
+
+def elem_code(elem):
+    """The element code of a slice element spec: mprt.Ptr or a numpy dtype-like."""
+    from .ptr import Ptr
+    if elem is Ptr:
+        return PTR_CODE, None
+    try:
+        dt = None if elem is None else np.dtype(elem)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind not in "biufc" or dt.itemsize > 16:
+        raise TypeError(f"mprt.make: element type {elem!r} is not a numpy scalar dtype or mprt.Ptr")
+    return dt.str, dt
+
+
+def slice_desc(code):
+    return json.dumps({"k": "slice", "elem": code}, separators=(",", ":")).encode()
+
+
+# ---- the shared type table ----
+
+def register(h, kind, size, desc, ptroffs):
+    """The type id of (kind, desc) in heap h, adding it to the table if it is new."""
+    tid = h.tid_by_desc.get(desc)
+    if tid is not None:
+        return tid
+    with h.types_lock:
+        hdr = h.hdr
+        n = int(hdr[H_NTYPES])
+        for t in range(h.types_scanned + 1, n + 1):
+            h.tid_by_desc.setdefault(read_desc(h, t), t)
+        h.types_scanned = n
+        tid = h.tid_by_desc.get(desc)
+        if tid is not None:
+            return tid
+        if n >= MAXTYPES:
+            raise RuntimeError(f"mprt: too many heap types (limit {MAXTYPES})")
+        po = np.asarray(ptroffs, dtype=np.int32).tobytes()
+        off = int(hdr[H_TBLOB_BUMP])
+        end = _round(off + len(desc) + len(po), 8)
+        if end > TBLOB_BYTES:
+            raise RuntimeError("mprt: type table full")
+        if end > int(hdr[H_TBLOB_COMMIT]):
+            c = _round(end, 64 << 10)
+            h.heapseg.commit(h.tblob_off + int(hdr[H_TBLOB_COMMIT]), c - int(hdr[H_TBLOB_COMMIT]))
+            hdr[H_TBLOB_COMMIT] = c
+        blob = h.tblob
+        blob[off:off + len(desc)] = np.frombuffer(desc, dtype=np.uint8)
+        blob[off + len(desc):off + len(desc) + len(po)] = np.frombuffer(po, dtype=np.uint8)
+        tid = n + 1
+        h.t_kind[tid] = kind
+        h.t_size[tid] = size
+        h.t_desc[tid] = off << 24 | len(desc)
+        h.t_ptroffs[tid] = (off + len(desc)) << 24 | len(ptroffs)
+        hdr[H_TBLOB_BUMP] = end
+        hdr[H_NTYPES] = tid          # publish last
+        h.tid_by_desc[desc] = tid
+        h.types_scanned = tid
+        return tid
+
+
+def read_desc(h, tid):
+    d = int(h.t_desc[tid])
+    off, n = d >> 24, d & 0xFFFFFF
+    return h.tblob[off:off + n].tobytes()
+
+
+def read_ptroffs(h, tid):
+    d = int(h.t_ptroffs[tid])
+    off, n = d >> 24, d & 0xFFFFFF
+    return np.frombuffer(h.tblob[off:off + 4 * n].tobytes(), dtype=np.int32).astype(np.int64)
+
+
+def size_class(nbytes):
+    """Go's size_to_class for a small allocation (0 for large)."""
+    if nbytes > MAX_SMALL_SIZE:
+        return 0
+    return _size_to_class[(nbytes + 7) >> 3]
+
+
+def _build_size_to_class():
+    out, c = [], 1
+    for i in range((MAX_SMALL_SIZE >> 3) + 1):
+        size = i << 3
+        while class_to_size[c] < size:
+            c += 1
+        out.append(c)
+    return out
+
+
+_size_to_class = _build_size_to_class()
