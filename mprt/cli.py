@@ -1,0 +1,42 @@
+"""The `mprt` command (also `python -m mprt`).
+
+    mprt demo    the shared heap across processes: what mprt is, in a few seconds
+    mprt clean   remove what dead runtimes left in /dev/shm
+"""
+import argparse
+import sys
+
+
+def _cmd_demo(args):
+    from ._demo import main as demo
+    return demo(nprocs=args.procs, n=args.n)
+
+
+def _cmd_clean(args):
+    from .shm.segment import reap_dead
+    removed = reap_dead()
+    for f in removed:
+        print(f"removed /dev/shm/{f}")
+    print(f"{len(removed)} entries of dead runtimes removed")
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="mprt", description="Go 1.9.2's runtime on processes and shared memory")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="a parallel workload on the shared heap, with MemStats",
+                       description="Worker processes, each holding its own P, allocate Go-style objects "
+                                   "and slices in one shared heap; the parent follows their pointers "
+                                   "and sums their slices zero-copy, then prints runtime.MemStats.")
+    d.add_argument("--procs", type=int, default=2, help="worker processes (default 2)")
+    d.add_argument("-n", type=int, default=200_000, help="objects per worker (default 200000)")
+    d.set_defaults(fn=_cmd_demo)
+    c = sub.add_parser("clean", help="remove what dead runtimes left in /dev/shm",
+                       description="Remove segments and semaphores in /dev/shm whose runtime's process is gone.")
+    c.set_defaults(fn=_cmd_clean)
+    args = ap.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Running functions in real worker processes attached to a test's heap."""
+import multiprocessing as mp
+import traceback
+
+from mprt.shm import malloc
+from mprt.shm.ptr import dumps, loads
+
+_ctx = mp.get_context("fork")
+
+
+def _child(rtid, p, fn, args, conn, barrier):
+    h = malloc.attach(rtid, p=p)
+    try:
+        if barrier is not None:
+            barrier.wait(timeout=30)
+        res = fn(*args)
+        conn.send_bytes(dumps(("ok", res)))
+        conn.recv()        # hold our handles until the parent has read the result
+    except BaseException:
+        conn.send_bytes(dumps(("err", traceback.format_exc())))
+    finally:
+        h.detach()
+
+
+def run_each(heap, calls, together=False, timeout=60):
+    """Run calls [(P, fn, args)] each in its own process attached to `heap` holding that P; returns
+    their results (unpickled here, so Ptrs come back as this process's handles)."""
+    barrier = _ctx.Barrier(len(calls)) if together else None
+    started = []
+    for p, fn, args in calls:
+        a, b = _ctx.Pipe()
+        pr = _ctx.Process(target=_child, args=(heap.rtid, p, fn, args, b, barrier))
+        pr.start()
+        started.append((pr, a))
+    results = []
+    try:
+        for pr, a in started:
+            if not a.poll(timeout):
+                raise TimeoutError(f"worker {pr.pid} gave no result in {timeout}s")
+            kind, val = loads(a.recv_bytes())
+            if kind == "err":
+                raise AssertionError(f"worker {pr.pid} failed:\n{val}")
+            results.append(val)
+    finally:
+        for pr, a in started:
+            try:
+                a.send(True)
+            except OSError:
+                pass
+        for pr, a in started:
+            pr.join(10)
+            if pr.is_alive():
+                pr.kill()
+                pr.join()
+    return results

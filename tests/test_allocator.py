@@ -1,0 +1,234 @@
+"""Go's allocator over shared memory, with real worker processes."""
+import os
+
+import numpy as np
+import pytest
+
+import mprt
+from mprt import runtime
+from mprt.shm import malloc
+from mprt.shm.layout import H_ARENA_PAGES, S_INUSE
+from mprt.shm.sizeclasses import class_to_size
+from procs import run_each
+
+
+@mprt.struct
+class Obj:
+    a: np.int64
+    b: np.int64
+    c: np.int64       # 24 bytes -> class 3 (32 B)
+
+
+@mprt.struct
+class Cell:
+    next: mprt.Ptr
+    val: np.int64
+
+
+def _write_slice(n):
+    s = mprt.make(np.float64, n)
+    s.np[:] = np.arange(n, dtype=np.float64) * 2
+    return s
+
+
+def _build_list(k):
+    head = None
+    for i in range(k):
+        c = mprt.new(Cell)
+        c.val = i
+        c.next = head
+        head = c
+    return head
+
+
+def _read_and_bump(s, cellhead):
+    total, c = 0, cellhead
+    while c is not None:
+        total += int(c.val)
+        c.val = c.val + 1000
+        c = c.next
+    return float(s.np.sum()), total
+
+
+def test_values_and_pointers_cross_processes(heap):
+    (s,) = run_each(heap, [(1, _write_slice, (10_000,))])
+    assert s.np[9999] == 19998.0                     # written by the child's numpy view
+    (head,) = run_each(heap, [(2, _build_list, (50,))])
+    vals, c = [], head
+    while c is not None:                             # pointers built by another process
+        vals.append(int(c.val))
+        c = c.next
+    assert vals == list(range(49, -1, -1))
+    s.np[0] = 1e6                                    # written here, read there
+    ((ssum, total),) = run_each(heap, [(1, _read_and_bump, (s, head))])
+    assert ssum == s.np.sum() and total == sum(range(50))
+    assert head.val == 49 + 1000                     # the child's write is seen here
+
+
+def _alloc_many(n):
+    addrs = np.empty(n, dtype=np.int64)
+    keep = []
+    for i in range(n):
+        p = mprt.new(Obj)
+        p.a = os.getpid()
+        addrs[i] = p.addr
+        keep.append(p)
+    h = malloc.current()
+    arr = mprt.make(np.int64, n)        # hand the addresses back in the heap itself
+    arr.np[:] = addrs
+    p = h.p
+    h.release_p()                       # flush the mcache: spans go back to mcentral
+    h.bind_p(p)
+    return arr, os.getpid()
+
+
+def test_two_processes_allocate_concurrently_without_overlap(heap):
+    n = 200_000
+    res = run_each(heap, [(1, _alloc_many, (n,)), (2, _alloc_many, (n,))], together=True, timeout=120)
+    all_addrs = np.concatenate([arr.np.copy() for arr, _ in res])
+    assert len(all_addrs) == 2 * n
+    assert len(np.unique(all_addrs)) == 2 * n                       # no two objects share a start
+    order = np.sort(all_addrs)
+    assert (np.diff(order) >= 32).all()                             # and none overlaps the next
+    for arr, pid in res:                                            # each object still holds its writer
+        a = arr.np
+        vals = heap.gather(a, np.dtype(np.int64))
+        assert (vals == pid).all()
+    sample = all_addrs[:: 997]
+    for a in sample.tolist():                                        # O(1) address -> span/class/start
+        s, cls, start = heap.find_object(a)
+        assert class_to_size[cls] == 32 and start == a
+        assert heap.find_object(a + 8)[2] == a
+    assert heap.valid_objects(all_addrs).all()
+    heap.check()
+    m = runtime.MemStats()
+    runtime.ReadMemStats(m)
+    assert m.BySize[3].Size == 32 and m.BySize[3].Mallocs == 2 * n
+
+
+def test_free_coalesces_and_release_returns_memory(heap):
+    before = runtime.MemStats()
+    runtime.ReadMemStats(before)
+    b = mprt.new_batch(Obj, 300_000)                      # ~9.6 MB of small spans
+    bigs = [mprt.make(np.float64, 1 << 20) for _ in range(24)]   # 24 x 8 MB large spans
+    for s in bigs:
+        s.np[:] = 1.0                                      # touch: really committed
+    addrs = np.concatenate([b.addrs, [s.addr for s in bigs]])
+    root = b._root.addr
+    del b, bigs
+    heap.release_p()
+    heap.free_objects(np.append(addrs, root))
+    heap.bind_p(0)
+    heap.check()
+    with heap.lock:
+        from mprt.shm.mheap import free_spans_locked
+        spans = free_spans_locked(heap)
+    inuse = [s for s in range(1, int(heap.hdr[H_ARENA_PAGES])) if heap.s_state[s] == S_INUSE]
+    # everything freed: the only in-use spans are those of the handful of objects from before
+    assert len(spans) <= 1 + len(inuse), (spans, inuse)
+    biggest = max(n for _, n in spans)
+    assert biggest * 8192 >= 24 * (8 << 20)              # the big spans merged into one run
+    m1 = runtime.MemStats()
+    runtime.ReadMemStats(m1)
+    assert m1.HeapObjects == before.HeapObjects and m1.HeapAlloc == before.HeapAlloc
+    assert m1.HeapReleased == 0
+    shmem0 = _shmem()
+    blocks0 = heap.arena.committed_bytes()
+    released = heap.scavenge()
+    m2 = runtime.MemStats()
+    runtime.ReadMemStats(m2)
+    assert released >= 200 << 20
+    assert m2.HeapReleased == released and m2.HeapIdle == m1.HeapIdle
+    assert blocks0 - heap.arena.committed_bytes() == released     # exactly those pages left tmpfs
+    assert shmem0 - _shmem() > (released >> 1)                      # the machine sees it (noisy: others run)
+    heap.check()
+    again = mprt.make(np.float64, 1 << 20)                # reuse of released pages: committed again
+    again.np[:] = 2.0
+    assert again.np.sum() == 2.0 * (1 << 20)
+    m3 = runtime.MemStats()
+    runtime.ReadMemStats(m3)
+    assert m3.HeapReleased < m2.HeapReleased
+    heap.check()
+
+
+def _shmem():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Shmem:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no Shmem in /proc/meminfo")
+
+
+def _mixed(p, seed):
+    rng = np.random.default_rng(seed)
+    h = malloc.current()
+    kept, freed = [], []
+    for i in range(3000):
+        k = rng.integers(3)
+        if k == 0:
+            kept.append(mprt.new(Obj))
+        elif k == 1:
+            kept.append(mprt.make(np.uint8, int(rng.integers(0, 5000))))
+        else:
+            kept.append(mprt.make(np.int64, int(rng.integers(4097, 20000))))   # large
+        if rng.random() < 0.4:
+            victim = kept.pop(int(rng.integers(len(kept))))
+            a = victim.addr
+            del victim
+            freed.append(a)
+    h.free_objects(np.array(freed, dtype=np.int64))      # the free path, from this process
+    nbytes = sum(h.find_object(p_.addr) and _objsize(h, p_.addr) for p_ in kept)
+    arr = mprt.make(mprt.Ptr, len(kept))
+    for i, q in enumerate(kept):
+        arr[i] = q
+    return arr, nbytes
+
+
+def _objsize(h, a):
+    s, cls, _ = h.find_object(a)
+    return class_to_size[cls] if cls else int(h.s_npages[s]) * 8192
+
+
+def test_memstats_invariants_after_mixed_alloc_and_free(heap):
+    base = runtime.MemStats()
+    runtime.ReadMemStats(base)
+    res = run_each(heap, [(1, _mixed, (1, 1)), (2, _mixed, (2, 2))], together=True, timeout=120)
+    m = runtime.MemStats()
+    runtime.ReadMemStats(m)
+    # Go's TestMemStats identities
+    assert m.Sys == m.HeapSys + m.StackSys + m.MSpanSys + m.MCacheSys + m.BuckHashSys + m.GCSys + m.OtherSys
+    assert m.HeapIdle + m.HeapInuse == m.HeapSys
+    assert m.HeapAlloc == m.Alloc
+    assert m.HeapObjects == m.Mallocs - m.Frees
+    assert m.LastGC == m.PauseEnd[(m.NumGC + 255) % 256]
+    assert m.PauseTotalNs == sum(m.PauseNs) and not any(m.PauseNs[m.NumGC:]) and not any(m.PauseEnd[m.NumGC:])
+    assert m.NumForcedGC <= m.NumGC and m.EnableGC is True and m.DebugGC is False
+    for f in ("Alloc", "TotalAlloc", "Sys", "Lookups", "Mallocs", "Frees", "HeapAlloc", "HeapSys", "HeapInuse",
+              "HeapObjects", "StackInuse", "StackSys", "MSpanInuse", "MSpanSys", "MCacheInuse", "MCacheSys",
+              "GCSys", "OtherSys", "NextGC"):
+        v = getattr(m, f)
+        assert 0 < v < 1e10, (f, v)
+    assert m.NextGC == 4 << 20
+    assert len(m.BySize) == 61 and m.BySize[0].Size == 0 and m.BySize[60].Size == 19072
+    # exact: the live objects are what the children kept, plus their two result arrays
+    live = base.HeapAlloc + sum(nbytes for _, nbytes in res) + sum(_objsize(heap, arr.addr) for arr, _ in res)
+    assert m.HeapAlloc == live
+    assert m.Frees > 0 and sum(e.Frees for e in m.BySize) <= m.Frees
+    assert m.Mallocs - base.Mallocs == 2 * 3000 + 2
+    heap.check()
+
+
+def test_out_of_memory_is_gos_message_and_leaves_heap_usable(heap):
+    assert malloc.current() is heap
+    keep = []
+    with pytest.raises(MemoryError) as ei:
+        for _ in range(200):
+            keep.append(mprt.make(np.float64, 1 << 20))        # 8 MB each, arena max 1 GiB
+    msg = str(ei.value)
+    assert msg.startswith("runtime: out of memory: cannot allocate ") and "-byte block (" in msg
+    assert msg.endswith("in use)\nfatal error: out of memory")
+    assert len(keep) >= 100
+    heap.check()
+    p = mprt.new(Obj)                                           # small objects still fit
+    p.a = 1
+    del keep
