@@ -20,6 +20,7 @@ import pickle
 
 import cloudpickle
 import numpy as np
+import posix_ipc
 
 from .layout import PR_ROOTBYTES
 from .segment import Segment, shm_name
@@ -41,7 +42,13 @@ class Roots:
     __slots__ = ("seg", "mv", "free", "cap", "alive", "procs_row")
 
     def __init__(self, rtid, slot, procs_row):
-        self.seg = Segment(shm_name(rtid, f"roots.{slot}"), size=ROOT_SLOTS_MAX * 8, create=True)
+        name = shm_name(rtid, f"roots.{slot}")
+        try:
+            self.seg = Segment(name, size=ROOT_SLOTS_MAX * 8, create=True)
+        except posix_ipc.ExistentialError:
+            # the slot's previous process died without detaching; its table goes with it
+            posix_ipc.unlink_shared_memory(name)
+            self.seg = Segment(name, size=ROOT_SLOTS_MAX * 8, create=True)
         self.mv = memoryview(self.seg.mm).cast("q")
         self.free = []
         self.cap = 0
