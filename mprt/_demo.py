@@ -25,7 +25,9 @@ class Item:
     weight: np.float64
 
 
-def _worker(rtid, p, n, conn):
+def _worker(rtid, p, n, conn, parent_ends):
+    for c in parent_ends:
+        c.close()                         # so that the parent's death reads as EOF here
     h = malloc.attach(rtid, p=p)
     try:
         t0 = time.perf_counter()
@@ -48,18 +50,23 @@ def _worker(rtid, p, n, conn):
 def main(nprocs=2, n=200_000):
     h = malloc.create(p=0)
     ctx = mp.get_context("fork")
+    pipes, procs = [], []
     try:
         print(f"mprt {mprt.__version__}: runtime {h.rtid}, heap arena reserved {h.layout.arena_max >> 30} GiB "
               f"in /dev/shm, {nprocs} worker processes, each holding its own P")
-        pipes, procs = [], []
         for p in range(1, nprocs + 1):
             a, b = ctx.Pipe()
-            pr = ctx.Process(target=_worker, args=(h.rtid, p, n, b))
-            pr.start()
             pipes.append(a)
+            pr = ctx.Process(target=_worker, args=(h.rtid, p, n, b, pipes))
+            pr.start()
+            b.close()                     # so that the worker's death reads as EOF here
             procs.append(pr)
         for p, conn in enumerate(pipes, 1):
-            head, data, pid, elapsed = loads(conn.recv_bytes())
+            try:
+                head, data, pid, elapsed = loads(conn.recv_bytes())
+            except EOFError:
+                raise SystemExit(f"mprt demo: worker P{p} (pid {procs[p - 1].pid}) died: "
+                                 f"exit status {procs[p - 1].join(5) or procs[p - 1].exitcode}") from None
             t0 = time.perf_counter()
             count, node, idsum = 0, head, 0
             while node is not None:
@@ -72,11 +79,14 @@ def main(nprocs=2, n=200_000):
             print(f"  P{p} (pid {pid}): built {n} linked structs + a {n}-float64 slice in {elapsed * 1e3:.1f} ms; "
                   f"parent followed {count} pointers from {head!r} in {walk * 1e3:.0f} ms "
                   f"(ids sum {idsum}), slice sum {s:.0f} read zero-copy in {(time.perf_counter() - t0) * 1e3:.2f} ms")
-            assert count == n and idsum == n * (n - 1) // 2 and s == n * (p + 1.0)
+            if not (count == n and idsum == n * (n - 1) // 2 and s == n * (p + 1.0)):
+                raise SystemExit(f"mprt demo: P{p}'s data did not survive the trip: {count} nodes, "
+                                 f"ids sum {idsum}, slice sum {s}")
             del head, data, node
             conn.send(True)
         for pr in procs:
             pr.join()
+        procs.clear()
         m = runtime.MemStats()
         runtime.ReadMemStats(m)
         print(f"runtime.MemStats: HeapAlloc={m.HeapAlloc} HeapObjects={m.HeapObjects} Mallocs={m.Mallocs} "
@@ -86,4 +96,11 @@ def main(nprocs=2, n=200_000):
         h.check()
         return 0
     finally:
+        for conn in pipes:
+            conn.close()                  # a worker still waiting sees EOF and leaves
+        for pr in procs:
+            pr.join(5)
+            if pr.is_alive():
+                pr.kill()
+                pr.join()
         h.destroy()

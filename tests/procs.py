@@ -8,7 +8,9 @@ from mprt.shm.ptr import dumps, loads
 _ctx = mp.get_context("fork")
 
 
-def _child(rtid, p, fn, args, conn, barrier):
+def _child(rtid, p, fn, args, conn, barrier, parent_ends):
+    for c in parent_ends:
+        c.close()          # the parent's death must read as EOF here
     h = malloc.attach(rtid, p=p)
     try:
         if barrier is not None:
@@ -29,15 +31,21 @@ def run_each(heap, calls, together=False, timeout=60):
     started = []
     for p, fn, args in calls:
         a, b = _ctx.Pipe()
-        pr = _ctx.Process(target=_child, args=(heap.rtid, p, fn, args, b, barrier))
+        ends = [x for _, x in started] + [a]
+        pr = _ctx.Process(target=_child, args=(heap.rtid, p, fn, args, b, barrier, ends))
         pr.start()
+        b.close()          # a dead child must read as EOF here
         started.append((pr, a))
     results = []
     try:
         for pr, a in started:
             if not a.poll(timeout):
                 raise TimeoutError(f"worker {pr.pid} gave no result in {timeout}s")
-            kind, val = loads(a.recv_bytes())
+            try:
+                kind, val = loads(a.recv_bytes())
+            except EOFError:
+                pr.join(5)
+                raise AssertionError(f"worker {pr.pid} died with exit status {pr.exitcode}") from None
             if kind == "err":
                 raise AssertionError(f"worker {pr.pid} failed:\n{val}")
             results.append(val)

@@ -229,3 +229,22 @@ def test_pointer_from_another_runtime(heap):
     finally:
         h2.destroy()
         malloc._cur = heap
+
+
+@mprt.struct
+class C32:
+    a: np.int64
+    b: np.int64
+    c: np.int64
+
+
+def test_batch_tail_from_a_partly_used_span(heap):
+    """A refill may bring back a span another P left half full: the batch must keep refilling."""
+    keep = [mprt.new(C32) for _ in range(250)]      # class 3: 256 per span, 6 left free
+    heap.release_p()                                 # the half-used span goes to the mcentral
+    heap.bind_p(1)
+    b = mprt.new_batch(C32, 100)
+    assert len(b) == 100 and (b.addrs != 0).all() and len(np.unique(b.addrs)) == 100
+    assert heap.valid_objects(b.addrs).all()
+    assert not set(b.addrs.tolist()) & {p.addr for p in keep}
+    heap.check()

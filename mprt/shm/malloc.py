@@ -328,9 +328,11 @@ class Heap:
             mc.stats[PS_NMALLOC + cls] += full * nobj
             parts.append(((starts << PAGE_SHIFT)[:, None] + np.arange(nobj, dtype=np.int64) * stride).ravel())
             rem -= full * nobj
-        if rem:
+        while rem:   # a refill may bring a partly used span from the mcentral
             mc.refill(sc)
-            parts.append(take(rem))
+            k = min(rem, len(mc.free[sc]))
+            parts.append(take(k))
+            rem -= k
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     # ---- addresses ----
