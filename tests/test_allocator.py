@@ -94,8 +94,10 @@ def test_two_processes_allocate_concurrently_without_overlap(heap):
         a = arr.np
         vals = heap.gather(a, np.dtype(np.int64))
         assert (vals == pid).all()
-    sample = all_addrs[:: 997]
-    for a in sample.tolist():                                        # O(1) address -> span/class/start
+    spans = heap.spanof[all_addrs >> 13]                            # every object in a class-3 span
+    assert ((heap.s_sc[spans] >> 1) == 3).all() and (heap.s_state[spans] == S_INUSE).all()
+    assert (((all_addrs - (spans.astype(np.int64) << 13)) % 32) == 0).all()
+    for a in all_addrs[:: 997].tolist():                             # O(1) address -> span/class/start
         s, cls, start = heap.find_object(a)
         assert class_to_size[cls] == 32 and start == a
         assert heap.find_object(a + 8)[2] == a
@@ -232,3 +234,63 @@ def test_out_of_memory_is_gos_message_and_leaves_heap_usable(heap):
     p = mprt.new(Obj)                                           # small objects still fit
     p.a = 1
     del keep
+
+
+STAMP = 0x5EED
+
+
+def _churn(p, seed, rounds):
+    """Random allocation, batches, frees and P hand-overs; every live object carries a stamp that
+    is checked at the end, so an object handed out twice or zeroed under us is seen."""
+    rng = np.random.default_rng(seed)
+    h = malloc.current()
+    live = {}                 # addr -> (Ptr or Batch, stamp)
+    batches = []
+    for r in range(rounds):
+        op = rng.integers(6)
+        if op <= 1:
+            o = mprt.new(Obj)
+            o.a, o.b = STAMP, p * 1_000_000 + r
+            live[o.addr] = (o, p * 1_000_000 + r)
+        elif op == 2:
+            n = int(rng.integers(1, 700))
+            b = mprt.new_batch(Obj, n)
+            b.set("a", STAMP)
+            b.set("b", p * 1_000_000 + r)
+            batches.append((b, p * 1_000_000 + r))
+        elif op == 3:
+            s = mprt.make(np.int64, int(rng.integers(0, 9000)))
+            s.np[:] = p * 1_000_000 + r
+            live[s.addr] = (s, p * 1_000_000 + r)
+        elif op == 4 and live:
+            keys = list(live)
+            victims = [keys[i] for i in rng.choice(len(keys), size=min(len(keys), 20), replace=False)]
+            for a in victims:
+                del live[a]
+            h.free_objects(np.array(victims, dtype=np.int64))
+        elif op == 5:
+            mine = h.p
+            h.release_p()             # flush: cached spans go back to mcentral, maybe to the other P
+            h.bind_p(mine)
+    bad = 0
+    for a, (o, stamp) in live.items():
+        if isinstance(o, mprt.Ptr) and hasattr(o, "a"):
+            bad += (o.a != STAMP) or (o.b != stamp)
+        else:
+            bad += int((o.np != stamp).sum())
+    for b, stamp in batches:
+        bad += int((b.get("a") != STAMP).sum() + (b.get("b") != stamp).sum())
+    nobj = len(live) + sum(len(b) + 1 for b, _ in batches)
+    return bad, nobj
+
+
+def test_two_processes_churn_without_losing_an_object(heap):
+    base = runtime.MemStats()
+    runtime.ReadMemStats(base)
+    res = run_each(heap, [(1, _churn, (1, 11, 1500)), (2, _churn, (2, 22, 1500))], together=True, timeout=120)
+    for bad, nobj in res:
+        assert bad == 0 and nobj > 100
+    heap.check()
+    m = runtime.MemStats()
+    runtime.ReadMemStats(m)
+    assert m.HeapObjects == m.Mallocs - m.Frees and m.HeapIdle + m.HeapInuse == m.HeapSys

@@ -79,7 +79,10 @@ PF_RELEASED, PF_NEEDZERO = 1, 2
 
 # Meta bytes of a span of each size class: nobjs uint16 type ids, then nobjs mark bytes, 64-aligned.
 meta_bytes = [0] + [((n * 3) + 63) & ~63 for n in class_to_nobjs[1:]]
-MAX_META_PER_PAGE = 3 * 1024
+# In use, meta never exceeds 3 KiB per page (class 1: 1024 objects on one page).  Freed blocks are
+# recycled per class only, so a heap that cycles through size classes keeps some of each class's
+# blocks: the region reserves 4x that (virtual address space; only what is carved is committed).
+MAX_META_PER_PAGE = 4 * 3 * 1024
 
 # Per-page arrays of span records and page maps: (name, dtype, kind) with kind
 # "mspan" (span records) or "gc" (page maps, counted as GC metadata).
