@@ -294,3 +294,53 @@ def test_two_processes_churn_without_losing_an_object(heap):
     m = runtime.MemStats()
     runtime.ReadMemStats(m)
     assert m.HeapObjects == m.Mallocs - m.Frees and m.HeapIdle + m.HeapInuse == m.HeapSys
+
+
+@mprt.struct
+class Mixed:
+    n1: np.int32
+    p1: mprt.Ptr
+    f: np.float64
+    p2: mprt.Ptr
+
+
+def _build_graph():
+    # a type this process registers first, objects of every kind, and pointers between them
+    m = mprt.new(Mixed)
+    c = mprt.new(Cell)
+    ps = mprt.make(mprt.Ptr, 5)
+    ps[0], ps[4] = c, m
+    m.p1, m.p2 = c, ps
+    big = mprt.make(mprt.Ptr, 5000)          # a large pointer slice
+    big[4999] = m
+    return m, c, ps, big
+
+
+def test_any_process_knows_where_the_pointers_are(heap):
+    ((m, c, ps, big),) = run_each(heap, [(1, _build_graph, ())])
+    slots = heap.pointer_slots([m.addr, c.addr, ps.addr, big.addr])
+    assert set(slots.tolist()) == ({m.addr + 8, m.addr + 24, c.addr} | {ps.addr + 8 + 8 * i for i in range(5)}
+                                   | {big.addr + 8 + 8 * i for i in range(5000)})
+    targets = heap.arena_i64[slots >> 3]
+    assert set(targets[targets != 0].tolist()) == {c.addr, ps.addr, m.addr}
+    s = mprt.make(np.float64, 10)
+    assert len(heap.pointer_slots([s.addr])) == 0           # noscan: nothing to scan
+    assert heap.tids_of([m.addr, c.addr]).tolist() == [heap.tid_at(m.addr), heap.tid_at(c.addr)]
+
+
+def test_ptr_through_a_pipe_or_file_raises():
+    import multiprocessing as mp
+    import pickle
+    import tempfile
+    h = malloc.create(arena_max=1 << 26)
+    try:
+        p = mprt.new(Cell)
+        a, b = mp.Pipe()
+        with pytest.raises(pickle.PicklingError, match="mprt.Ptr"):
+            a.send(p)
+        with tempfile.TemporaryFile() as f, pytest.raises(pickle.PicklingError, match="mprt.Ptr"):
+            pickle.dump([p], f)
+        a.close()
+        b.close()
+    finally:
+        h.destroy()

@@ -402,6 +402,39 @@ class Heap:
         ok[inr] = (self.s_state[s] == S_INUSE) & (tids != 0)
         return ok
 
+    def tids_of(self, addrs):
+        """Vector form of tid_at: the type ids of the objects starting at addrs (0 where none)."""
+        a = np.asarray(addrs, dtype=np.int64)
+        s = self.spanof[a >> PAGE_SHIFT].astype(np.int64)
+        cls = self.s_sc[s].astype(np.int64) >> 1
+        tids = self.s_tid[s].astype(np.int64)
+        small = cls > 0
+        if small.any():
+            sm, cs = s[small], cls[small]
+            tids[small] = self.meta_tid[(self.s_meta[sm] >> 1) + (a[small] - (sm << PAGE_SHIFT)) // _class_size[cs]]
+        return tids
+
+    def pointer_slots(self, addrs):
+        """The addresses of every pointer word of the objects starting at addrs: what the
+        collector scans.  Any process can answer it from shared memory alone."""
+        a = np.asarray(addrs, dtype=np.int64)
+        tids = self.tids_of(a)
+        out = []
+        for tid in np.unique(tids).tolist():
+            if tid == 0:
+                continue
+            sel = a[tids == tid]
+            t = self.typeinfo(tid)
+            if t.kind == K_STRUCT:
+                if len(t.ptroffs):
+                    out.append((sel[:, None] + t.ptroffs).ravel())
+            elif t.elem is None:                      # a pointer slice: every element
+                lens = self.arena_i64[sel >> 3]
+                first = np.repeat(sel + 8, lens)
+                k = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+                out.append(first + k * 8)
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
     def gather(self, addrs, dt):
         if dt.itemsize <= 8:
             return self._npview(dt)[addrs // dt.itemsize]

@@ -7,7 +7,9 @@ followed by its elements; its type is "slice of <elem>".
 
 Every type a runtime has allocated gets a type id (1..65535) in the type table of the heap segment:
 its kind, its size, a descriptor (the layout as JSON, so any process can rebuild the field
-accessors from shared memory alone) and the byte offsets of its pointer words.  Each allocated
+accessors from shared memory alone) and its pointer map: the byte offsets of its pointer words, the
+sparse form of Go's gcdata bitmap, ready for vector gathers (a pointer slice's map is implicit: every
+element).  Each allocated
 object's type id is recorded with the object (see malloc.py), so any process, and the collector,
 knows where the pointers of any object are.  The table is append-only under the types lock; an
 entry never changes once published (hdr[H_NTYPES] covers it).
