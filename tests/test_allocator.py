@@ -3,13 +3,13 @@ import os
 
 import numpy as np
 import pytest
+from procs import run_each
 
 import mprt
 from mprt import runtime
 from mprt.shm import malloc
 from mprt.shm.layout import H_ARENA_PAGES, S_INUSE
 from mprt.shm.sizeclasses import class_to_size
-from procs import run_each
 
 
 @mprt.struct

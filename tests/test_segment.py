@@ -21,8 +21,9 @@ def test_names_carry_the_runtime_id_and_teardown_unlinks_all():
         rtid = h.rtid
         pid, token = rtid.split(".")
         assert int(pid) == os.getpid() and len(token) == 8
-        import mprt
         import numpy as np
+
+        import mprt
         mprt.make(np.float64, 10)            # opens an mcentral lock too
         files = _files(rtid)
         assert f"mprt.{rtid}.arena" in files and f"mprt.{rtid}.heap" in files
@@ -106,8 +107,9 @@ def test_bad_arena_maximum():
 
 
 def _die_attached(rtid, p):
-    import mprt
     import numpy as np
+
+    import mprt
     malloc.attach(rtid, p=p)
     mprt.new_batch(mprt.struct(type("U", (), {"__annotations__": {"x": np.int64}})), 100)
     os._exit(0)                                            # no detach: slot, P and root table left
@@ -133,3 +135,11 @@ def test_mprt_demo_runs():
                          timeout=100)
     assert out.returncode == 0, out.stderr
     assert "followed 3000 pointers" in out.stdout and "runtime.MemStats: HeapAlloc=" in out.stdout
+
+
+def test_program_that_forgets_teardown_leaves_nothing():
+    code = CHILD.replace("time.sleep(60)", "raise SystemExit(3)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3
+    rtid = out.stdout.strip()
+    assert rtid and _files(rtid) == []

@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from mprt.shm import mksizeclasses, sizeclasses as sc
+from mprt.shm import mksizeclasses
+from mprt.shm import sizeclasses as sc
 from mprt.shm.types import size_class
 
 TSV = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "go1.9.2-sizeclasses.tsv")

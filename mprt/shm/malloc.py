@@ -37,23 +37,54 @@ Decisions where Go differs or is silent:
   - Slices carry their length in an 8-byte header word before the elements.
   - Zero-sized structs take 8 bytes (Go points them all at one zerobase address).
 """
+import atexit
+import json
 import os
 
 import numpy as np
 
 from . import mcentral, mheap
-from .layout import (H_ARENA_MAX, H_ARENA_PAGES, H_GCPERCENT, H_LARGEALLOC, H_MAGIC, H_META_BUMP,
-                     H_NEXTGC, H_NLARGEALLOC, H_OWNER_PID, HDR_WORDS, MAGIC, MAXPROCS, OS_PAGE,
-                     PAGE_ARRAYS, PR_LOOKUPS, PR_PID, PROC_WORDS, PS_NMALLOC, PS_OWNER, PSTAT_WORDS,
-                     MAXP, S_INUSE, Layout, _round)
+from .layout import (
+    H_ARENA_MAX,
+    H_ARENA_PAGES,
+    H_GCPERCENT,
+    H_LARGEALLOC,
+    H_MAGIC,
+    H_META_BUMP,
+    H_NEXTGC,
+    H_NLARGEALLOC,
+    H_OWNER_PID,
+    HDR_WORDS,
+    MAGIC,
+    MAXP,
+    MAXPROCS,
+    PAGE_ARRAYS,
+    PR_LOOKUPS,
+    PR_PID,
+    PROC_WORDS,
+    PS_NMALLOC,
+    PS_OWNER,
+    PSTAT_WORDS,
+    S_INUSE,
+    Layout,
+    _round,
+)
 from .mcache import MCache
 from .ptr import Batch, Roots, TypeInfo, store_ptrs
 from .segment import Lock, Segment, new_runtime_id, reap_dead, shm_name, unlink_runtime
-from .sizeclasses import MAX_SMALL_SIZE, PAGE_SHIFT, PAGE_SIZE, class_to_nobjs, class_to_size
-from .types import K_SLICE, K_STRUCT, PTR_CODE, elem_code, layout_of, read_desc, read_ptroffs, register, \
-    size_class, slice_desc
-
-import json
+from .sizeclasses import PAGE_SHIFT, PAGE_SIZE, class_to_nobjs, class_to_size
+from .types import (
+    K_SLICE,
+    K_STRUCT,
+    PTR_CODE,
+    elem_code,
+    layout_of,
+    read_desc,
+    read_ptroffs,
+    register,
+    size_class,
+    slice_desc,
+)
 
 DEFAULT_ARENA_MAX = 64 << 30
 HEAP_MINIMUM = 4 << 20
@@ -554,7 +585,15 @@ def create(arena_max=None, gcpercent=100, p=0):
     if p is not None:
         h.bind_p(p)
     _cur = h
+    atexit.register(_at_exit, h, os.getpid())
     return h
+
+
+def _at_exit(h, pid):
+    # A program that ends without tearing down still leaves nothing behind (a forked child that
+    # inherits this handler is not the owner and does nothing).
+    if os.getpid() == pid and h.alive:
+        h.destroy()
 
 
 def attach(rtid, p=None):

@@ -17,8 +17,20 @@ clearing its type id, so whoever sees a zero type id sees zeroed memory.  Alloca
 import numpy as np
 
 from . import mheap
-from .layout import (H_LARGEFREE, H_NLARGEFREE, H_NSPANS_INUSE, H_META_BUMP, H_META_COMMIT, H_META_FREE, L_FULL, L_PARTIAL, MAX_META_PER_PAGE,
-                     S_INUSE, meta_bytes, _round)
+from .layout import (
+    H_LARGEFREE,
+    H_META_BUMP,
+    H_META_COMMIT,
+    H_META_FREE,
+    H_NLARGEFREE,
+    H_NSPANS_INUSE,
+    L_FULL,
+    L_PARTIAL,
+    MAX_META_PER_PAGE,
+    S_INUSE,
+    _round,
+    meta_bytes,
+)
 from .segment import NoSpace
 from .sizeclasses import PAGE_SHIFT, class_to_allocnpages, class_to_nobjs, class_to_size
 

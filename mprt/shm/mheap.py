@@ -18,10 +18,22 @@ steps.  Growing past the reservation, or past what /dev/shm can commit, is Go's 
 """
 import numpy as np
 
-from .layout import (H_ARENA_PAGES, H_NSPANS_INUSE, H_PAGES_FREE, H_PAGES_INUSE, H_PAGES_RELEASED,
-                     L_FREE, L_NONE, PF_NEEDZERO, PF_RELEASED, S_DEAD, S_FREE, S_INUSE, _round)
+from .layout import (
+    H_ARENA_PAGES,
+    H_NSPANS_INUSE,
+    H_PAGES_FREE,
+    H_PAGES_INUSE,
+    H_PAGES_RELEASED,
+    L_FREE,
+    L_NONE,
+    PF_NEEDZERO,
+    PF_RELEASED,
+    S_DEAD,
+    S_FREE,
+    S_INUSE,
+)
 from .segment import NoSpace
-from .sizeclasses import PAGE_SHIFT, PAGE_SIZE
+from .sizeclasses import PAGE_SHIFT
 
 HEAP_ALLOC_CHUNK_PAGES = (1 << 20) >> PAGE_SHIFT   # grow by at least 1 MiB
 GROW_STEP_PAGES = (64 << 10) >> PAGE_SHIFT         # in multiples of 64 KiB

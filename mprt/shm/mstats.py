@@ -19,10 +19,31 @@ What each Sys field counts in mprt (committed bytes of shared memory):
 """
 import numpy as np
 
-from .layout import (H_ARENA_PAGES, H_LARGEALLOC, H_LARGEFREE, H_META_COMMIT, H_NEXTGC, H_NLARGEALLOC,
-                     H_NLARGEFREE, H_NSPANS_INUSE, H_PAGES_FREE, H_PAGES_INUSE, H_PAGES_RELEASED,
-                     H_TBLOB_COMMIT, MAXP, MAXPROCS, NSPANCLASS, PAGE_ARRAYS, PR_LOOKUPS, PR_ROOTBYTES,
-                     PROC_WORDS, PS_NMALLOC, PS_OWNER, PSTAT_WORDS, SPAN_RECORD_BYTES, _round)
+from .layout import (
+    H_ARENA_PAGES,
+    H_LARGEALLOC,
+    H_LARGEFREE,
+    H_META_COMMIT,
+    H_NEXTGC,
+    H_NLARGEALLOC,
+    H_NLARGEFREE,
+    H_NSPANS_INUSE,
+    H_PAGES_FREE,
+    H_PAGES_INUSE,
+    H_PAGES_RELEASED,
+    H_TBLOB_COMMIT,
+    MAXP,
+    MAXPROCS,
+    PAGE_ARRAYS,
+    PR_LOOKUPS,
+    PR_ROOTBYTES,
+    PROC_WORDS,
+    PS_NMALLOC,
+    PS_OWNER,
+    PSTAT_WORDS,
+    SPAN_RECORD_BYTES,
+    _round,
+)
 from .sizeclasses import NUM_SIZE_CLASSES, PAGE_SHIFT, class_to_size
 
 NUM_BYSIZE = 61   # MemStats.BySize keeps Go 1.9's 61 entries

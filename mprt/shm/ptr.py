@@ -25,7 +25,7 @@ import posix_ipc
 from .layout import PR_ROOTBYTES
 from .segment import Segment, shm_name
 from .sizeclasses import class_to_size
-from .types import K_SLICE, K_STRUCT, PTR_CODE, size_class
+from .types import K_STRUCT, PTR_CODE, size_class
 
 ROOT_SLOTS_MAX = 1 << 28     # per process (2 GiB reserved, committed in chunks)
 ROOT_CHUNK = 1 << 16         # slots committed at a time (512 KiB)
