@@ -183,6 +183,10 @@ def _mixed(p, seed):
     arr = mprt.make(mprt.Ptr, len(kept))
     for i, q in enumerate(kept):
         arr[i] = q
+    m = runtime.MemStats()
+    runtime.ReadMemStats(m)                              # from an attached worker process
+    assert m.HeapObjects == m.Mallocs - m.Frees and m.HeapIdle + m.HeapInuse == m.HeapSys
+    assert m.Frees >= len(freed) and m.HeapAlloc >= nbytes
     return arr, nbytes
 
 

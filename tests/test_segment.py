@@ -143,3 +143,9 @@ def test_program_that_forgets_teardown_leaves_nothing():
     assert out.returncode == 3
     rtid = out.stdout.strip()
     assert rtid and _files(rtid) == []
+
+
+def test_attach_to_a_runtime_that_is_gone():
+    with pytest.raises(RuntimeError, match="runtime '1.deadbeef' does not exist"):
+        malloc.attach("1.deadbeef")
+    assert malloc.current_or_none() is None

@@ -42,6 +42,7 @@ import json
 import os
 
 import numpy as np
+import posix_ipc
 
 from . import mcentral, mheap
 from .layout import (
@@ -205,7 +206,6 @@ class Heap:
         lk = self._central_locks.get(cls)
         if lk is None:
             # O_CREAT without O_EXCL: whichever process opens it first creates it
-            import posix_ipc
             name = shm_name(self.rtid, f"lock.c{cls}")
             sem = posix_ipc.Semaphore(name, posix_ipc.O_CREAT, mode=0o600, initial_value=1)
             sem.close()
@@ -601,7 +601,10 @@ def attach(rtid, p=None):
     global _cur
     if _cur is not None:
         raise RuntimeError(f"mprt: this process is already attached to runtime {_cur.rtid}")
-    h = Heap(rtid, False)
+    try:
+        h = Heap(rtid, False)
+    except posix_ipc.ExistentialError:
+        raise RuntimeError(f"mprt: runtime {rtid!r} does not exist (it ended, or it never started)") from None
     if p is not None:
         h.bind_p(p)
     _cur = h
