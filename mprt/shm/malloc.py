@@ -158,8 +158,7 @@ class Heap:
         self._claim_slot()
         self.roots = Roots(rtid, self.slot, self.procs_mv[self.slot * PROC_WORDS:(self.slot + 1) * PROC_WORDS])
         self.lookups = self.procs_mv[self.slot * PROC_WORDS + PR_LOOKUPS:self.slot * PROC_WORDS + PR_LOOKUPS + 1]
-        self.max_alloc = arena_max if create else self.layout.arena_max
-        self.owner = create
+        self.max_alloc = self.layout.arena_max
 
     # ---- mapping ----
 
@@ -306,13 +305,20 @@ class Heap:
         cls = size_class(nbytes)
         if cls == 0:
             return self.alloc_large(nbytes, tid, noscan)
-        mc = self._mcache()
-        sc = cls << 1 | noscan
+        return self.alloc_small(cls << 1 | noscan, tid)
+
+    def alloc_small(self, sc, tid):
+        """Step 1 of the overview: a free slot of the P's cached span of class sc, no lock (the
+        refill of step 2 takes them)."""
+        mc = self.mcache
+        if mc is None:
+            self._mcache()
         fl = mc.free[sc]
         if not fl:
             mc.refill(sc)
         i = fl.pop()
         self.meta_tid_mv[mc.tidbase[sc] + i] = tid
+        cls = sc >> 1
         mc.stats[PS_NMALLOC + cls] += 1
         return mc.base[sc] + i * class_to_size[cls]
 
@@ -636,19 +642,9 @@ def new(T):
     t = h.tcache.get(T)
     if t is None:
         t = h.bind_class(T)
-    if t.sizeclass == 0:
-        return t.make(h.alloc_large(t.objsize, t.tid, t.noscan))
-    mc = h.mcache
-    if mc is None:
-        h._mcache()
-    sc = t.spanclass
-    fl = mc.free[sc]
-    if not fl:
-        mc.refill(sc)
-    i = fl.pop()
-    h.meta_tid_mv[mc.tidbase[sc] + i] = t.tid
-    mc.stats[t.sizeclass] += 1     # PS_NMALLOC == 0
-    return t.make(mc.base[sc] + i * t.stride)
+    if t.sizeclass:
+        return t.make(h.alloc_small(t.spanclass, t.tid))
+    return t.make(h.alloc_large(t.objsize, t.tid, t.noscan))
 
 
 def make(elem, n):
