@@ -189,6 +189,17 @@ def test_bad_input(heap):
         heap.free_objects([n.addr + 8])
 
 
+def test_struct_fields_include_base_classes(heap):
+    @mprt.struct
+    class Derived(Node):
+        extra: np.float64
+
+    assert [f for f, *_ in Derived._mprt_struct.fields] == ["left", "right", "val", "extra"]
+    d = mprt.new(Derived)
+    d.left, d.extra = d, 2.5
+    assert d.left == d and d.extra == 2.5 and mprt.sizeof(d) == 32
+
+
 def test_bad_struct_definitions():
     with pytest.raises(TypeError, match="field 'x' has type <class 'int'>"):
         @mprt.struct

@@ -65,10 +65,12 @@ def struct(cls):
     """Class decorator: make `cls` a heap struct type (see the module comment)."""
     if not isinstance(cls, type):
         raise TypeError(f"mprt.struct decorates a class, not {cls!r}")
-    try:
-        anns = inspect.get_annotations(cls, eval_str=True)
-    except Exception as e:
-        raise TypeError(f"mprt.struct {cls.__qualname__}: cannot resolve field annotations: {e}") from None
+    anns = {}
+    for k in reversed(cls.__mro__[:-1]):      # fields of base classes first, as Python users expect
+        try:
+            anns.update(inspect.get_annotations(k, eval_str=True))
+        except Exception as e:
+            raise TypeError(f"mprt.struct {cls.__qualname__}: cannot resolve field annotations: {e}") from None
     fields, off, align = [], 0, 1
     for fname, ann in anns.items():
         if fname.startswith("_") or fname in RESERVED_FIELDS:
