@@ -35,6 +35,8 @@ def main(argv=None):
                        description="Remove segments and semaphores in /dev/shm whose runtime's process is gone.")
     c.set_defaults(fn=_cmd_clean)
     args = ap.parse_args(argv)
+    if args.cmd == "demo" and not (1 <= args.procs < 1024 and args.n >= 1):
+        ap.error(f"demo: want 1 <= --procs < 1024 and -n >= 1, got --procs {args.procs} -n {args.n}")
     return args.fn(args)
 
 

@@ -159,6 +159,7 @@ class Heap:
         self.roots = Roots(rtid, self.slot, self.procs_mv[self.slot * PROC_WORDS:(self.slot + 1) * PROC_WORDS])
         self.lookups = self.procs_mv[self.slot * PROC_WORDS + PR_LOOKUPS:self.slot * PROC_WORDS + PR_LOOKUPS + 1]
         self.max_alloc = self.layout.arena_max
+        self.owner = create
 
     # ---- mapping ----
 
@@ -596,10 +597,11 @@ def create(arena_max=None, gcpercent=100, p=0):
 
 
 def _at_exit(h, pid):
-    # A program that ends without tearing down still leaves nothing behind (a forked child that
-    # inherits this handler is not the owner and does nothing).
+    # A program that ends without tearing down still leaves nothing behind; an attached process
+    # that ends without detaching still gives its P back.  (A forked child that inherits the
+    # handler is another pid and does nothing.)
     if os.getpid() == pid and h.alive:
-        h.destroy()
+        h.destroy() if h.owner else h.detach()
 
 
 def attach(rtid, p=None):
@@ -614,6 +616,7 @@ def attach(rtid, p=None):
     if p is not None:
         h.bind_p(p)
     _cur = h
+    atexit.register(_at_exit, h, os.getpid())
     return h
 
 
