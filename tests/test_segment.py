@@ -149,3 +149,20 @@ def test_attach_to_a_runtime_that_is_gone():
     with pytest.raises(RuntimeError, match="runtime '1.deadbeef' does not exist"):
         malloc.attach("1.deadbeef")
     assert malloc.current_or_none() is None
+
+
+def test_attached_program_that_forgets_detach_gives_its_p_back(heap):
+    code = textwrap.dedent(f"""
+        import numpy as np, mprt
+        from mprt.shm import malloc
+        malloc.attach({heap.rtid!r}, p=3)
+        mprt.make(np.float64, 100)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    from mprt.shm.layout import PS_OWNER, PSTAT_WORDS
+    assert heap.pstat[3 * PSTAT_WORDS + PS_OWNER] == 0
+    from mprt.shm.types import size_class
+    assert heap.pstat[3 * PSTAT_WORDS + size_class(8 + 800)] == 1    # its allocation is still counted
+    assert [f for f in _files(heap.rtid) if ".roots." in f] == [f"mprt.{heap.rtid}.roots.0"]
+    heap.check()

@@ -600,8 +600,12 @@ def _at_exit(h, pid):
     # A program that ends without tearing down still leaves nothing behind; an attached process
     # that ends without detaching still gives its P back.  (A forked child that inherits the
     # handler is another pid and does nothing.)
-    if os.getpid() == pid and h.alive:
-        h.destroy() if h.owner else h.detach()
+    if os.getpid() != pid or not h.alive:
+        return
+    if h.owner:
+        h.destroy()
+    else:
+        h.detach()
 
 
 def attach(rtid, p=None):
