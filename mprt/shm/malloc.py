@@ -66,11 +66,11 @@ from .layout import (
     PS_NMALLOC,
     PS_OWNER,
     PSTAT_WORDS,
-    S_INUSE,
     Layout,
     _round,
 )
 from .mcache import MCache
+from .mobject import ObjectQueries
 from .ptr import Batch, Roots, TypeInfo, store_ptrs
 from .segment import Lock, Segment, new_runtime_id, reap_dead, shm_name, unlink_runtime
 from .sizeclasses import PAGE_SHIFT, PAGE_SIZE, class_to_nobjs, class_to_size
@@ -90,8 +90,6 @@ from .types import (
 DEFAULT_ARENA_MAX = 64 << 30
 HEAP_MINIMUM = 4 << 20
 MIN_ARENA = 4 << 20
-_class_size = np.array(class_to_size, dtype=np.int64)
-_class_nobjs = np.array(class_to_nobjs, dtype=np.int64)
 
 _cur = None   # the heap this process is attached to
 
@@ -110,8 +108,8 @@ def current_or_none():
     return _cur
 
 
-class Heap:
-    """One process's attachment to a runtime's heap."""
+class Heap(ObjectQueries):
+    """One process's attachment to a runtime's heap (object queries: mobject.py)."""
 
     def __init__(self, rtid, create, arena_max=None, gcpercent=100):
         self.rtid = rtid
@@ -372,125 +370,6 @@ class Heap:
             parts.append(take(k))
             rem -= k
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-
-    # ---- addresses ----
-
-    def find_object(self, addr):
-        """(span, sizeclass, object start) of the allocated object holding addr, or None."""
-        if not isinstance(addr, (int, np.integer)) or addr <= 0 or \
-                addr >= int(self.hdr[H_ARENA_PAGES]) << PAGE_SHIFT:
-            return None
-        addr = int(addr)
-        s = self.spanof_mv[addr >> PAGE_SHIFT]
-        if self.s_state[s] != S_INUSE:
-            return None
-        cls = self.s_sc_mv[s] >> 1
-        base = s << PAGE_SHIFT
-        if cls == 0:
-            if addr >= base + (int(self.s_npages[s]) << PAGE_SHIFT) or self.s_tid_mv[s] == 0:
-                return None
-            return s, 0, base
-        size = class_to_size[cls]
-        idx = (addr - base) // size
-        if idx >= class_to_nobjs[cls] or self.meta_tid_mv[(self.s_meta_mv[s] >> 1) + idx] == 0:
-            return None
-        return s, cls, base + idx * size
-
-    def tid_at(self, a):
-        s = self.spanof_mv[a >> PAGE_SHIFT]
-        cls = self.s_sc_mv[s] >> 1
-        if cls == 0:
-            return self.s_tid_mv[s]
-        return self.meta_tid_mv[(self.s_meta_mv[s] >> 1) + (a - (s << PAGE_SHIFT)) // class_to_size[cls]]
-
-    def ptr_at(self, a):
-        """A Ptr for the object starting at a (a was stored by the runtime, so it is valid)."""
-        self.lookups[0] += 1
-        tid = self.tid_at(a)
-        t = self.types.get(tid) or self.typeinfo(tid)
-        return t.make(a)
-
-    def ptr_at_checked(self, a):
-        f = self.find_object(a)
-        if f is None or f[2] != a:
-            raise ValueError(f"mprt: address {a!r} is not the start of an allocated object"
-                             + (f" (it is inside the object at {f[2]:#x})" if f else ""))
-        return self.ptr_at(a)
-
-    def valid_objects(self, addrs):
-        """Vector check: True where addrs[i] is 0 (nil) or the start of an allocated object."""
-        a = np.asarray(addrs, dtype=np.int64)
-        ok = a == 0
-        inr = (a > 0) & (a < (int(self.hdr[H_ARENA_PAGES]) << PAGE_SHIFT)) & (a % 8 == 0)
-        if not inr.any():
-            return ok
-        x = a[inr]
-        s = self.spanof[x >> PAGE_SHIFT].astype(np.int64)
-        cls = self.s_sc[s].astype(np.int64) >> 1
-        base = s << PAGE_SHIFT
-        off = x - base
-        size = np.where(cls == 0, 1, _class_size[cls])
-        idx = off // size
-        small_ok = (cls > 0) & (off % size == 0) & (idx < _class_nobjs[cls])
-        tids = np.zeros(len(x), dtype=np.int64)
-        if small_ok.any():
-            tids[small_ok] = self.meta_tid[(self.s_meta[s[small_ok]] >> 1) + idx[small_ok]]
-        large = cls == 0
-        tids[large & (off == 0)] = self.s_tid[s[large & (off == 0)]]
-        ok[inr] = (self.s_state[s] == S_INUSE) & (tids != 0)
-        return ok
-
-    def tids_of(self, addrs):
-        """Vector form of tid_at: the type ids of the objects starting at addrs (0 where none)."""
-        a = np.asarray(addrs, dtype=np.int64)
-        s = self.spanof[a >> PAGE_SHIFT].astype(np.int64)
-        cls = self.s_sc[s].astype(np.int64) >> 1
-        tids = self.s_tid[s].astype(np.int64)
-        small = cls > 0
-        if small.any():
-            sm, cs = s[small], cls[small]
-            tids[small] = self.meta_tid[(self.s_meta[sm] >> 1) + (a[small] - (sm << PAGE_SHIFT)) // _class_size[cs]]
-        return tids
-
-    def pointer_slots(self, addrs):
-        """The addresses of every pointer word of the objects starting at addrs: what the
-        collector scans.  Any process can answer it from shared memory alone."""
-        a = np.asarray(addrs, dtype=np.int64)
-        tids = self.tids_of(a)
-        out = []
-        for tid in np.unique(tids).tolist():
-            if tid == 0:
-                continue
-            sel = a[tids == tid]
-            t = self.typeinfo(tid)
-            if t.kind == K_STRUCT:
-                if len(t.ptroffs):
-                    out.append((sel[:, None] + t.ptroffs).ravel())
-            elif t.elem is None:                      # a pointer slice: every element
-                lens = self.arena_i64[sel >> 3]
-                first = np.repeat(sel + 8, lens)
-                k = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
-                out.append(first + k * 8)
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-
-    def gather(self, addrs, dt):
-        if dt.itemsize <= 8:
-            return self._npview(dt)[addrs // dt.itemsize]
-        idx = addrs[:, None] + np.arange(dt.itemsize)
-        return self.arena_u8[idx].view(dt).ravel()
-
-    def scatter(self, addrs, dt, values):
-        if dt.itemsize <= 8:
-            self._npview(dt)[addrs // dt.itemsize] = values
-        else:
-            idx = addrs[:, None] + np.arange(dt.itemsize)
-            self.arena_u8[idx] = np.ascontiguousarray(values).view(np.uint8).reshape(len(addrs), dt.itemsize)
-
-    def _npview(self, dt):
-        v = self._npviews.get(dt)
-        if v is None:
-            v = self._npviews[dt] = np.frombuffer(self.arena.mm, dtype=dt)
-        return v
 
     # ---- the free path (what the sweeper calls) ----
 
