@@ -347,3 +347,30 @@ def test_ptr_through_a_pipe_or_file_raises():
         b.close()
     finally:
         h.destroy()
+
+
+def test_page_heap_random_walk_keeps_its_invariants(heap):
+    """Large objects of random sizes allocated, freed and scavenged at random: the page heap's
+    invariants hold after every step, live objects never overlap, and their contents survive
+    neighbours being freed, coalesced, released and reused."""
+    rng = np.random.default_rng(7)
+    live = {}
+    for step in range(400):
+        op = rng.random()
+        if op < 0.55 or not live:
+            n = int(rng.integers(4097, 300_000))             # 32 KiB .. 2.4 MB of int64: large spans
+            s = mprt.make(np.int64, n)
+            assert not s.np.any()                            # reused pages come back zeroed
+            s.np[:] = step
+            live[s.addr] = (s, step, n)
+        elif op < 0.9:
+            a = list(live)[int(rng.integers(len(live)))]
+            del live[a]
+            heap.free_objects([a])
+        else:
+            heap.scavenge()
+        heap.check()
+    spans = sorted((a, a + (8 + n * 8)) for a, (_, _, n) in live.items())
+    assert all(e <= s2 for (_, e), (s2, _) in zip(spans, spans[1:]))
+    for s, stamp, n in live.values():
+        assert (s.np == stamp).all()
