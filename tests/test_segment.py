@@ -20,7 +20,7 @@ def test_names_carry_the_runtime_id_and_teardown_unlinks_all():
     try:
         rtid = h.rtid
         pid, token = rtid.split(".")
-        assert int(pid) == os.getpid() and len(token) == 8
+        assert int(pid) == os.getpid() and len(token) == 16
         import numpy as np
 
         import mprt
@@ -166,3 +166,19 @@ def test_attached_program_that_forgets_detach_gives_its_p_back(heap):
     assert heap.pstat[3 * PSTAT_WORDS + size_class(8 + 800)] == 1    # its allocation is still counted
     assert [f for f in _files(heap.rtid) if ".roots." in f] == [f"mprt.{heap.rtid}.roots.0"]
     heap.check()
+
+
+def test_a_reused_pid_is_not_the_owner():
+    from mprt.shm.segment import Segment, shm_name
+    me = os.getpid()
+    # a runtime id naming this live pid but an earlier start time: the owner was another process
+    rtid = f"{me}.{1:010x}abcdef"
+    seg = Segment(shm_name(rtid, "heap"), size=4096, create=True)
+    seg.close()
+    live = malloc.create(arena_max=1 << 26)                # its start reaps the impostor's files
+    try:
+        assert _files(rtid) == []
+        reap_dead()
+        assert _files(live.rtid)                            # our own runtime, same pid, is alive
+    finally:
+        live.destroy()

@@ -5,10 +5,11 @@ Every object a runtime creates in /dev/shm is named
     /mprt.<pid>.<token>.<what>          (a segment; the file /dev/shm/mprt.<pid>.<token>.<what>)
     /mprt.<pid>.<token>.<what>          (a semaphore; the file /dev/shm/sem.mprt.<pid>.<token>.<what>)
 
-where <pid>.<token> is the runtime id: the pid of the process that created the runtime and a random
-token.  The token keeps two runtimes apart even when one pid is reused; the pid says whether the
-runtime's owner is still alive.  A runtime that died without tearing down (SIGKILL) leaves files whose
-pid no longer exists: `reap_dead` removes them, and every new runtime calls it at start.
+where <pid>.<token> is the runtime id: the pid of the process that created the runtime, then a token
+of that process's start time (10 hex digits of centiseconds) and 6 random hex digits.  The token
+keeps two runtimes apart; pid and start time together say whether the runtime's owner is still
+alive, even after the pid has been reused.  A runtime that died without tearing down (SIGKILL)
+leaves files whose owner is gone: `reap_dead` removes them, and every new runtime calls it at start.
 
 Segments are reserved large and committed explicitly with fallocate (`Segment.commit`): tmpfs then
 takes its pages at once and reports a full /dev/shm as ENOSPC, where a first touch of an uncommitted
@@ -35,8 +36,17 @@ class NoSpace(OSError):
     """fallocate could not commit a range: /dev/shm is full."""
 
 
+def _start_stamp(pid):
+    """The process's start time in centiseconds, or None if there is no such process."""
+    try:
+        return round(psutil.Process(pid).create_time() * 100)
+    except psutil.Error:
+        return None
+
+
 def new_runtime_id():
-    return f"{os.getpid()}.{secrets.token_hex(4)}"
+    pid = os.getpid()
+    return f"{pid}.{_start_stamp(pid):010x}{secrets.token_hex(3)}"
 
 
 def shm_name(rtid, what):
@@ -169,9 +179,8 @@ def reap_dead():
     removed = []
     dead = {}
     for f, rid in runtime_entries():
-        pid = int(rid.split(".")[0])
         if rid not in dead:
-            dead[rid] = not psutil.pid_exists(pid) or _is_zombie(pid)
+            dead[rid] = _owner_gone(rid)
         if dead[rid]:
             try:
                 os.unlink(os.path.join(SHM_DIR, f))
@@ -181,8 +190,16 @@ def reap_dead():
     return removed
 
 
-def _is_zombie(pid):
+def _owner_gone(rtid):
+    pid, token = rtid.split(".")
+    pid = int(pid)
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        stamp = round(proc.create_time() * 100)
     except psutil.Error:
         return True
+    if len(token) == 16:           # a pid reused by a process that started later is not the owner
+        return abs(stamp - int(token[:10], 16)) > 1
+    return False
