@@ -169,7 +169,7 @@ def unlink_runtime(rtid):
         try:
             os.unlink(os.path.join(SHM_DIR, f))
             removed.append(f)
-        except FileNotFoundError:
+        except OSError:     # gone already, or another user's
             pass
     return removed
 
@@ -185,7 +185,7 @@ def reap_dead():
             try:
                 os.unlink(os.path.join(SHM_DIR, f))
                 removed.append(f)
-            except FileNotFoundError:
+            except OSError:     # gone already, or another user's
                 pass
     return removed
 
