@@ -22,7 +22,9 @@ _class_nobjs = np.array(class_to_nobjs, dtype=np.int64)
 
 class ObjectQueries:
     def find_object(self, addr):
-        """(span, sizeclass, object start) of the allocated object holding addr, or None."""
+        """(span, sizeclass, object start) of the allocated object holding addr, or None.
+        Counted in MemStats.Lookups, as Go counts findObject."""
+        self.lookups[0] += 1
         if not isinstance(addr, (int, np.integer)) or addr <= 0 or \
                 addr >= int(self.hdr[H_ARENA_PAGES]) << PAGE_SHIFT:
             return None
@@ -51,8 +53,12 @@ class ObjectQueries:
 
     def ptr_at(self, a):
         """A Ptr for the object starting at a (a was stored by the runtime, so it is valid)."""
-        self.lookups[0] += 1
-        tid = self.tid_at(a)
+        s = self.spanof_mv[a >> PAGE_SHIFT]
+        cls = self.s_sc_mv[s] >> 1
+        if cls:
+            tid = self.meta_tid_mv[(self.s_meta_mv[s] >> 1) + (a - (s << PAGE_SHIFT)) // class_to_size[cls]]
+        else:
+            tid = self.s_tid_mv[s]
         t = self.types.get(tid) or self.typeinfo(tid)
         return t.make(a)
 
@@ -66,6 +72,7 @@ class ObjectQueries:
     def valid_objects(self, addrs):
         """Vector check: True where addrs[i] is 0 (nil) or the start of an allocated object."""
         a = np.asarray(addrs, dtype=np.int64)
+        self.lookups[0] += a.size
         ok = a == 0
         inr = (a > 0) & (a < (int(self.hdr[H_ARENA_PAGES]) << PAGE_SHIFT)) & (a % 8 == 0)
         if not inr.any():
