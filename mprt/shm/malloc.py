@@ -400,8 +400,17 @@ class Heap(ObjectQueries):
             return mheap.scavenge_locked(self)
 
     def check(self):
-        with self.lock:
-            mheap.check_locked(self)
+        """Assert the allocator's invariants (tests and debugging: takes every lock)."""
+        locks = [self.central_lock(c) for c in range(1, len(class_to_size))]
+        for lk in locks:      # nothing else ever holds two mcentral locks, so this order is safe
+            lk.acquire()
+        try:
+            with self.lock:
+                mheap.check_locked(self)
+                mcentral.check_locked(self)
+        finally:
+            for lk in reversed(locks):
+                lk.release()
 
     # ---- teardown ----
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import mheap
 from .layout import (
+    H_ARENA_PAGES,
     H_LARGEFREE,
     H_META_BUMP,
     H_META_COMMIT,
@@ -194,3 +195,27 @@ def free_large(h, s):
         h.hdr[H_NLARGEFREE] += 1
         h.hdr[H_LARGEFREE] += n << PAGE_SHIFT
         mheap.free_locked(h, s, needzero=True)
+
+
+def check_locked(h):
+    """Assert the central lists' invariants (every mcentral lock and the heap lock held)."""
+    seen = set()
+    for sc in range(2, len(h.central_heads) // 2):
+        cls = sc >> 1
+        nobj = class_to_nobjs[cls]
+        for which, code in ((0, L_PARTIAL), (1, L_FULL)):
+            s, prev = int(h.central_heads[sc * 2 + which]), 0
+            while s:
+                assert s not in seen, f"span {s} on two central lists"
+                seen.add(s)
+                assert h.s_state[s] == S_INUSE and int(h.s_sc[s]) == sc, (s, sc)
+                assert int(h.s_list[s]) == code and h.s_cached[s] < 0 and int(h.s_prev[s]) == prev, s
+                a = int(h.s_alloc[s])
+                tb = int(h.s_meta[s]) >> 1
+                assert a == int(np.count_nonzero(h.meta_tid[tb:tb + nobj])), f"span {s}: s_alloc {a} is wrong"
+                assert (0 < a < nobj) if code == L_PARTIAL else a == nobj, (s, a, code)
+                prev, s = s, int(h.s_next[s])
+    inuse = np.flatnonzero(h.s_state[:int(h.hdr[H_ARENA_PAGES])] == S_INUSE)
+    small = inuse[(h.s_sc[inuse] >> 1) > 0]
+    uncached = set(small[h.s_cached[small] < 0].tolist())
+    assert uncached == seen, f"small spans on no list: {sorted(uncached - seen)[:5]}"
