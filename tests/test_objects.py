@@ -259,3 +259,20 @@ def test_batch_tail_from_a_partly_used_span(heap):
     assert heap.valid_objects(b.addrs).all()
     assert not set(b.addrs.tolist()) & {p.addr for p in keep}
     heap.check()
+
+
+def test_large_struct_gets_a_span_of_its_own(heap):
+    Big = mprt.struct(type("Big", (), {"__annotations__": {**{f"f{i}": np.int64 for i in range(5000)},
+                                                            "link": mprt.Ptr}}))
+    b = mprt.new(Big)
+    assert mprt.sizeof(b) == 40008
+    s, cls, start = heap.find_object(b.addr + 20000)
+    assert cls == 0 and start == b.addr and b.addr % 8192 == 0
+    b.f4999, b.link = 7, b
+    assert b.link.f4999 == 7 and b.link == b
+    assert heap.pointer_slots([b.addr]).tolist() == [b.addr + 40000]
+    a = b.addr
+    del b
+    heap.free_objects([a])
+    assert heap.find_object(a) is None
+    heap.check()
