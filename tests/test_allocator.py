@@ -322,8 +322,8 @@ def _build_graph():
 def test_any_process_knows_where_the_pointers_are(heap):
     ((m, c, ps, big),) = run_each(heap, [(1, _build_graph, ())])
     slots = heap.pointer_slots([m.addr, c.addr, ps.addr, big.addr])
-    assert set(slots.tolist()) == ({m.addr + 8, m.addr + 24, c.addr} | {ps.addr + 8 + 8 * i for i in range(5)}
-                                   | {big.addr + 8 + 8 * i for i in range(5000)})
+    assert set(slots.tolist()) == ({m.addr + 8, m.addr + 24, c.addr} | {ps.addr + 8 * i for i in range(5)}
+                                   | {big.addr + 8 * i for i in range(5000)})
     targets = heap.arena_i64[slots >> 3]
     assert set(targets[targets != 0].tolist()) == {c.addr, ps.addr, m.addr}
     s = mprt.make(np.float64, 10)

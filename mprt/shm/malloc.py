@@ -34,7 +34,9 @@ Decisions where Go differs or is silent:
   - No tiny allocator: every object keeps its own type id, so the 16-byte blocks that pack several
     pointer-free objects are not used (one object per slot; 8-byte objects use class 1).
   - mcaches are process-local and flushed when a process gives its P away (mcache.py).
-  - Slices carry their length in an 8-byte header word before the elements.
+  - A slice object holds its elements from its address on (p.addr is element 0, as a Go slice's
+    data pointer; a large slice's data is page-aligned) and its length in the last 8-byte word of
+    its block, which no element reaches.  Handles keep the length, so len() reads no memory.
   - Zero-sized structs take 8 bytes (Go points them all at one zerobase address).
 """
 import atexit
@@ -552,8 +554,8 @@ def make(elem, n):
     if n < 0 or n * t.elemsize > h.max_alloc:
         from ..runtime import Error
         raise Error("makeslice: len out of range")
-    a = h.alloc(8 + n * t.elemsize, t.tid, t.noscan)
-    h.mvq[a >> 3] = n
+    a = h.alloc(n * t.elemsize + 8, t.tid, t.noscan)
+    h.mvq[(h.object_end(a) - 8) >> 3] = n
     return t.make(a)
 
 
@@ -566,7 +568,7 @@ def new_batch(T, n):
     from .ptr import Ptr
     root = make(Ptr, int(n))
     addrs = h.alloc_batch(t, int(n))
-    store_ptrs(h, root.addr + 8 + np.arange(len(addrs), dtype=np.int64) * 8, addrs)
+    store_ptrs(h, root.addr + np.arange(len(addrs), dtype=np.int64) * 8, addrs)
     return Batch(root, t)
 
 

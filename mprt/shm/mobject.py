@@ -44,6 +44,22 @@ class ObjectQueries:
             return None
         return s, cls, base + idx * size
 
+    def object_end(self, a):
+        """The end of the block of the object starting at a (start + its size class's size, or
+        the end of its span for a large object): a slice keeps its length in the last word."""
+        s = self.spanof_mv[a >> PAGE_SHIFT]
+        cls = self.s_sc_mv[s] >> 1
+        if cls:
+            return a + class_to_size[cls]
+        return (s + int(self.s_npages[s])) << PAGE_SHIFT
+
+    def object_ends(self, addrs):
+        """Vector form of object_end."""
+        a = np.asarray(addrs, dtype=np.int64)
+        s = self.spanof[a >> PAGE_SHIFT].astype(np.int64)
+        cls = self.s_sc[s].astype(np.int64) >> 1
+        return np.where(cls > 0, a + _class_size[cls], (s + self.s_npages[s]) << PAGE_SHIFT)
+
     def tid_at(self, a):
         s = self.spanof_mv[a >> PAGE_SHIFT]
         cls = self.s_sc_mv[s] >> 1
@@ -120,8 +136,8 @@ class ObjectQueries:
                 if len(t.ptroffs):
                     out.append((sel[:, None] + t.ptroffs).ravel())
             elif t.elem is None:                      # a pointer slice: every element
-                lens = self.arena_i64[sel >> 3]
-                first = np.repeat(sel + 8, lens)
+                lens = self.arena_i64[(self.object_ends(sel) - 8) >> 3]
+                first = np.repeat(sel, lens)
                 k = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
                 out.append(first + k * 8)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -25,7 +25,7 @@ import posix_ipc
 from .layout import PR_ROOTBYTES
 from .segment import Segment, shm_name
 from .sizeclasses import class_to_size
-from .types import K_STRUCT, PTR_CODE, size_class
+from .types import K_SLICE, K_STRUCT, PTR_CODE, size_class
 
 ROOT_SLOTS_MAX = 1 << 28     # per process (2 GiB reserved, committed in chunks)
 ROOT_CHUNK = 1 << 16         # slots committed at a time (512 KiB)
@@ -115,27 +115,29 @@ class Ptr:
 
 
 class SlicePtr(Ptr):
-    """A Ptr to a slice object: an 8-byte length, then the elements."""
+    """A Ptr to a slice object: the elements from the object's address on, and the length in the
+    last word of the object's block (see malloc.py).  A slice's length never changes, so the handle
+    keeps it."""
 
-    __slots__ = ()
+    __slots__ = ("_n",)
 
     def __len__(self):
-        return self._t.mvq[self._a >> 3]
+        return self._n
 
     @property
     def np(self):
         t = self._t
         if t.elem is None:
             raise TypeError(f"{self!r} is a slice of pointers and has no numpy view; index it")
-        return np.ndarray((t.mvq[self._a >> 3],), dtype=t.elem, buffer=t.heap.arena.mm, offset=self._a + 8)
+        return np.ndarray((self._n,), dtype=t.elem, buffer=t.heap.arena.mm, offset=self._a)
 
     def _index(self, i):
         if not isinstance(i, (int, np.integer)):
             raise TypeError(f"slice index must be an integer, not {type(i).__name__}")
-        if not 0 <= i < self._t.mvq[self._a >> 3]:
+        if not 0 <= i < self._n:
             from ..runtime import _index_error
             raise _index_error()
-        return self._a + 8 + int(i) * self._t.elemsize
+        return self._a + int(i) * self._t.elemsize
 
     def __getitem__(self, i):
         a = self._index(i)
@@ -143,7 +145,7 @@ class SlicePtr(Ptr):
         if t.elem is None:
             v = t.mvq[a >> 3]
             return t.heap.ptr_at(v) if v else None
-        return self.np[(a - self._a - 8) // t.elemsize]
+        return read_value(t, a, t.elem)
 
     def __setitem__(self, i, v):
         a = self._index(i)
@@ -256,6 +258,8 @@ class TypeInfo:
         p._a = a
         p._s = s
         p._t = self
+        if self.kind == K_SLICE:
+            p._n = self.mvq[(self.heap.object_end(a) - 8) >> 3]
         return p
 
 
@@ -311,7 +315,7 @@ class Batch:
 
     def __init__(self, root, t):
         self._root, self._t = root, t
-        a = np.ndarray((len(root),), dtype=np.int64, buffer=t.heap.arena.mm, offset=root.addr + 8)
+        a = np.ndarray((len(root),), dtype=np.int64, buffer=t.heap.arena.mm, offset=root.addr)
         a.flags.writeable = False
         self.addrs = a
 

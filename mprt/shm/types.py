@@ -2,8 +2,8 @@
 
 A struct type is a class whose annotations are numpy scalar types or mprt.Ptr.  Its layout is Go's:
 fields in declaration order, each aligned to its own alignment (its size, at most 8), the struct's
-size rounded up to its largest alignment.  A slice is a heap object of one 8-byte length word
-followed by its elements; its type is "slice of <elem>".
+size rounded up to its largest alignment.  A slice is a heap object holding its elements from its
+address on and its length in the last word of its block; its type is "slice of <elem>".
 
 Every type a runtime has allocated gets a type id (1..65535) in the type table of the heap segment:
 its kind, its size, a descriptor (the layout as JSON, so any process can rebuild the field
