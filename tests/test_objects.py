@@ -276,3 +276,16 @@ def test_large_struct_gets_a_span_of_its_own(heap):
     heap.free_objects([a])
     assert heap.find_object(a) is None
     heap.check()
+
+
+def test_slice_lengths_survive_full_writes_and_lookups(heap):
+    from mprt.shm.ptr import dumps, loads
+    for elem in (np.uint8, np.float64, np.complex128):
+        for n in list(range(0, 70)) + [4095, 4096, 5000, 100_000]:
+            s = mprt.make(elem, n)
+            s.np.view(np.uint8)[:] = 0xFF                  # every byte of every element
+            again = loads(dumps(s))                         # a fresh handle reads the length from the heap
+            assert len(s) == len(again) == n and mprt.sizeof(again) == n * np.dtype(elem).itemsize
+            assert s.np.ctypes.data % min(16, np.dtype(elem).itemsize) == 0
+    big = mprt.make(np.float64, 1 << 20)
+    assert big.addr % 8192 == 0 and big.np.ctypes.data % 4096 == 0   # page-aligned data
