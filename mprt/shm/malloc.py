@@ -33,7 +33,9 @@ handed out again.  So allocation never zeroes.
 Decisions where Go differs or is silent:
   - No tiny allocator: every object keeps its own type id, so the 16-byte blocks that pack several
     pointer-free objects are not used (one object per slot; 8-byte objects use class 1).
-  - mcaches are process-local and flushed when a process gives its P away (mcache.py).
+  - mcaches are process-local and flushed when a process gives its P away (mcache.py).  A process
+    allocates from one thread, the M's (Go's Ms are threads; mprt's are processes), so the mcache
+    needs no lock even against the process's own threads.
   - A slice object holds its elements from its address on (p.addr is element 0, as a Go slice's
     data pointer; a large slice's data is page-aligned) and its length in the last 8-byte word of
     its block, which no element reaches.  Handles keep the length, so len() reads no memory.
