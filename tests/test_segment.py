@@ -72,7 +72,9 @@ def test_sigkilled_runtime_is_removed_by_the_next_start():
         assert len(left) >= 4
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
-        assert _files(rtid) == left                       # SIGKILL: nothing was torn down
+        # SIGKILL: nothing was torn down (unless a runtime started meanwhile by a test in another
+        # xdist worker has already reaped it, which is the behaviour under test as well)
+        assert set(_files(rtid)) <= set(left)
     finally:
         if child.poll() is None:
             child.kill()
