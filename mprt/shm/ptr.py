@@ -28,7 +28,8 @@ from .sizeclasses import class_to_size
 from .types import K_SLICE, K_STRUCT, PTR_CODE, size_class
 
 ROOT_SLOTS_MAX = 1 << 28     # per process (2 GiB reserved, committed in chunks)
-ROOT_CHUNK = 1 << 16         # slots committed at a time (512 KiB)
+ROOT_CHUNK = 1 << 16         # slots committed at a time (512 KiB), doubling up from ROOT_CHUNK_MIN
+ROOT_CHUNK_MIN = 1 << 10
 _onew = object.__new__
 
 _FMT = {np.dtype(t): f for t, f in [(np.int8, "b"), (np.int16, "h"), (np.int32, "i"), (np.int64, "q"),
@@ -57,11 +58,12 @@ class Roots:
 
     def grow(self):
         """Commit another chunk of slots; returns one of them, the rest go on the free list."""
-        if self.cap + ROOT_CHUNK > ROOT_SLOTS_MAX:
+        chunk = min(max(self.cap, ROOT_CHUNK_MIN), ROOT_CHUNK)   # small at first: workers start fast
+        if self.cap + chunk > ROOT_SLOTS_MAX:
             raise MemoryError(f"mprt: more than {ROOT_SLOTS_MAX} live Ptr handles in one process")
-        self.seg.commit(self.cap * 8, ROOT_CHUNK * 8)
+        self.seg.commit(self.cap * 8, chunk * 8)
         first = self.cap
-        self.cap += ROOT_CHUNK
+        self.cap += chunk
         self.procs_row[PR_ROOTBYTES] = self.cap * 8
         self.free.extend(range(self.cap - 1, first, -1))
         return first
