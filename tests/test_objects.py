@@ -45,7 +45,9 @@ def test_new_is_zeroed_and_fields_round_trip(heap):
     assert type(p.x) is np.int64 and type(p.y) is np.float32
     p.x, p.y, p.flag, p.small = -5, 1.5, True, -128
     assert (p.x, p.y, p.flag, p.small) == (-5, 1.5, True, -128)
-    assert mprt.sizeof(p) == 16
+    assert mprt.sizeof(p) == 16 == mprt.sizeof(Point)
+    with pytest.raises(TypeError, match="not a mprt.Ptr or a struct type"):
+        mprt.sizeof(3)
     w = mprt.new(Wide)
     w.c, w.h, w.u = 1 + 2j, 0.5, 2**64 - 1
     assert (w.c, w.h, w.u) == (1 + 2j, 0.5, 2**64 - 1)

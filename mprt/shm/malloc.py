@@ -575,10 +575,13 @@ def new_batch(T, n):
 
 
 def sizeof(p):
-    """The bytes p's type declares: the struct's size, or length x element size for a slice."""
+    """The bytes p's type declares: the struct's size, or length x element size for a slice.
+    A struct class gives its size too (Go's unsafe.Sizeof of a value of the type)."""
     from .ptr import Ptr
+    if isinstance(p, type) and "_mprt_struct" in p.__dict__:
+        return p._mprt_struct.size
     if not isinstance(p, Ptr):
-        raise TypeError(f"mprt.sizeof: {p!r} is not a mprt.Ptr")
+        raise TypeError(f"mprt.sizeof: {p!r} is not a mprt.Ptr or a struct type")
     t = p._t
     if t.kind == K_STRUCT:
         return t.size
