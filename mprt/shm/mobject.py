@@ -69,12 +69,7 @@ class ObjectQueries:
 
     def ptr_at(self, a):
         """A Ptr for the object starting at a (a was stored by the runtime, so it is valid)."""
-        s = self.spanof_mv[a >> PAGE_SHIFT]
-        cls = self.s_sc_mv[s] >> 1
-        if cls:
-            tid = self.meta_tid_mv[(self.s_meta_mv[s] >> 1) + (a - (s << PAGE_SHIFT)) // class_to_size[cls]]
-        else:
-            tid = self.s_tid_mv[s]
+        tid = self.tid_at(a)
         t = self.types.get(tid) or self.typeinfo(tid)
         return t.make(a)
 
