@@ -13,6 +13,7 @@ def _child(rtid, p, fn, args, conn, barrier, parent_ends):
         c.close()          # the parent's death must read as EOF here
     h = malloc.attach(rtid, p=p)
     try:
+        args = loads(args)     # through the runtime's pickler: Ptrs become this process's handles
         if barrier is not None:
             barrier.wait(timeout=30)
         res = fn(*args)
@@ -26,13 +27,14 @@ def _child(rtid, p, fn, args, conn, barrier, parent_ends):
 
 def run_each(heap, calls, together=False, timeout=60):
     """Run calls [(P, fn, args)] each in its own process attached to `heap` holding that P; returns
-    their results (unpickled here, so Ptrs come back as this process's handles)."""
+    their results.  Arguments and results cross through the runtime's pickler, so Ptrs arrive as
+    the receiving process's own (rooted) handles."""
     barrier = _ctx.Barrier(len(calls)) if together else None
     started = []
     for p, fn, args in calls:
         a, b = _ctx.Pipe()
         ends = [x for _, x in started] + [a]
-        pr = _ctx.Process(target=_child, args=(heap.rtid, p, fn, args, b, barrier, ends))
+        pr = _ctx.Process(target=_child, args=(heap.rtid, p, fn, dumps(args), b, barrier, ends))
         pr.start()
         b.close()          # a dead child must read as EOF here
         started.append((pr, a))

@@ -291,3 +291,18 @@ def test_slice_lengths_survive_full_writes_and_lookups(heap):
             assert s.np.ctypes.data % min(16, np.dtype(elem).itemsize) == 0
     big = mprt.make(np.float64, 1 << 20)
     assert big.addr % 8192 == 0 and big.np.ctypes.data % 4096 == 0   # page-aligned data
+
+
+def test_handles_after_teardown_say_so():
+    h = malloc.create(arena_max=1 << 26)
+    p, w = mprt.new(Point), mprt.new(Wide)
+    n = mprt.new(Node)
+    s, ps, b = mprt.make(np.float64, 4), mprt.make(mprt.Ptr, 2), mprt.new_batch(Node, 3)
+    view = s.np
+    h.destroy()
+    for op in (lambda: p.x, lambda: setattr(p, "x", 1), lambda: p.flag, lambda: w.c, lambda: n.left,
+               lambda: setattr(n, "left", None), lambda: s.np, lambda: s[0], lambda: ps[0],
+               lambda: b[0], lambda: b.get("val"), lambda: b.set("val", 1)):
+        with pytest.raises(RuntimeError, match=f"runtime {h.rtid} has ended"):
+            op()
+    assert len(s) == 4 and view.shape == (4,)    # what is already in hand stays valid memory

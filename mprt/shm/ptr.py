@@ -131,6 +131,8 @@ class SlicePtr(Ptr):
         t = self._t
         if t.elem is None:
             raise TypeError(f"{self!r} is a slice of pointers and has no numpy view; index it")
+        if not t.heap.alive:
+            raise ended(t.heap)
         return np.ndarray((self._n,), dtype=t.elem, buffer=t.heap.arena.mm, offset=self._a)
 
     def _index(self, i):
@@ -139,6 +141,8 @@ class SlicePtr(Ptr):
         if not 0 <= i < self._n:
             from ..runtime import _index_error
             raise _index_error()
+        if not self._t.heap.alive:
+            raise ended(self._t.heap)
         return self._a + int(i) * self._t.elemsize
 
     def __getitem__(self, i):
@@ -160,6 +164,12 @@ class SlicePtr(Ptr):
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
+
+
+def ended(h):
+    """The error for a handle used after its runtime's heap was torn down (or left)."""
+    return RuntimeError(f"mprt: runtime {h.rtid} has ended in this process; its heap handles are "
+                        f"no longer usable")
 
 
 # ---- stores ----
@@ -193,6 +203,8 @@ def _bad_value(where, dt, v, why=None):
 def write_value(t, a, dt, v, where):
     """Write numeric v at byte address a as dtype dt, refusing values that do not fit."""
     h = t.heap
+    if not h.alive:
+        raise ended(h)
     fmt = _FMT.get(dt)
     if dt.kind == "b":
         if not isinstance(v, (bool, np.bool_)):
@@ -216,6 +228,8 @@ def write_value(t, a, dt, v, where):
 def read_value(t, a, dt):
     fmt = _FMT.get(dt)
     h = t.heap
+    if not h.alive:
+        raise ended(h)
     if dt.kind == "b":
         return np.bool_(h.arena_u8[a])
     if fmt is not None:
@@ -279,16 +293,24 @@ def _field(t, fname, code, off, dt):
         mvq, ptr_at = h.mvq, h.ptr_at
 
         def get(self):
-            a = mvq[(self._a + off) >> 3]
+            try:
+                a = mvq[(self._a + off) >> 3]
+            except ValueError:
+                raise ended(h) from None      # the heap's views were released at teardown
             return ptr_at(a) if a else None
 
         def set_(self, v):
+            if not h.alive:
+                raise ended(h)
             store_ptr(h, self._a + off, ptr_value(h, v, where))
     elif dt in _FMT:
         mv, sh, conv = h.mv[_FMT[dt]], dt.itemsize.bit_length() - 1, dt.type
 
         def get(self):
-            return conv(mv[(self._a + off) >> sh])
+            try:
+                return conv(mv[(self._a + off) >> sh])
+            except ValueError:
+                raise ended(h) from None
 
         def set_(self, v):
             try:
@@ -296,6 +318,8 @@ def _field(t, fname, code, off, dt):
             except TypeError:
                 raise _bad_value(where, dt, v) from None
             except (ValueError, OverflowError):
+                if not h.alive:
+                    raise ended(h) from None
                 raise _bad_value(where, dt, v, "value out of range") from None
     else:
         def get(self):
@@ -325,10 +349,14 @@ class Batch:
         return len(self.addrs)
 
     def __getitem__(self, i):
+        if not self._t.heap.alive:
+            raise ended(self._t.heap)
         return self._t.make(int(self.addrs[i]))
 
     def __iter__(self):
         t = self._t
+        if not t.heap.alive:
+            raise ended(t.heap)
         for a in self.addrs.tolist():
             yield t.make(a)
 
@@ -339,6 +367,8 @@ class Batch:
         raise pickle.PicklingError("cannot pickle a mprt.Batch outside the runtime")
 
     def _field(self, field):
+        if not self._t.heap.alive:
+            raise ended(self._t.heap)
         try:
             return self._t.fields[field]
         except KeyError:
