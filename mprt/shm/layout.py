@@ -56,8 +56,7 @@ TBLOB_BYTES = 16 << 20
  H_NTYPES,           # types lock: type ids 1..H_NTYPES are in use
  H_TBLOB_BUMP,       # types lock
  H_TBLOB_COMMIT,     # types lock
- H_NSCAVENGE,        # heap lock: scavenger generations run
- ) = range(20)
+ ) = range(19)
 H_META_FREE = 32     # heap lock: H_META_FREE + sizeclass = head of that class's free meta blocks
 HDR_WORDS = H_META_FREE + NUM_SIZE_CLASSES + 1
 
