@@ -236,6 +236,11 @@ def test_out_of_memory_is_gos_message_and_leaves_heap_usable(heap):
     heap.check()
     p = mprt.new(Obj)                                           # small objects still fit
     p.a = 1
+    room = [keep.pop().addr for _ in range(3)]                  # 24 MB free again
+    heap.free_objects(room)
+    with pytest.raises(MemoryError, match="out of memory"):
+        mprt.new_batch(Obj, 1_000_000)                          # its slice fits, its 32 MB of spans do not
+    heap.check()                                                # a failed batch takes nothing with it
     del keep
 
 

@@ -48,12 +48,13 @@ def _meta_bump_locked(h, nbytes):
         newc = _round(end, META_COMMIT_STEP)
         limit = h.layout.maxpages * MAX_META_PER_PAGE
         newc = min(newc, limit)
+        heap_sys = (int(hdr[H_ARENA_PAGES]) - 1) << PAGE_SHIFT
         if end > limit:
-            raise mheap.OutOfMemory(nbytes, int(hdr[H_META_COMMIT]))
+            raise mheap.OutOfMemory(nbytes, heap_sys)
         try:
             h.heapseg.commit(h.meta_off + int(hdr[H_META_COMMIT]), newc - int(hdr[H_META_COMMIT]))
         except NoSpace:
-            raise mheap.OutOfMemory(nbytes, int(hdr[H_META_COMMIT])) from None
+            raise mheap.OutOfMemory(nbytes, heap_sys) from None
         hdr[H_META_COMMIT] = newc
     hdr[H_META_BUMP] = end
     return off
@@ -73,7 +74,12 @@ def meta_alloc_locked(h, cls, k=1):
     rest = k - len(out)
     if rest:
         size = meta_bytes[cls]
-        first = _meta_bump_locked(h, size * rest)
+        try:
+            first = _meta_bump_locked(h, size * rest)
+        except BaseException:
+            for off in out:                # nothing taken when the heap is out of memory
+                meta_free_locked(h, cls, off)
+            raise
         out.extend(range(first, first + size * rest, size))
     return out
 
@@ -98,13 +104,26 @@ def cache_span(h, sc, p):
             return s
     npages = class_to_allocnpages[cls]
     with h.lock:
-        s, nrel, nz = mheap.alloc_locked(h, npages)
+        s, nrel, nz, metas = _alloc_spans_locked(h, cls, npages)
         h.s_sc[s] = sc
         h.s_alloc[s] = 0
         h.s_cached[s] = p
-        h.s_meta[s] = meta_alloc_locked(h, cls)[0]
+        h.s_meta[s] = metas[0]
     mheap.prepare(h, s, npages, nrel, nz)
     return s
+
+
+def _alloc_spans_locked(h, cls, npages, k=1):
+    """A run of k * npages pages and k meta blocks for spans of class cls; if either cannot be
+    had (out of memory), neither is taken."""
+    metas = meta_alloc_locked(h, cls, k)
+    try:
+        run, nrel, nz = mheap.alloc_locked(h, k * npages)
+    except BaseException:
+        for off in metas:
+            meta_free_locked(h, cls, off)
+        raise
+    return run, nrel, nz, metas
 
 
 def uncache_span(h, sc, s, nalloc):
@@ -135,7 +154,8 @@ def alloc_full_spans(h, sc, k, tid):
     cls = sc >> 1
     npg, nobj = class_to_allocnpages[cls], class_to_nobjs[cls]
     with h.lock:
-        run, nrel, nz = mheap.alloc_locked(h, k * npg)
+        run, nrel, nz, metas = _alloc_spans_locked(h, cls, npg, k)
+        metas = np.array(metas, dtype=np.int64)
         starts = run + np.arange(k, dtype=np.int64) * npg
         h.s_npages[starts] = npg
         h.s_state[starts] = S_INUSE
@@ -144,7 +164,6 @@ def alloc_full_spans(h, sc, k, tid):
         h.s_sc[starts] = sc
         h.s_alloc[starts] = nobj
         h.s_cached[starts] = -1
-        metas = np.array(meta_alloc_locked(h, cls, k), dtype=np.int64)
         h.s_meta[starts] = metas
     mheap.prepare(h, run, k * npg, nrel, nz)
     h.meta_tid[((metas >> 1)[:, None] + np.arange(nobj)).ravel()] = tid
