@@ -331,12 +331,12 @@ class Heap(ObjectQueries):
         if npages >= self.layout.maxpages:
             raise mheap.OutOfMemory(npages << PAGE_SHIFT, (int(self.hdr[H_ARENA_PAGES]) - 1) << PAGE_SHIFT)
         with self.lock:
-            s, nrel, nz = mheap.alloc_locked(self, npages)
+            s, nz = mheap.alloc_locked(self, npages)
             self.s_sc[s] = noscan
             self.s_cached[s] = -1
             self.hdr[H_NLARGEALLOC] += 1
             self.hdr[H_LARGEALLOC] += npages << PAGE_SHIFT
-        mheap.prepare(self, s, npages, nrel, nz)
+        mheap.prepare(self, s, npages, nz)
         self.s_tid[s] = tid
         return s << PAGE_SHIFT
 

@@ -104,12 +104,12 @@ def cache_span(h, sc, p):
             return s
     npages = class_to_allocnpages[cls]
     with h.lock:
-        s, nrel, nz, metas = _alloc_spans_locked(h, cls, npages)
+        s, nz, metas = _alloc_spans_locked(h, cls, npages)
         h.s_sc[s] = sc
         h.s_alloc[s] = 0
         h.s_cached[s] = p
         h.s_meta[s] = metas[0]
-    mheap.prepare(h, s, npages, nrel, nz)
+    mheap.prepare(h, s, npages, nz)
     return s
 
 
@@ -118,12 +118,12 @@ def _alloc_spans_locked(h, cls, npages, k=1):
     had (out of memory), neither is taken."""
     metas = meta_alloc_locked(h, cls, k)
     try:
-        run, nrel, nz = mheap.alloc_locked(h, k * npages)
+        run, nz = mheap.alloc_locked(h, k * npages)
     except BaseException:
         for off in metas:
             meta_free_locked(h, cls, off)
         raise
-    return run, nrel, nz, metas
+    return run, nz, metas
 
 
 def uncache_span(h, sc, s, nalloc):
@@ -154,7 +154,7 @@ def alloc_full_spans(h, sc, k, tid):
     cls = sc >> 1
     npg, nobj = class_to_allocnpages[cls], class_to_nobjs[cls]
     with h.lock:
-        run, nrel, nz, metas = _alloc_spans_locked(h, cls, npg, k)
+        run, nz, metas = _alloc_spans_locked(h, cls, npg, k)
         metas = np.array(metas, dtype=np.int64)
         starts = run + np.arange(k, dtype=np.int64) * npg
         h.s_npages[starts] = npg
@@ -165,7 +165,7 @@ def alloc_full_spans(h, sc, k, tid):
         h.s_alloc[starts] = nobj
         h.s_cached[starts] = -1
         h.s_meta[starts] = metas
-    mheap.prepare(h, run, k * npg, nrel, nz)
+    mheap.prepare(h, run, k * npg, nz)
     h.meta_tid[((metas >> 1)[:, None] + np.arange(nobj)).ravel()] = tid
     heads = h.central_heads
     with h.central_lock(cls):

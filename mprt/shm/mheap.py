@@ -81,14 +81,23 @@ def _free_list(npages):
 
 def alloc_locked(h, npages):
     """Take a span of exactly `npages` pages off the free lists, growing the arena if needed.
-    Returns (start page, pages that were released, whether any page needs zeroing).  The span is
-    S_INUSE, counted in H_PAGES_INUSE, and its pages' flags are cleared; the caller commits the
-    released pages and zeroes (outside the lock) before use."""
+    Returns (start page, whether any page needs zeroing).  The span is S_INUSE, counted in
+    H_PAGES_INUSE; pages that had been released are committed again first (sysUsed), so running
+    out of /dev/shm there is out-of-memory with nothing taken.  The caller zeroes (`prepare`,
+    outside the lock) before use."""
     s = _find_locked(h, npages)
     if s == 0:
         grow_locked(h, npages)
         s = _find_locked(h, npages)
         assert s, "grown heap has no span to fit"
+    flags = h.pflags[s:s + npages]
+    nreleased = int(np.count_nonzero(flags & PF_RELEASED))
+    if nreleased:
+        try:
+            h.arena.commit(s << PAGE_SHIFT, npages << PAGE_SHIFT)
+        except NoSpace:
+            raise OutOfMemory(npages << PAGE_SHIFT, (int(h.hdr[H_ARENA_PAGES]) - 1) << PAGE_SHIFT) from None
+    needzero = bool((flags & PF_NEEDZERO).any())
     n = int(h.s_npages[s])
     list_remove(h, h.free_heads, _free_list(n), s)
     if n > npages:  # trim the tail into a free span of its own
@@ -96,22 +105,17 @@ def alloc_locked(h, npages):
         _set_span(h, t, tn, S_FREE)
         list_push(h, h.free_heads, _free_list(tn), t, L_FREE)
     _set_span(h, s, npages, S_INUSE)
-    flags = h.pflags[s:s + npages]
-    nreleased = int(np.count_nonzero(flags & PF_RELEASED))
-    needzero = bool((flags & PF_NEEDZERO).any())
     flags[:] = 0
     hdr = h.hdr
     hdr[H_PAGES_FREE] -= npages
     hdr[H_PAGES_INUSE] += npages
     hdr[H_PAGES_RELEASED] -= nreleased
     hdr[H_NSPANS_INUSE] += 1
-    return s, nreleased, needzero
+    return s, needzero
 
 
-def prepare(h, s, npages, nreleased, needzero):
-    """Make a freshly allocated span usable (no lock needed: the caller owns it)."""
-    if nreleased:
-        h.arena.commit(s << PAGE_SHIFT, npages << PAGE_SHIFT)   # sysUsed
+def prepare(h, s, npages, needzero):
+    """Zero a freshly allocated span if its pages may hold old data (no lock: the caller owns it)."""
     if needzero:
         h.arena_u8[s << PAGE_SHIFT:(s + npages) << PAGE_SHIFT] = 0
 
