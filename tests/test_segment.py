@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from mprt.shm import malloc
-from mprt.shm.segment import SHM_DIR, reap_dead, runtime_entries
+from mprt.shm.segment import reap_dead, runtime_entries
 
 
 def _files(rtid):
@@ -104,8 +104,10 @@ def test_bad_arena_maximum():
     for bad in (0, -1, 1000, "1G", 2.5):
         with pytest.raises(ValueError, match=f"arena maximum {bad!r}"):
             malloc.create(arena_max=bad)
+    with pytest.raises(ValueError, match="P id 5000 out of range"):
+        malloc.create(arena_max=1 << 26, p=5000)             # a heap that cannot be joined is undone
     assert malloc.current_or_none() is None
-    assert not [f for f in os.listdir(SHM_DIR) if f.startswith("mprt.") and str(os.getpid()) in f]
+    assert not [f for f, rid in runtime_entries() if rid.startswith(f"{os.getpid()}.")]
 
 
 def _die_attached(rtid, p):

@@ -76,7 +76,7 @@ from .layout import (
 from .mcache import MCache
 from .mobject import ObjectQueries
 from .ptr import Batch, Roots, TypeInfo, store_ptrs
-from .segment import Lock, Segment, new_runtime_id, reap_dead, shm_name, unlink_runtime
+from .segment import Lock, Segment, new_runtime_id, pid_alive, reap_dead, shm_name, unlink_runtime
 from .sizeclasses import PAGE_SHIFT, PAGE_SIZE, class_to_nobjs, class_to_size
 from .types import (
     K_SLICE,
@@ -220,7 +220,7 @@ class Heap(ObjectQueries):
             procs = self.procs.reshape(MAXPROCS, PROC_WORDS)
             for i in range(MAXPROCS):
                 owner = int(procs[i, PR_PID])
-                if owner == 0 or (owner != pid and not _pid_alive(owner)):
+                if owner == 0 or (owner != pid and not pid_alive(owner)):
                     procs[i, :] = 0
                     procs[i, PR_PID] = pid
                     self.slot = i
@@ -238,7 +238,7 @@ class Heap(ObjectQueries):
         row = self.pstat_mv[p * PSTAT_WORDS:(p + 1) * PSTAT_WORDS]
         with self.lock:
             owner = row[PS_OWNER]
-            if owner and owner != os.getpid() and _pid_alive(owner):
+            if owner and owner != os.getpid() and pid_alive(owner):
                 raise RuntimeError(f"mprt: P{p} is held by process {owner}")
             row[PS_OWNER] = os.getpid()
         self.p = p
@@ -459,19 +459,8 @@ class Heap(ObjectQueries):
             seg.close()
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def create(arena_max=None, gcpercent=100, p=0):
     """Create a new runtime heap, attach this process to it holding P p, and make it current."""
-    global _cur
     if _cur is not None:
         raise RuntimeError(f"mprt: this process is already attached to runtime {_cur.rtid}")
     reap_dead()
@@ -481,18 +470,28 @@ def create(arena_max=None, gcpercent=100, p=0):
     except BaseException:
         unlink_runtime(rtid)
         raise
+    return _make_current(h, p, h.destroy)
+
+
+def _make_current(h, p, undo):
+    global _cur
     if p is not None:
-        h.bind_p(p)
+        try:
+            h.bind_p(p)
+        except BaseException:
+            undo()
+            raise
     _cur = h
-    atexit.register(_at_exit, h, os.getpid())
     return h
 
 
-def _at_exit(h, pid):
+@atexit.register
+def _at_exit():
     # A program that ends without tearing down still leaves nothing behind; an attached process
-    # that ends without detaching still gives its P back.  (A forked child that inherits the
-    # handler is another pid and does nothing.)
-    if os.getpid() != pid or not h.alive:
+    # that ends without detaching still gives its P back.  (A forked child has no current heap:
+    # _after_fork_in_child cleared it.)
+    h = _cur
+    if h is None or not h.alive:
         return
     if h.owner:
         h.destroy()
@@ -502,18 +501,13 @@ def _at_exit(h, pid):
 
 def attach(rtid, p=None):
     """Attach this process to the running heap of runtime rtid (holding P p if given)."""
-    global _cur
     if _cur is not None:
         raise RuntimeError(f"mprt: this process is already attached to runtime {_cur.rtid}")
     try:
         h = Heap(rtid, False)
     except posix_ipc.ExistentialError:
         raise RuntimeError(f"mprt: runtime {rtid!r} does not exist (it ended, or it never started)") from None
-    if p is not None:
-        h.bind_p(p)
-    _cur = h
-    atexit.register(_at_exit, h, os.getpid())
-    return h
+    return _make_current(h, p, h.detach)
 
 
 def _after_fork_in_child():

@@ -190,16 +190,18 @@ def reap_dead():
     return removed
 
 
-def _owner_gone(rtid):
-    pid, token = rtid.split(".")
-    pid = int(pid)
+def pid_alive(pid, stamp=None):
+    """Whether process pid exists and is not a zombie (and, given its start stamp, is that very
+    process, not a later one that reused the pid)."""
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
-            return True
-        stamp = round(proc.create_time() * 100)
+            return False
+        return stamp is None or abs(round(proc.create_time() * 100) - stamp) <= 1
     except psutil.Error:
-        return True
-    if len(token) == 16:           # a pid reused by a process that started later is not the owner
-        return abs(stamp - int(token[:10], 16)) > 1
-    return False
+        return False
+
+
+def _owner_gone(rtid):
+    pid, token = rtid.split(".")
+    return not pid_alive(int(pid), int(token[:10], 16) if len(token) == 16 else None)
