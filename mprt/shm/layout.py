@@ -130,8 +130,6 @@ class Layout:
         add("central_heads", np.int32, NSPANCLASS * 2, True)   # [sc*2 + 0] partial, [sc*2 + 1] full
         add("central_nfree", np.int64, NSPANCLASS, True)
         add("free_heads", np.int32, 129, True)                 # [n] spans of n pages, [128] larger
-        add("t_kind", np.int8, MAXTYPES + 1, True)
-        add("t_size", np.int64, MAXTYPES + 1, True)
         add("t_desc", np.int64, MAXTYPES + 1, True)            # blob offset << 24 | length
         add("t_ptroffs", np.int64, MAXTYPES + 1, True)         # blob offset << 24 | count (int32 words)
         add("tblob", np.uint8, TBLOB_BYTES)

@@ -257,7 +257,7 @@ class Heap(ObjectQueries):
 
     def bind_class(self, T):
         lay = layout_of(T)
-        tid = register(self, K_STRUCT, lay.size, lay.desc, lay.ptroffs)
+        tid = register(self, lay.desc, lay.ptroffs)
         t = self.types.get(tid) or self.typeinfo(tid)
         self.tcache[T] = t
         return t
@@ -266,7 +266,7 @@ class Heap(ObjectQueries):
         t = self.tcache.get(("slice", elem))
         if t is None:
             code, dt = elem_code(elem)
-            tid = register(self, K_SLICE, 8 if dt is None else dt.itemsize, slice_desc(code), [])
+            tid = register(self, slice_desc(code), [])
             t = self.types.get(tid) or self.typeinfo(tid)
             try:
                 self.tcache[("slice", elem)] = t

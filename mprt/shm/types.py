@@ -6,13 +6,12 @@ size rounded up to its largest alignment.  A slice is a heap object holding its 
 address on and its length in the last word of its block; its type is "slice of <elem>".
 
 Every type a runtime has allocated gets a type id (1..65535) in the type table of the heap segment:
-its kind, its size, a descriptor (the layout as JSON, so any process can rebuild the field
-accessors from shared memory alone) and its pointer map: the byte offsets of its pointer words, the
-sparse form of Go's gcdata bitmap, ready for vector gathers (a pointer slice's map is implicit: every
-element).  Each allocated
-object's type id is recorded with the object (see malloc.py), so any process, and the collector,
-knows where the pointers of any object are.  The table is append-only under the types lock; an
-entry never changes once published (hdr[H_NTYPES] covers it).
+a descriptor (its kind and layout as JSON, so any process can rebuild the field accessors from
+shared memory alone) and its pointer map: the byte offsets of its pointer words, the sparse form of
+Go's gcdata bitmap, ready for vector gathers (a pointer slice's map is implicit: every element).
+Each allocated object's type id is recorded with the object (see malloc.py), so any process, and
+the collector, knows where the pointers of any object are.  The table is append-only under the
+types lock; an entry never changes once published (hdr[H_NTYPES] covers it).
 """
 import inspect
 import json
@@ -114,8 +113,8 @@ def slice_desc(code):
 
 # ---- the shared type table ----
 
-def register(h, kind, size, desc, ptroffs):
-    """The type id of (kind, desc) in heap h, adding it to the table if it is new."""
+def register(h, desc, ptroffs):
+    """The type id of the type described by desc in heap h, adding it to the table if it is new."""
     tid = h.tid_by_desc.get(desc)
     if tid is not None:
         return tid
@@ -143,8 +142,6 @@ def register(h, kind, size, desc, ptroffs):
         blob[off:off + len(desc)] = np.frombuffer(desc, dtype=np.uint8)
         blob[off + len(desc):off + len(desc) + len(po)] = np.frombuffer(po, dtype=np.uint8)
         tid = n + 1
-        h.t_kind[tid] = kind
-        h.t_size[tid] = size
         h.t_desc[tid] = off << 24 | len(desc)
         h.t_ptroffs[tid] = (off + len(desc)) << 24 | len(ptroffs)
         hdr[H_TBLOB_BUMP] = end
