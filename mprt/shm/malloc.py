@@ -75,7 +75,7 @@ from .layout import (
 )
 from .mcache import MCache
 from .mobject import ObjectQueries
-from .ptr import Batch, Roots, TypeInfo, store_ptrs
+from .ptr import Batch, Roots, SliceTypeInfo, TypeInfo, store_ptrs
 from .segment import Lock, Segment, new_runtime_id, pid_alive, reap_dead, shm_name, unlink_runtime
 from .sizeclasses import PAGE_SHIFT, PAGE_SIZE, class_to_nobjs, class_to_size
 from .types import (
@@ -290,7 +290,7 @@ class Heap(ObjectQueries):
             code = d["elem"]
             dt = None if code == PTR_CODE else np.dtype(code)
             name = "[]" + ("mprt.Ptr" if dt is None else dt.name)
-            t = TypeInfo(self, tid, K_SLICE, name, 8 if dt is None else dt.itemsize, elem=dt,
+            t = SliceTypeInfo(self, tid, K_SLICE, name, 8 if dt is None else dt.itemsize, elem=dt,
                          elemsize=8 if dt is None else dt.itemsize)
         self.types[tid] = t
         return t

@@ -25,7 +25,7 @@ import posix_ipc
 from .layout import PR_ROOTBYTES
 from .segment import Segment, shm_name
 from .sizeclasses import class_to_size
-from .types import K_SLICE, K_STRUCT, PTR_CODE, size_class
+from .types import K_STRUCT, PTR_CODE, size_class
 
 ROOT_SLOTS_MAX = 1 << 28     # per process (2 GiB reserved, committed in chunks)
 ROOT_CHUNK = 1 << 16         # slots committed at a time (512 KiB), doubling up from ROOT_CHUNK_MIN
@@ -274,8 +274,17 @@ class TypeInfo:
         p._a = a
         p._s = s
         p._t = self
-        if self.kind == K_SLICE:
-            p._n = self.mvq[(self.heap.object_end(a) - 8) >> 3]
+        return p
+
+
+class SliceTypeInfo(TypeInfo):
+    """A slice type: its handles also keep the slice's length, read once from the heap."""
+
+    __slots__ = ()
+
+    def make(self, a):
+        p = TypeInfo.make(self, a)
+        p._n = self.mvq[(self.heap.object_end(a) - 8) >> 3]
         return p
 
 
