@@ -4,8 +4,14 @@ This module grows with the runtime; each name does what Go's does, in Go's shape
 filled in place, Go's messages).
 """
 from ..panic import Panic
+from ..sched import proc as _proc
+from ..sched.proc import Goexit as _Goexit
 from ..shm import malloc as _malloc
 from ..shm import mstats as _mstats
+
+Compiler = "gc"
+GOARCH = "amd64"
+GOOS = "linux"
 
 
 class Error(Panic):
@@ -22,6 +28,14 @@ class Error(Panic):
 
     def Error(self):
         return str(self)
+
+
+class _PlainError(Error):
+    """A runtime error whose text has no "runtime error: " prefix (Go's plainError: send on a
+    closed channel, close of a closed channel)."""
+
+    def __str__(self):
+        return str(self.value)
 
 
 class _IndexError(Error, IndexError):
@@ -76,10 +90,77 @@ def ReadMemStats(m):
     """Fill m (a MemStats) with the allocator's statistics as of now, from any attached process."""
     if not isinstance(m, MemStats):
         raise TypeError(f"runtime.ReadMemStats: want a *runtime.MemStats, got {type(m).__name__}")
-    st = _mstats.read(_malloc.current())
+    h = _malloc.current()
+    pm = _proc._m
+    if pm is not None and pm.p != _proc.NONE:
+        t0 = _proc.stop_the_world(pm, "read mem stats")
+        try:
+            st = _mstats.read(h)
+        finally:
+            _proc.start_the_world(pm, t0)
+            _proc.ensure_p(pm)
+    else:
+        st = _mstats.read(h)
     for k, v in st.items():
         if k == "BySize":
             for e, (size, nm, nf) in zip(m.BySize, v):
                 e.Size, e.Mallocs, e.Frees = size, nm, nf
         else:
             setattr(m, k, v)
+
+
+# ---- the scheduler's part of package runtime ----
+
+def GOMAXPROCS(n=0):
+    """Set the number of Ps to n and return the previous setting; n <= 0 only reports it.  A change
+    stops the world (Go: n is capped at 1024)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"runtime.GOMAXPROCS: {n!r} is not an integer")
+    m = _proc.current_m()
+    return _proc.gomaxprocs(m, n)
+
+
+def NumCPU():
+    """The CPUs this process may run on (sched_getaffinity at boot, as Go)."""
+    m = _proc._m
+    if m is not None:
+        return int(m.q[m.ctl.sched + _proc.S_NCPU])
+    import os
+    return len(os.sched_getaffinity(0))
+
+
+def NumGoroutine():
+    """Goroutines that exist now (main included, system goroutines not)."""
+    return _proc.numgoroutine(_proc.current_m())
+
+
+def Gosched():
+    _proc.gosched()
+
+
+def Goexit():
+    """End the calling goroutine; its finally blocks (deferred calls) run first."""
+    _proc.current_m()
+    raise _Goexit()
+
+
+def LockOSThread():
+    _proc.lock_os_thread()
+
+
+def UnlockOSThread():
+    _proc.unlock_os_thread()
+
+
+def Version():
+    return "go1.9.2"
+
+
+def GOROOT():
+    import os
+    return os.environ.get("GOROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def KeepAlive(x):
+    """Go's KeepAlive: x stays reachable up to here (a Python reference does that already)."""
+    return None

@@ -1,0 +1,657 @@
+"""Boot and teardown: mprt.run, the worker Ms' start, and the coordinator (sysmon).
+
+    M0 (the caller of mprt.run)                   coordinator (forked from M0 at boot)
+      creates heap + control segment                sysmon: retakes Ps from system calls, asks
+      runs main as goroutine 1, pinned to a CPU     goroutines past 10 ms to yield, prints
+      tears everything down when main returns       schedtrace, notices dead processes
+      or another process ends the program           forks worker Ms on request (note.sysmon)
+                                                  worker M k (forked by the coordinator)
+                                                    attaches the heap (its mcache is cache k),
+                                                    runs proc._schedule_loop until the end
+
+Ms are forked by the coordinator rather than by whoever needs one: the coordinator runs no Python
+user code and holds no goroutines, so a fork copies nothing that must be undone, and the fork
+happens after the program's imports (about 2-3 ms) instead of a fresh interpreter (~100 ms).
+Worker Ms die with the coordinator (PR_SET_PDEATHSIG); the coordinator tears the runtime down if M0
+dies; M0 kills whatever is left at teardown.  Environment (GOMAXPROCS, GOGC, GODEBUG, GOTRACEBACK)
+is read here, once, at boot.
+"""
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+
+import greenlet
+import posix_ipc
+
+from ..shm import malloc
+from ..shm.layout import MAXP
+from ..shm.segment import Lock, shm_name, unlink_runtime
+from . import proc, traceback
+from .chan import NLOCKS
+from .ctl import (
+    EXIT_DEADLOCK,
+    EXIT_FATAL,
+    EXIT_GOEXIT,
+    EXIT_MAIN,
+    EXIT_PANIC,
+    G_GOID,
+    G_LINK,
+    G_LOCKEDM,
+    G_M,
+    G_RUNNING,
+    G_STATUS,
+    M_CPU,
+    M_CURG,
+    M_LOCKEDG,
+    M_NEXTP,
+    M_P,
+    M_PID,
+    M_PREEMPT,
+    M_RQHEAD,
+    M_RQTAIL,
+    M_STATE,
+    M_TID,
+    M_WORDS,
+    M_YHEAD,
+    M_YTAIL,
+    MAXM,
+    MS_DEAD,
+    MS_RUNNING,
+    MS_STARTING,
+    NONE,
+    P_IDLE,
+    P_LINK,
+    P_M,
+    P_RQHEAD,
+    P_RQTAIL,
+    P_RUNNEXT,
+    P_RUNNING,
+    P_SCHEDTICK,
+    P_SMSTICK,
+    P_SMTICK,
+    P_SMWHEN,
+    P_STATUS,
+    P_SYSCALL,
+    P_SYSCALLTICK,
+    S_COORDPID,
+    S_EXIT,
+    S_EXITKIND,
+    S_GFREE,
+    S_GOMAXPROCS,
+    S_GQHEAD,
+    S_GQTAIL,
+    S_M0PID,
+    S_MAINGOEXIT,
+    S_MAXMCOUNT,
+    S_MCOUNT,
+    S_NCPU,
+    S_NMSPINNING,
+    S_NPIDLE,
+    S_PIDLE,
+    S_SCHEDDETAIL,
+    S_SCHEDTRACE,
+    S_SGFREE,
+    S_STARTNS,
+    S_STOPPER,
+    S_TRACEBACK,
+    Ctl,
+)
+
+MAX_GOMAXPROCS = MAXP      # Go's _MaxGomaxprocs
+SYSMON_MIN_S = 20e-6
+SYSMON_MAX_S = 10e-3
+FORCE_PREEMPT_NS = 10_000_000
+EXIT_GRACE_S = 0.2
+_PR_SET_PDEATHSIG = 1
+
+config = {}      # what boot read from the environment (process-local; inherited by forks)
+
+
+def parse_gomaxprocs(val, ncpu):
+    """GOMAXPROCS from the environment: a positive integer overrides the CPU count (capped at 1024);
+    anything else is ignored, as Go's atoi-and-check."""
+    n = ncpu
+    try:
+        v = int((val or "").strip())
+        if v > 0:
+            n = v
+    except ValueError:
+        pass
+    return min(n, MAX_GOMAXPROCS)
+
+
+def parse_gogc(val):
+    """GOGC: "off" -> -1, an integer -> it, anything else (unset included) -> 100."""
+    if val is None or val == "":
+        return 100
+    if val == "off":
+        return -1
+    try:
+        return int(val)
+    except ValueError:
+        return 100
+
+
+def parse_godebug(val):
+    """GODEBUG "k=v,k=v": integer values by key; unknown keys are kept and ignored, as Go."""
+    out = {}
+    for part in (val or "").split(","):
+        k, eq, v = part.partition("=")
+        if not eq:
+            continue
+        try:
+            out[k.strip()] = int(v)
+        except ValueError:
+            pass
+    return out
+
+
+def _setup_common_signals():
+    signal.signal(signal.SIGURG, proc._on_sigurg)
+
+
+# ---- run ----
+
+def run(main, *args):
+    """Boot the runtime in this process (M0), run main(*args) as goroutine 1, tear down."""
+    if proc._m is not None:
+        raise RuntimeError("mprt.run: a runtime is already running in this process")
+    if not callable(main):
+        raise TypeError(f"mprt.run: {main!r} is not callable")
+    env = os.environ
+    cpus = sorted(os.sched_getaffinity(0))
+    ncpu = len(cpus)
+    nprocs = parse_gomaxprocs(env.get("GOMAXPROCS"), ncpu)
+    gcpercent = parse_gogc(env.get("GOGC"))
+    godebug = parse_godebug(env.get("GODEBUG"))
+    tb = traceback.parse_gotraceback(env.get("GOTRACEBACK"))
+    config.update(gomaxprocs=nprocs, gogc=gcpercent, godebug=godebug, gotraceback=tb)
+    heap = malloc.create(gcpercent=gcpercent, p=0)
+    rtid = heap.rtid
+    saved_affinity = os.sched_getaffinity(0)
+    old_handlers = {}
+    m = None
+    code, exc = 0, None
+    try:
+        ctl = _create_control(rtid, nprocs, ncpu, tb, godebug)
+        m = proc._M(ctl, heap, 0, rtid, True)
+        proc._m = m
+        m.g1 = _boot_m0(m)
+        for sig in (signal.SIGURG,):
+            old_handlers[sig] = signal.getsignal(sig)
+        _setup_common_signals()
+        proc._acquirep(m, 0)
+        _start_coordinator(m)
+        code, exc = _run_main(m, main, args)
+    finally:
+        _teardown(m, heap, saved_affinity, old_handlers)
+    if exc is not None:
+        raise exc
+    if code == 2 and config["gotraceback"][2] and m is not None:
+        signal.signal(signal.SIGABRT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGABRT)
+    if code:
+        raise SystemExit(code)
+
+
+def _create_control(rtid, nprocs, ncpu, tb, godebug):
+    ctl = Ctl(shm_name(rtid, "ctl"), create=True)
+    Lock(shm_name(rtid, "lock.sched"), create=True).close()
+    for i in range(NLOCKS):
+        Lock(shm_name(rtid, f"lock.o{i}"), create=True).close()
+    for p in range(nprocs):
+        Lock(shm_name(rtid, f"lock.p{p}"), create=True).close()
+    for note in ("note.stw", "note.sysmon"):
+        posix_ipc.Semaphore(shm_name(rtid, note), posix_ipc.O_CREX, mode=0o600, initial_value=0).close()
+    q, s = ctl.q, ctl.sched
+    for w in (S_GQHEAD, S_GQTAIL, S_PIDLE, S_GFREE, S_SGFREE, S_STOPPER):
+        q[s + w] = NONE
+    q[s + S_GOMAXPROCS] = nprocs
+    q[s + S_MAXMCOUNT] = MAXM
+    q[s + S_NCPU] = ncpu
+    q[s + S_TRACEBACK] = traceback.encode_level(*tb)
+    q[s + S_SCHEDTRACE] = max(0, godebug.get("schedtrace", 0))
+    q[s + S_SCHEDDETAIL] = godebug.get("scheddetail", 0)
+    q[s + S_STARTNS] = time.monotonic_ns()
+    q[s + S_M0PID] = os.getpid()
+    for p in range(MAXP):
+        b = ctl.p(p)
+        q[b + P_RUNNEXT] = NONE
+        q[b + P_M] = NONE
+        q[b + P_LINK] = NONE
+        q[b + P_STATUS] = 4 if p >= nprocs else P_IDLE
+    for p in range(nprocs - 1, 0, -1):
+        b = ctl.p(p)
+        q[b + P_LINK] = q[s + S_PIDLE]
+        q[s + S_PIDLE] = p
+        q[s + S_NPIDLE] += 1
+    b = ctl.p(0)
+    q[b + P_STATUS] = P_RUNNING
+    q[b + P_M] = 0
+    return ctl
+
+
+def _init_mrow(q, r):
+    for w in range(M_WORDS):
+        q[r + w] = 0
+    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_YHEAD, M_YTAIL, M_CPU):
+        q[r + w] = NONE
+
+
+def _boot_m0(m):
+    q, ctl = m.q, m.ctl
+    r = m.row
+    _init_mrow(q, r)
+    q[r + M_PID] = os.getpid()
+    q[r + M_TID] = threading.get_native_id()
+    q[r + M_STATE] = MS_RUNNING
+    q[ctl.sched + S_MCOUNT] = 1
+    m.msem(0)
+    g = proc._gslot_get(m)
+    gr = ctl.g(g)
+    q[gr + G_GOID] = 1
+    q[gr + G_M] = 0
+    q[gr + G_LOCKEDM] = NONE
+    q[gr + G_LINK] = NONE
+    q[gr + G_STATUS] = G_RUNNING
+    q[ctl.sched + 1] = 1          # S_GOIDGEN: goroutine 1 is main
+    m.goids = range(0)
+    q[r + M_CURG] = g
+    q[r + M_LOCKEDG] = g
+    q[r + proc.M_GCREATED] = 1
+    m.curg = g
+    m.lockedg = g
+    return g
+
+
+def _run_main(m, main, args):
+    """Run main as goroutine 1.  Returns (exit status, exception to re-raise after teardown)."""
+    q, s = m.q, m.ctl.sched
+    try:
+        try:
+            main(*args)
+            return 0, None
+        except proc.Goexit:
+            _main_goexit(m)       # returns only by raising _Exiting
+    except proc._Exiting:
+        return _ending_report(m), None
+    except (KeyboardInterrupt, SystemExit) as e:
+        return 0, e
+    except BaseException as e:
+        if q[s + S_EXIT]:
+            return _ending_report(m), None
+        if traceback.request_exit_first(m):
+            traceback.m0_panic_report(m, e)
+            _set_exit(m, 2, EXIT_PANIC)
+        return 2, None
+    return 0, None
+
+
+def _set_exit(m, code, kind):
+    q, s = m.q, m.ctl.sched
+    if not q[s + S_EXIT]:
+        q[s + S_EXITKIND] = kind
+        q[s + S_EXIT] = code + 1
+
+
+def _main_goexit(m):
+    """main called Goexit: goroutine 1 ends; the program goes on until the others end (then it
+    is Go's "no goroutines" deadlock) or one of them ends it."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    q[s + S_MAINGOEXIT] = 1
+    g = m.g1
+    q[ctl.g(g) + G_STATUS] = 6
+    q[m.row + proc.M_GEXITED] += 1
+    m.curg = NONE
+    q[m.row + M_CURG] = NONE
+    # M0 keeps waiting as if locked to a goroutine that never wakes
+    proc.findrunnable(m)
+    raise proc._Exiting()
+
+
+def _ending_report(m):
+    """Another process (or checkdead) ended the program: print what M0 prints, return the status."""
+    q, s = m.q, m.ctl.sched
+    kind = q[s + S_EXITKIND]
+    code = max(0, q[s + S_EXIT] - 1)
+    if kind == EXIT_DEADLOCK:
+        if traceback.request_exit_first(m):
+            traceback.fatal_report(m, "all goroutines are asleep - deadlock!")
+    elif kind == EXIT_GOEXIT:
+        if traceback.request_exit_first(m):
+            traceback.fatal_report(m, "no goroutines (main called runtime.Goexit) - deadlock!")
+    return code
+
+
+# ---- the coordinator ----
+
+def _start_coordinator(m):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            _coordinator_main(m)
+        except BaseException:
+            import traceback as _tb
+            _tb.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    m.q[m.ctl.sched + S_COORDPID] = pid
+
+
+class _SysmonM(proc._M):
+    """The coordinator's view: an M-shaped context with no M row, no P and no heap."""
+
+    def __init__(self, ctl, rtid):   # super().__init__ is not called: there is no M row
+        self.ctl, self.q, self.heap, self.id, self.rtid = ctl, ctl.q, None, -1, rtid
+        self.row = None
+        self.is_m0 = False
+        self.mv8 = memoryview(ctl.seg.mm)
+        self.schedlock = Lock(shm_name(rtid, "lock.sched"))
+        self.plocks, self.msems = {}, {}
+        self.stwnote = posix_ipc.Semaphore(shm_name(rtid, "note.stw"))
+        self.sysmonnote = posix_ipc.Semaphore(shm_name(rtid, "note.sysmon"))
+        self.locks = 0
+        self.sigpending = False
+        self.p = NONE
+        self.curg = NONE
+        self.lockedg = NONE
+
+
+def _coordinator_main(m0):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGURG, signal.SIG_IGN)
+    m0pid = m0.q[m0.ctl.sched + S_M0PID]
+    ctl, rtid = m0.ctl, m0.rtid
+    try:
+        os.sched_setaffinity(0, set(m0.cpus))
+    except OSError:
+        pass
+    sm = _SysmonM(ctl, rtid)
+    proc._m = sm
+    q, s = sm.q, ctl.sched
+    children = {}
+    delay, idle = SYSMON_MIN_S, 0
+    next_trace = 0
+    while True:
+        try:
+            sm.sysmonnote.acquire(delay)
+        except (posix_ipc.BusyError, posix_ipc.SignalError):
+            pass
+        if q[s + S_EXIT]:
+            _coordinator_exit(sm, children)
+        if os.getppid() != m0pid:
+            _orphaned(sm, children)
+        _spawn_ms(sm, children)
+        _reap(sm, children)
+        now = time.monotonic_ns()
+        acted = _retake(sm, now)
+        st = q[s + S_SCHEDTRACE]
+        if st > 0 and now >= next_trace:
+            if next_trace:
+                write_schedtrace(sm, q[s + S_SCHEDDETAIL] > 0)
+            next_trace = now + st * 1_000_000
+        if acted:
+            idle = 0
+            delay = SYSMON_MIN_S
+        else:
+            idle += 1
+            if idle > 50:
+                delay = min(delay * 2, SYSMON_MAX_S)
+        if st > 0:
+            delay = min(delay, max(SYSMON_MIN_S, (next_trace - now) / 1e9))
+
+
+def _spawn_ms(sm, children):
+    q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
+    for mid in range(q[s + S_MCOUNT]):
+        r = ctl.m(mid)
+        if q[r + M_STATE] == MS_STARTING and q[r + M_PID] == 0:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    _worker_main(sm, mid)
+                except BaseException:
+                    import traceback as _tb
+                    _tb.print_exc()
+                    code = 1
+                finally:
+                    os._exit(code)
+            q[r + M_PID] = pid
+            children[pid] = mid
+
+
+def _reap(sm, children):
+    q, s = sm.q, sm.ctl.sched
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        mid = children.pop(pid, None)
+        if mid is None:
+            continue
+        q[sm.ctl.m(mid) + M_STATE] = MS_DEAD
+        if not q[s + S_EXIT]:
+            how = (f"signal {signal.Signals(-os.waitstatus_to_exitcode(status)).name}"
+                   if os.WIFSIGNALED(status) else f"exit status {os.waitstatus_to_exitcode(status)}")
+            traceback.write_err(f"fatal error: runtime: M{mid} (pid {pid}) died: {how}\n")
+            _set_exit(sm, 2, EXIT_FATAL)
+            proc._wakem(sm, 0)
+
+
+def _retake(sm, now):
+    """sysmon's retake: Ps stuck in system calls go to other Ms; goroutines running for more than
+    10 ms are asked to yield at their next safe point."""
+    q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
+    acted = 0
+    for p in range(q[s + S_GOMAXPROCS]):
+        b = ctl.p(p)
+        st = q[b + P_STATUS]
+        if st == P_SYSCALL:
+            t = q[b + P_SYSCALLTICK]
+            if q[b + P_SMSTICK] != t:
+                q[b + P_SMSTICK] = t
+                q[b + P_SMWHEN] = now
+                continue
+            empty = q[b + P_RUNNEXT] == NONE and q[b + P_RQHEAD] == q[b + P_RQTAIL]
+            if (empty and q[s + S_NMSPINNING] + q[s + S_NPIDLE] > 0 and now - q[b + P_SMWHEN] < 10_000_000
+                    and proc._needp_get_locked(sm) == NONE):
+                continue
+            proc._acq(sm.schedlock)
+            if q[b + P_STATUS] == P_SYSCALL and q[b + P_SYSCALLTICK] == t:
+                proc.retake_locked(sm, p)
+                acted += 1
+            proc._rel(sm.schedlock)
+        elif st == P_RUNNING:
+            t = q[b + P_SCHEDTICK]
+            if q[b + P_SMTICK] != t:
+                q[b + P_SMTICK] = t
+                q[b + P_SMWHEN] = now
+            elif now - q[b + P_SMWHEN] >= FORCE_PREEMPT_NS:
+                mid = q[b + P_M]
+                if mid != NONE:
+                    q[ctl.m(mid) + M_PREEMPT] = 1
+                q[b + P_SMWHEN] = now
+    return acted
+
+
+def write_schedtrace(sm, detailed):
+    """GODEBUG=schedtrace=X[,scheddetail=1]: Go's SCHED line (and P, M, G lines)."""
+    from .ctl import (
+        G_WAIT,
+        P_SYSCALLTICK,
+        S_GCWAITING,
+        S_GQSIZE,
+        S_NGALLOC,
+        S_STOPWAIT,
+        S_SYSMONWAIT,
+    )
+    from .snapshot import snapshot_from
+    q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
+    snap = snapshot_from(sm)
+    ms = (time.monotonic_ns() - q[s + S_STARTNS]) // 1_000_000
+    idle_threads = sum(1 for x in snap.ms if x.state in ("idle", "lockedwait"))
+    line = (f"SCHED {ms}ms: gomaxprocs={snap.gomaxprocs} idleprocs={q[s + S_NPIDLE]} threads={len(snap.ms)} "
+            f"spinningthreads={q[s + S_NMSPINNING]} idlethreads={idle_threads} runqueue={q[s + S_GQSIZE]}")
+    if detailed:
+        nlocked = sum(1 for x in snap.ms if x.state == "lockedwait")
+        line += (f" gcwaiting={q[s + S_GCWAITING]} nmidlelocked={nlocked} stopwait={q[s + S_STOPWAIT]}"
+                 f" sysmonwait={q[s + S_SYSMONWAIT]}\n")
+        for p in snap.ps:
+            b = ctl.p(p.id)
+            line += (f"  P{p.id}: status={p.status} schedtick={q[b + P_SCHEDTICK]} syscalltick={q[b + P_SYSCALLTICK]}"
+                     f" m={-1 if p.m is None else p.m} runqsize={p.runqsize} gfreecnt=0\n")
+        for x in snap.ms:
+            line += (f"  M{x.id}: p={-1 if x.p is None else x.p} curg={-1 if x.curg is None else x.curg}"
+                     f" mallocing=0 throwing=0 preemptoff= locks=0 dying=0 helpgc=0"
+                     f" spinning={str(x.state == 'spinning').lower()} blocked={str(x.state in ('idle', 'lockedwait', 'needp')).lower()}"
+                     f" lockedg={-1 if x.lockedg is None else x.lockedg}\n")
+        for g in range(q[s + S_NGALLOC]):
+            r = ctl.g(g)
+            st = q[r + G_STATUS]
+            if q[r + G_GOID] == 0:
+                continue
+            mid = q[r + G_M] if st in (G_RUNNING, 3) else -1
+            from .proc import wait_reason
+            line += (f"  G{q[r + G_GOID]}: status={st}({wait_reason(q[r + G_WAIT]) if st == 4 else ''})"
+                     f" m={mid} lockedm={q[r + G_LOCKEDM]}\n")
+    else:
+        line += " [" + " ".join(str(p.runqsize) for p in snap.ps) + "]\n"
+    traceback.write_err(line)
+
+
+def _coordinator_exit(sm, children):
+    """The program is ending: let the Ms leave (they flush their output), then kill stragglers."""
+    q, _ctl, s = sm.q, sm.ctl, sm.ctl.sched
+    for mid in range(1, q[s + S_MCOUNT]):
+        try:
+            sm.msem(mid).release()
+        except posix_ipc.ExistentialError:
+            pass
+    pids = list(children)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGURG)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + EXIT_GRACE_S
+    while children and time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid:
+            children.pop(pid, None)
+        else:
+            time.sleep(0.001)
+    for pid in list(children):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    os._exit(0)
+
+
+def _orphaned(sm, children):
+    """M0 died without tearing down: kill the Ms and remove the runtime."""
+    for pid in list(children):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    unlink_runtime(sm.rtid)
+    os._exit(0)
+
+
+# ---- a worker M ----
+
+def _worker_main(sm, mid):
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sys.stdout.reconfigure(line_buffering=True)
+    except (AttributeError, ValueError):
+        pass
+    ctl, rtid = sm.ctl, sm.rtid
+    heap = malloc.attach(rtid, p=mid)
+    m = proc._M(ctl, heap, mid, rtid, False)
+    m.g1 = NONE
+    q = m.q
+    q[m.row + M_PID] = os.getpid()
+    q[m.row + M_TID] = threading.get_native_id()
+    m.sched_gr = greenlet.getcurrent()
+    proc._m = m
+    _setup_common_signals()
+    if q[ctl.sched + S_EXIT]:
+        proc._worker_exit(0)
+    proc._schedule_loop(m)
+
+
+# ---- teardown ----
+
+def _teardown(m, heap, saved_affinity, old_handlers):
+    """Everything goes: other goroutines are dropped, every process exits, every segment and
+    semaphore is unlinked."""
+    try:
+        if m is not None:
+            q, ctl, s = m.q, m.ctl, m.ctl.sched
+            _set_exit(m, 0, EXIT_MAIN)
+            try:
+                m.sysmonnote.release()
+            except posix_ipc.Error:
+                pass
+            cpid = q[s + S_COORDPID]
+            mpids = [q[ctl.m(i) + M_PID] for i in range(1, q[s + S_MCOUNT])]
+            if cpid > 0:
+                deadline = time.monotonic() + EXIT_GRACE_S + 2.0
+                while True:
+                    try:
+                        done, _ = os.waitpid(cpid, os.WNOHANG)
+                    except ChildProcessError:
+                        break
+                    if done:
+                        break
+                    if time.monotonic() > deadline:
+                        # the coordinator is stuck: kill it and its Ms (they would die with it anyway)
+                        os.kill(cpid, signal.SIGKILL)
+                        os.waitpid(cpid, 0)
+                        for pid in mpids:
+                            if pid > 0:
+                                try:
+                                    os.kill(pid, signal.SIGKILL)
+                                except (ProcessLookupError, PermissionError):
+                                    pass
+                        break
+                    time.sleep(0.0005)
+    finally:
+        proc._m = None
+        for sig, h in old_handlers.items():
+            try:
+                signal.signal(sig, h)
+            except (TypeError, ValueError):
+                pass
+        try:
+            os.sched_setaffinity(0, saved_affinity)
+        except OSError:
+            pass
+        if m is not None:
+            m.close()
+            m.ctl.close()
+        heap.destroy()

@@ -1,0 +1,535 @@
+"""Channels and select (Go's chan.go and select.go), usable from every goroutine on every M.
+
+A channel is a heap object (hchan), so it lives as long as some Ptr to it does, anywhere:
+
+    hchan  qcount dataqsiz closed sendx recvx | recvq head/tail, sendq head/tail (sudog rows)
+           bufb -> uint8 slice: dataqsiz slots of SLOT bytes (length word, address word, inline bytes)
+           bufp -> pointer slice: dataqsiz words, the heap message of each slot (msg.py), for tracing
+
+Every field is guarded by the channel's lock: one of NLOCKS semaphores, chosen by the hchan's
+address.  Invariants (with the lock): at least one of recvq and sendq is empty; qcount > 0 implies
+recvq is empty; qcount < dataqsiz implies sendq is empty.
+
+A sudog (a row of the control segment) is a goroutine waiting on one channel (or sync object): it
+carries the element being sent or the slot the received one is written to.  A select enqueues one
+sudog per case; the first waker to claim the goroutine (G_SELDONE, tested and set with the sched
+lock) wins and records the winning sudog in G_PARAM; other wakers skip its sudogs.  select takes the
+locks of all its channels in lock-index order; nothing else holds two channel locks.
+"""
+import random
+
+import numpy as np
+
+from ..shm import malloc
+from ..shm.ptr import Ptr
+from ..shm.types import struct
+from . import msg, proc
+from .ctl import (
+    CHUNK,
+    G_PARAM,
+    G_SELDONE,
+    MAXSUDOG,
+    NONE,
+    S_NSGALLOC,
+    S_SGFREE,
+    SG_CASEI,
+    SG_ELEMLEN,
+    SG_G,
+    SG_INLINE,
+    SG_INLINE_BYTES,
+    SG_ISSELECT,
+    SG_NEXT,
+    SG_OBJ,
+    SG_PREV,
+    SG_SUCCESS,
+    SG_WORDS,
+    W_CHANRECV,
+    W_CHANSEND,
+    W_SELECT,
+    W_SELECTNOCASES,
+)
+
+NLOCKS = 64
+SLOT = 16 + SG_INLINE_BYTES     # a buffer slot holds what a sudog holds
+
+
+@struct
+class hchan:
+    qcount: np.int64
+    dataqsiz: np.int64
+    closed: np.int64
+    sendx: np.int64
+    recvx: np.int64
+    recvq_head: np.int64
+    recvq_tail: np.int64
+    sendq_head: np.int64
+    sendq_tail: np.int64
+    bufb: Ptr
+    bufp: Ptr
+
+
+# word offsets in an hchan
+QCOUNT, DATAQSIZ, CLOSED, SENDX, RECVX, RECVQ, RECVQ_T, SENDQ, SENDQ_T, BUFB, BUFP = range(11)
+
+
+def _plain_error(msg_):
+    from ..runtime import _PlainError
+    return _PlainError(msg_)
+
+
+def objlock(m, addr):
+    """The lock guarding the heap object at addr (a channel or a sync object)."""
+    i = (addr >> 4) % NLOCKS
+    lk = m.plocks.get(("o", i))
+    if lk is None:
+        from ..shm.segment import Lock, shm_name
+        lk = m.plocks[("o", i)] = Lock(shm_name(m.rtid, f"lock.o{i}"))
+    return lk
+
+
+def lock_index(addr):
+    return (addr >> 4) % NLOCKS
+
+
+# ---- sudogs ----
+
+def sudog_get(m, g):
+    if not m.sgfree:
+        _refill_sgfree(m)
+    sg = m.sgfree.pop()
+    q, b = m.q, m.ctl.sg(sg)
+    q[b + SG_G] = g
+    q[b + SG_NEXT] = q[b + SG_PREV] = NONE
+    q[b + SG_OBJ] = 0
+    q[b + SG_ISSELECT] = 0
+    q[b + SG_SUCCESS] = 0
+    q[b + SG_ELEMLEN] = 0
+    q[b + SG_ELEMLEN + 1] = 0
+    return sg
+
+
+def sudog_put(m, sg):
+    m.sgfree.append(sg)
+    if len(m.sgfree) > 256:
+        give = m.sgfree[128:]
+        del m.sgfree[128:]
+        q, ctl, s = m.q, m.ctl, m.ctl.sched
+        proc._acq(m.schedlock)
+        for x in give:
+            q[ctl.sg(x) + SG_NEXT] = q[s + S_SGFREE]
+            q[s + S_SGFREE] = x
+        proc._rel(m.schedlock)
+
+
+def _refill_sgfree(m):
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    proc._acq(m.schedlock)
+    try:
+        while len(m.sgfree) < 32 and q[s + S_SGFREE] != NONE:
+            x = q[s + S_SGFREE]
+            q[s + S_SGFREE] = q[ctl.sg(x) + SG_NEXT]
+            m.sgfree.append(x)
+        if not m.sgfree:
+            n0 = q[s + S_NSGALLOC]
+            n1 = n0 + 32
+            if n1 > MAXSUDOG:
+                raise RuntimeError(f"mprt: more than {MAXSUDOG} waiting goroutines")
+            if (n1 + CHUNK - 1) // CHUNK > (n0 + CHUNK - 1) // CHUNK:
+                ctl.commit_rows("sudog", (n1 + CHUNK - 1) // CHUNK * CHUNK, SG_WORDS)
+            q[s + S_NSGALLOC] = n1
+            m.sgfree.extend(range(n1 - 1, n0 - 1, -1))
+    finally:
+        proc._rel(m.schedlock)
+
+
+def enqueue(m, hq, w, sg, obj):
+    """Append sudog sg to the wait queue whose head word is hq[w] (tail hq[w+1])."""
+    q, ctl = m.q, m.ctl
+    b = ctl.sg(sg)
+    q[b + SG_OBJ] = obj
+    q[b + SG_NEXT] = NONE
+    t = hq[w + 1] - 1
+    q[b + SG_PREV] = t
+    if t == NONE:
+        hq[w] = sg + 1
+    else:
+        q[ctl.sg(t) + SG_NEXT] = sg
+    hq[w + 1] = sg + 1
+
+
+def _unlink(m, hq, w, sg):
+    q, ctl = m.q, m.ctl
+    b = ctl.sg(sg)
+    prev, nxt = q[b + SG_PREV], q[b + SG_NEXT]
+    if prev == NONE:
+        hq[w] = nxt + 1
+    else:
+        q[ctl.sg(prev) + SG_NEXT] = nxt
+    if nxt == NONE:
+        hq[w + 1] = prev + 1
+    else:
+        q[ctl.sg(nxt) + SG_PREV] = prev
+    q[b + SG_OBJ] = 0
+    q[b + SG_NEXT] = q[b + SG_PREV] = NONE
+
+
+def dequeue(m, hq, w):
+    """Take the first sudog whose goroutine can be woken (a select already won elsewhere is
+    skipped); NONE if there is none.  (Queue words store sudog + 1, so 0 is empty.)"""
+    q, ctl = m.q, m.ctl
+    while True:
+        sg = hq[w] - 1
+        if sg == NONE:
+            return NONE
+        _unlink(m, hq, w, sg)
+        b = ctl.sg(sg)
+        if not q[b + SG_ISSELECT]:
+            q[ctl.g(q[b + SG_G]) + G_PARAM] = sg
+            return sg
+        proc._acq(m.schedlock)
+        gr = ctl.g(q[b + SG_G])
+        won = not q[gr + G_SELDONE]
+        if won:
+            q[gr + G_SELDONE] = 1
+            q[gr + G_PARAM] = sg
+        proc._rel(m.schedlock)
+        if won:
+            return sg
+
+
+def _sg_slot(m, sg):
+    b = m.ctl.sg(sg)
+    return b + SG_ELEMLEN, (b + SG_INLINE) * 8
+
+
+# ---- channels ----
+
+class Chan:
+    """A Go channel.  Make one with mprt.chan(cap)."""
+
+    __slots__ = ("_p", "_a", "_w")
+
+    def __init__(self, p):
+        self._p = p
+        self._a = p.addr
+        self._w = p.addr >> 3
+
+    @property
+    def cap(self):
+        return malloc.current().mvq[self._w + DATAQSIZ]
+
+    def __len__(self):
+        return malloc.current().mvq[self._w + QCOUNT]
+
+    def __eq__(self, other):
+        return isinstance(other, Chan) and other._a == self._a
+
+    def __hash__(self):
+        return hash(("chan", self._a))
+
+    def __repr__(self):
+        return f"<mprt.Chan {self._a:#x} cap={self.cap}>"
+
+    def __reduce__(self):
+        return (Chan, (self._p,))
+
+    def __iter__(self):
+        while True:
+            v, ok = self.recv2()
+            if not ok:
+                return
+            yield v
+
+    def send(self, v):
+        m = proc._m
+        data, ptrs = msg.encode(v, "a value on a channel")
+        h = m.heap
+        hq = h.mvq
+        w = self._w
+        lk = objlock(m, self._a)
+        proc._acq(lk)
+        if hq[w + CLOSED]:
+            proc._rel(lk)
+            raise _plain_error("send on closed channel")
+        sg = dequeue(m, hq, w + RECVQ)
+        if sg != NONE:
+            lw, io = _sg_slot(m, sg)
+            msg.put(m.mv8, m.q, lw, io, SG_INLINE_BYTES, data, ptrs)
+            m.q[m.ctl.sg(sg) + SG_SUCCESS] = 1
+            g = m.q[m.ctl.sg(sg) + SG_G]
+            proc._rel(lk)
+            proc.ready(m, g)
+            proc._check_safepoint(m)
+            return
+        n = hq[w + QCOUNT]
+        if n < hq[w + DATAQSIZ]:
+            _buf_put(h, hq, w, data, ptrs)
+            hq[w + QCOUNT] = n + 1
+            proc._rel(lk)
+            proc._check_safepoint(m)
+            return
+        g = m.curg
+        sg = sudog_get(m, g)
+        lw, io = _sg_slot(m, sg)
+        msg.put(m.mv8, m.q, lw, io, SG_INLINE_BYTES, data, ptrs)
+        enqueue(m, hq, w + SENDQ, sg, self._a)
+        proc._rel(lk)
+        proc.park(W_CHANSEND)
+        ok = m.q[m.ctl.sg(sg) + SG_SUCCESS]
+        if not ok:
+            msg.drop(m.q, lw)
+        sudog_put(m, sg)
+        if not ok:
+            raise _plain_error("send on closed channel")
+
+    def recv(self):
+        return self.recv2()[0]
+
+    def recv2(self):
+        m = proc._m
+        h = m.heap
+        hq = h.mvq
+        w = self._w
+        lk = objlock(m, self._a)
+        proc._acq(lk)
+        raw, ok = _recv_locked(m, h, hq, w)
+        if ok is not None:
+            proc._rel(lk)
+            proc._check_safepoint(m)
+            return (msg.decode(raw) if ok else None), ok
+        g = m.curg
+        sg = sudog_get(m, g)
+        enqueue(m, hq, w + RECVQ, sg, self._a)
+        proc._rel(lk)
+        proc.park(W_CHANRECV)
+        b = m.ctl.sg(sg)
+        ok = bool(m.q[b + SG_SUCCESS])
+        v = msg.load(m.mv8, m.q, b + SG_ELEMLEN, (b + SG_INLINE) * 8) if ok else None
+        sudog_put(m, sg)
+        return v, ok
+
+    def close(self):
+        m = proc._m
+        hq = m.heap.mvq
+        w = self._w
+        lk = objlock(m, self._a)
+        proc._acq(lk)
+        if hq[w + CLOSED]:
+            proc._rel(lk)
+            raise _plain_error("close of closed channel")
+        hq[w + CLOSED] = 1
+        wake = []
+        for qw in (RECVQ, SENDQ):
+            while True:
+                sg = dequeue(m, hq, w + qw)
+                if sg == NONE:
+                    break
+                b = m.ctl.sg(sg)
+                m.q[b + SG_SUCCESS] = 0
+                wake.append(m.q[b + SG_G])
+        proc._rel(lk)
+        for g in wake:
+            proc.ready(m, g)
+        proc._check_safepoint(m)
+
+
+def _recv_locked(m, h, hq, w):
+    """Receive without blocking (lock held): (raw, True), (None, False) when closed and drained, or
+    (None, None) when the caller must wait."""
+    sg = dequeue(m, hq, w + SENDQ)
+    if sg != NONE:
+        lw, io = _sg_slot(m, sg)
+        if hq[w + DATAQSIZ] == 0:
+            raw = msg.take(m.mv8, m.q, lw, io)
+        else:
+            # the buffer is full: take its head, the sender's element goes to the tail
+            raw = _buf_take(h, hq, w)
+            _buf_put_raw(h, hq, w, msg.take(m.mv8, m.q, lw, io))
+        m.q[m.ctl.sg(sg) + SG_SUCCESS] = 1
+        proc.ready(m, m.q[m.ctl.sg(sg) + SG_G])
+        return raw, True
+    n = hq[w + QCOUNT]
+    if n > 0:
+        raw = _buf_take(h, hq, w)
+        hq[w + QCOUNT] = n - 1
+        return raw, True
+    if hq[w + CLOSED]:
+        return None, False
+    return None, None
+
+
+def _slot_words(hq, w, i):
+    b = hq[w + BUFB]
+    lw = (b + i * SLOT) >> 3
+    return lw, b + i * SLOT + 16
+
+
+def _buf_put(h, hq, w, data, ptrs):
+    i = hq[w + SENDX]
+    lw, io = _slot_words(hq, w, i)
+    msg.put(h.mv["B"], hq, lw, io, SG_INLINE_BYTES, data, ptrs)
+    hq[(hq[w + BUFP] >> 3) + i] = hq[lw + 1]
+    hq[w + SENDX] = (i + 1) % hq[w + DATAQSIZ]
+
+
+def _buf_put_raw(h, hq, w, raw):
+    i = hq[w + SENDX]
+    lw, io = _slot_words(hq, w, i)
+    msg.put_raw(h.mv["B"], hq, lw, io, SG_INLINE_BYTES, raw)
+    hq[(hq[w + BUFP] >> 3) + i] = hq[lw + 1]
+    hq[w + SENDX] = (i + 1) % hq[w + DATAQSIZ]
+
+
+def _buf_take(h, hq, w):
+    i = hq[w + RECVX]
+    lw, io = _slot_words(hq, w, i)
+    raw = msg.take(h.mv["B"], hq, lw, io)
+    hq[(hq[w + BUFP] >> 3) + i] = 0
+    hq[w + RECVX] = (i + 1) % hq[w + DATAQSIZ]
+    return raw
+
+
+def make_chan(cap=0):
+    """mprt.chan(cap): a channel with a buffer of cap elements."""
+    proc.current_m()
+    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)):
+        raise TypeError(f"mprt.chan: capacity {cap!r} is not an integer")
+    cap = int(cap)
+    if cap < 0 or cap * SLOT > (1 << 40):
+        from ..runtime import Error
+        raise Error("makechan: size out of range")
+    p = malloc.new(hchan)
+    h = malloc.current()
+    w = p.addr >> 3
+    h.mvq[w + DATAQSIZ] = cap
+    if cap:
+        p.bufb = malloc.make(np.uint8, cap * SLOT)
+        p.bufp = malloc.make(Ptr, cap)
+    return Chan(p)
+
+
+# ---- select ----
+
+class _Default:
+    def __repr__(self):
+        return "mprt.default"
+
+
+default = _Default()
+RECV, SEND, DEFAULT = 0, 1, 2
+
+
+def _parse(cases):
+    out = []
+    dflt = -1
+    for i, c in enumerate(cases):
+        if c is default:
+            if dflt >= 0:
+                raise ValueError("mprt.select: multiple defaults in select")
+            dflt = i
+            out.append((DEFAULT, None, None))
+        elif getattr(c, "__func__", None) is Chan.recv or getattr(c, "__func__", None) is Chan.recv2:
+            out.append((RECV, c.__self__, None))
+        elif (isinstance(c, tuple) and len(c) == 2 and getattr(c[0], "__func__", None) is Chan.send):
+            out.append((SEND, c[0].__self__, c[1]))
+        else:
+            raise TypeError(f"mprt.select: case {i} is {c!r}; want ch.recv, (ch.send, value) or mprt.default")
+    return out, dflt
+
+
+def select(*cases):
+    """Go's select: (index of the case that ran, value received or None)."""
+    m = proc.current_m()
+    if not cases:
+        proc.park(W_SELECTNOCASES)      # select {}: blocks forever
+        raise AssertionError("unreachable")
+    parsed, dflt = _parse(cases)
+    enc = {i: msg.encode(v, "a value on a channel") for i, (k, _, v) in enumerate(parsed) if k == SEND}
+    h = m.heap
+    hq = h.mvq
+    order = [i for i, c in enumerate(parsed) if c[0] != DEFAULT]
+    random.shuffle(order)
+    locks = sorted({lock_index(parsed[i][1]._a) for i in order})
+    lks = [objlock(m, i << 4) for i in locks]
+    for lk in lks:
+        proc._acq(lk)
+
+    def unlock_all():
+        for lk in reversed(lks):
+            proc._rel(lk)
+
+    for i in order:
+        kind, ch, _ = parsed[i]
+        w = ch._w
+        if kind == RECV:
+            raw, ok = _recv_locked(m, h, hq, w)
+            if ok is not None:
+                unlock_all()
+                return i, (msg.decode(raw) if ok else None)
+        else:
+            if hq[w + CLOSED]:
+                unlock_all()
+                raise _plain_error("send on closed channel")
+            sg = dequeue(m, hq, w + RECVQ)
+            data, ptrs = enc[i]
+            if sg != NONE:
+                lw, io = _sg_slot(m, sg)
+                msg.put(m.mv8, m.q, lw, io, SG_INLINE_BYTES, data, ptrs)
+                m.q[m.ctl.sg(sg) + SG_SUCCESS] = 1
+                g = m.q[m.ctl.sg(sg) + SG_G]
+                unlock_all()
+                proc.ready(m, g)
+                return i, None
+            if hq[w + QCOUNT] < hq[w + DATAQSIZ]:
+                _buf_put(h, hq, w, data, ptrs)
+                hq[w + QCOUNT] += 1
+                unlock_all()
+                return i, None
+    if dflt >= 0:
+        unlock_all()
+        proc._check_safepoint(m)
+        return dflt, None
+    # wait on every channel
+    g = m.curg
+    q, ctl = m.q, m.ctl
+    q[ctl.g(g) + G_SELDONE] = 0
+    q[ctl.g(g) + G_PARAM] = NONE
+    sgs = []
+    for i in order:
+        kind, ch, _ = parsed[i]
+        sg = sudog_get(m, g)
+        b = ctl.sg(sg)
+        q[b + SG_ISSELECT] = 1
+        q[b + SG_CASEI] = i
+        if kind == SEND:
+            data, ptrs = enc[i]
+            msg.put(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8, SG_INLINE_BYTES, data, ptrs)
+            enqueue(m, hq, ch._w + SENDQ, sg, ch._a)
+        else:
+            enqueue(m, hq, ch._w + RECVQ, sg, ch._a)
+        sgs.append((sg, kind, ch))
+    unlock_all()
+    proc.park(W_SELECT)
+    for lk in lks:
+        proc._acq(lk)
+    win = q[ctl.g(g) + G_PARAM]
+    res = None
+    for sg, kind, ch in sgs:
+        b = ctl.sg(sg)
+        if sg == win:
+            res = (q[b + SG_CASEI], kind, q[b + SG_SUCCESS])
+        elif q[b + SG_OBJ]:
+            _unlink(m, hq, ch._w + (SENDQ if kind == SEND else RECVQ), sg)
+        if kind == SEND and sg != win:
+            msg.drop(q, b + SG_ELEMLEN)
+    unlock_all()
+    i, kind, ok = res
+    b = ctl.sg(win)
+    val = None
+    if kind == RECV and ok:
+        val = msg.load(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8)
+    for sg, _, _ in sgs:
+        sudog_put(m, sg)
+    if kind == SEND and not ok:
+        raise _plain_error("send on closed channel")
+    return i, val

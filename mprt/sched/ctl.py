@@ -1,0 +1,173 @@
+"""The control segment: the scheduler's shared state (Go's runtime2.go).
+
+One segment, /mprt.<rtid>.ctl, mapped by every process of the runtime and read as flat int64 words
+(a memoryview for single words, numpy views for scans).  It holds
+
+    sched   one header row (Go's schedt): queue heads, idle lists, counters, stop-the-world state
+    P       MAXP rows: status, owner M, a 256-slot ring of G slots plus runnext
+    M       MAXM rows: the process, its P, its current and locked G, its own ready and yield lists
+    G       G rows, grown in chunks: goid, status, wait reason, the M it started on, its payload
+    sudog   sudog rows, grown in chunks: a G waiting on a channel or a sync object
+    sites   creation sites ("created by" lines), appended once per site and process
+    stw     the last 256 stop-the-world pauses
+
+Who may write what (no GIL protects this memory):
+  - sched words, the idle P and M lists, the needp list, every M's ready and yield lists, G status
+    transitions to and from runnable, and M state words: with the sched lock.
+  - a P's ring, head, tail and runnext: with that P's lock (the owner puts and takes, thieves take).
+  - a P's status and owner: with the sched lock, except the running M's own syscall round trip,
+    which holds the P's lock (entersyscall/exitsyscall against sysmon's retake).
+  - a sudog: by the G that owns it until it is queued on a channel or sync object; then with that
+    object's lock.
+  - a G's payload and bookkeeping words (creation site, parent): by its creator before it is queued.
+  - M_CPU, M_TID, M_TICK*, M_PREEMPT read by sysmon: written by the M itself (M_PREEMPT by sysmon).
+Lists are singly linked through G_LINK (G lists) or M_LINK / P_LINK, -1 terminated.
+"""
+import numpy as np
+
+from ..shm.layout import MAXP
+from ..shm.segment import Segment
+
+WORD = 8
+MAXM = 10000            # Go's default thread limit; debug.SetMaxThreads cannot raise it past this
+MAXG = 1 << 20          # G rows reserved; committed CHUNK at a time
+MAXSUDOG = 1 << 20
+CHUNK = 4096
+RUNQ = 256              # Go's per-P ring
+NSITES = 1 << 15
+SITEBYTES = 1 << 21
+NPAUSE = 256
+NONE = -1
+
+# ---- sched header words ----
+_S = """GOMAXPROCS GOIDGEN NGOR GQHEAD GQTAIL GQSIZE PIDLE NPIDLE MIDLE NMIDLE NMIDLELOCKED NMSPINNING
+MCOUNT MAXMCOUNT NPHEAD NPTAIL NNEEDP GCWAITING STOPWAIT STOPPER SYSMONWAIT EXIT EXITKIND MAINGOEXIT
+GFREE NGALLOC GCOMMIT SGFREE NSGALLOC SGCOMMIT NSITES SITEBYTES TRACEBACK SCHEDTRACE SCHEDDETAIL
+STARTNS NSTW STWTOTAL M0PID COORDPID NSPAWN NTIMERS DUMPREQ NDUMPED PANICKING NEWPROCS PAUSEIDX
+NMSYSCALL RUNNING DEBUGINV TRACEMS NCPU""".split()
+for _i, _n in enumerate(_S):
+    globals()["S_" + _n] = _i
+SCHED_WORDS = 64
+assert len(_S) <= SCHED_WORDS
+
+# exit kinds (S_EXITKIND); S_EXIT holds the exit status + 1 once the program is ending
+EXIT_MAIN, EXIT_PANIC, EXIT_DEADLOCK, EXIT_GOEXIT, EXIT_FATAL, EXIT_SIGNAL = range(6)
+
+# ---- P rows ----
+_P = "STATUS M LINK SCHEDTICK SYSCALLTICK RQHEAD RQTAIL RUNNEXT SMTICK SMWHEN SMSTICK LOCKED".split()
+for _i, _n in enumerate(_P):
+    globals()["P_" + _n] = _i
+P_RUNQ = 16
+P_WORDS = P_RUNQ + RUNQ
+# P status: Go's numbers
+P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP, P_DEAD = range(5)
+
+# ---- M rows ----
+_M = """PID TID CPU P NEXTP CURG LOCKEDG STATE SPINNING LINK RQHEAD RQTAIL YHEAD YTAIL PREEMPT NTIMERS
+STAMP TICK TICKNS SIGSTW WAKEUPS GCREATED GEXITED""".split()
+for _i, _n in enumerate(_M):
+    globals()["M_" + _n] = _i
+M_WORDS = 32
+# M states
+(MS_FREE, MS_STARTING, MS_RUNNING, MS_IDLE, MS_NEEDP, MS_LOCKEDWAIT, MS_SYSCALL, MS_GCSTOP,
+ MS_DEAD) = range(9)
+MSTATE_NAMES = ["free", "starting", "running", "idle", "needp", "lockedwait", "syscall", "gcstop", "dead"]
+
+# ---- G rows ----
+_G = """GOID STATUS WAIT M LOCKEDM LINK PARENT SITE PAYLEN PAYADDR PARAM SELDONE WAITSINCE ENTRY
+SYSTEM""".split()
+for _i, _n in enumerate(_G):
+    globals()["G_" + _n] = _i
+G_INLINE = 16
+G_WORDS = 48
+G_INLINE_BYTES = (G_WORDS - G_INLINE) * WORD
+# G status: Go's numbers
+G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD = 0, 1, 2, 3, 4, 6
+
+WAIT_REASONS = ["", "chan receive", "chan send", "select", "select (no cases)", "semacquire", "sleep",
+                "chan receive (nil chan)", "chan send (nil chan)", "locked to thread", "GC assist wait"]
+(W_NONE, W_CHANRECV, W_CHANSEND, W_SELECT, W_SELECTNOCASES, W_SEMACQUIRE, W_SLEEP, W_CHANRECVNIL,
+ W_CHANSENDNIL, W_LOCKED, W_GCASSIST) = range(len(WAIT_REASONS))
+
+# ---- sudog rows ----
+_SG = "G NEXT PREV OBJ ISSELECT CASEI SUCCESS ELEMLEN ELEMADDR RELEASE".split()
+for _i, _n in enumerate(_SG):
+    globals()["SG_" + _n] = _i
+SG_INLINE = 12
+SG_WORDS = 24
+SG_INLINE_BYTES = (SG_WORDS - SG_INLINE) * WORD
+
+# ---- regions ----
+_REGIONS = [
+    ("sched", SCHED_WORDS),
+    ("p", MAXP * P_WORDS),
+    ("m", MAXM * M_WORDS),
+    ("pause", NPAUSE * 2),
+    ("siteidx", NSITES * 2),
+    ("sitebytes", SITEBYTES // WORD),
+    ("g", MAXG * G_WORDS),
+    ("sudog", MAXSUDOG * SG_WORDS),
+]
+OFF = {}
+_o = 0
+for _name, _words in _REGIONS:
+    OFF[_name] = _o
+    _o += (_words * WORD + 4095) & ~4095
+CTL_SIZE = _o
+FIXED = ("sched", "p", "m", "pause", "siteidx", "sitebytes")
+
+
+class Ctl:
+    """One process's mapping of the control segment."""
+
+    def __init__(self, name, create=False):
+        self.seg = Segment(name, size=CTL_SIZE if create else None, create=create)
+        if create:
+            for r in FIXED:
+                self.seg.commit(OFF[r], _region_bytes(r))
+        mm = self.seg.mm
+        self.q = memoryview(mm).cast("q")                       # every word, by index
+        self.words = np.frombuffer(mm, dtype=np.int64)          # the same, for scans
+        self.base = {r: OFF[r] // WORD for r in OFF}
+        self.sched = self.base["sched"]
+        self.pbase = self.base["p"]
+        self.mbase = self.base["m"]
+        self.gbase = self.base["g"]
+        self.sgbase = self.base["sudog"]
+        self.u8 = np.frombuffer(mm, dtype=np.uint8)
+
+    def p(self, i):
+        return self.pbase + i * P_WORDS
+
+    def m(self, i):
+        return self.mbase + i * M_WORDS
+
+    def g(self, i):
+        return self.gbase + i * G_WORDS
+
+    def sg(self, i):
+        return self.sgbase + i * SG_WORDS
+
+    def table(self, region, rows, width):
+        b = self.base[region]
+        return self.words[b:b + rows * width].reshape(rows, width)
+
+    def commit_rows(self, region, upto, width):
+        """Commit region rows [0, upto) (caller holds the sched lock)."""
+        self.seg.commit(OFF[region], upto * width * WORD)
+
+    def close(self):
+        for v in (self.q,):
+            try:
+                v.release()
+            except (BufferError, ValueError):
+                pass
+        self.words = self.u8 = None
+        self.seg.close()
+
+
+def _region_bytes(r):
+    for name, words in _REGIONS:
+        if name == r:
+            return words * WORD
+    raise KeyError(r)

@@ -1,0 +1,121 @@
+"""Values crossing goroutines: goroutine payloads and channel elements.
+
+A value is pickled once by the sender.  Where it lands is a *slot*: a length word, an address word
+and some inline bytes, in a G row (the payload of a goroutine not yet started), a sudog (an element
+handed to a parked goroutine) or a channel's buffer (a heap object).  A short pickle that carries no
+heap pointer sits inline (length >= 0).  Anything else is a heap message (length -1, the address
+word set): a pointer slice [bytes, p1, ..., pk] whose element 0 is a uint8 slice holding the pickle
+and whose other elements are the heap objects the value points to, so the collector finds them by
+tracing from the slot.  The receiver frees the heap message once it has unpickled it.
+
+Plain values (int, float, str, bytes, None, bool) take the C pickler; everything else goes through
+the runtime's pickler (cloudpickle, with Ptrs carried as addresses).
+"""
+import io
+import pickle
+
+import numpy as np
+
+from ..shm import malloc
+from ..shm.ptr import Ptr, _Pickler, loads
+
+_PLAIN = frozenset((int, float, str, bytes, type(None), bool))
+HEAP = -1
+
+
+class _PtrPickler(_Pickler):
+    def __init__(self, f):
+        super().__init__(f, protocol=pickle.HIGHEST_PROTOCOL)
+        self.ptrs = []
+
+    def persistent_id(self, obj):
+        if isinstance(obj, Ptr):
+            self.ptrs.append(obj)
+            return ("mprt.Ptr", obj._t.heap.rtid, obj._a)
+        return None
+
+
+def encode(v, what):
+    """(pickle bytes, Ptrs it carries).  Raises TypeError naming `what` if v cannot be pickled."""
+    if type(v) in _PLAIN:
+        return pickle.dumps(v, pickle.HIGHEST_PROTOCOL), ()
+    f = io.BytesIO()
+    p = _PtrPickler(f)
+    try:
+        p.dump(v)
+    except Exception as e:
+        raise TypeError(f"mprt: cannot send {what}: {type(e).__name__}: {e}") from e
+    return f.getvalue(), p.ptrs
+
+
+def put(mv8, q, lenw, inline_off, inline_cap, data, ptrs):
+    """Write an encoded value into a slot: q[lenw] is its length word, q[lenw+1] its address word,
+    mv8[inline_off:inline_off+inline_cap] its inline bytes."""
+    n = len(data)
+    if not ptrs and n <= inline_cap:
+        mv8[inline_off:inline_off + n] = data
+        q[lenw + 1] = 0
+        q[lenw] = n
+        return
+    q[lenw + 1] = heap_message(data, ptrs)
+    q[lenw] = HEAP
+
+
+def heap_message(data, ptrs):
+    b = malloc.make(np.uint8, len(data))
+    b.np[:] = np.frombuffer(data, dtype=np.uint8)
+    m = malloc.make(Ptr, len(ptrs) + 1)
+    m[0] = b
+    for i, p in enumerate(ptrs):
+        m[i + 1] = p
+    return m.addr
+
+
+def take(mv8, q, lenw, inline_off):
+    """The raw content of a slot (bytes, or a heap message's address); the slot is left empty."""
+    n = q[lenw]
+    if n >= 0:
+        return bytes(mv8[inline_off:inline_off + n])
+    a = q[lenw + 1]
+    q[lenw + 1] = 0
+    q[lenw] = 0
+    return a
+
+
+def put_raw(mv8, q, lenw, inline_off, inline_cap, raw):
+    """Move a raw content (from take) into another slot."""
+    if isinstance(raw, bytes):
+        if len(raw) <= inline_cap:
+            mv8[inline_off:inline_off + len(raw)] = raw
+            q[lenw + 1] = 0
+            q[lenw] = len(raw)
+            return
+        raw = heap_message(raw, ())
+    q[lenw + 1] = raw
+    q[lenw] = HEAP
+
+
+def decode(raw):
+    """The value of a raw content; a heap message is freed once read."""
+    if isinstance(raw, bytes):
+        return pickle.loads(raw)
+    h = malloc.current()
+    b = h.mvq[raw >> 3]
+    blen = h.mvq[(h.object_end(b) - 8) >> 3]
+    v = loads(bytes(h.arena_u8[b:b + blen]))    # Ptrs inside become handles before the message goes
+    h.free_objects([raw, b])
+    return v
+
+
+def load(mv8, q, lenw, inline_off):
+    return decode(take(mv8, q, lenw, inline_off))
+
+
+def drop(q, lenw):
+    """Free a slot's heap message without reading it (a value nobody will receive)."""
+    if q[lenw] == HEAP and q[lenw + 1]:
+        h = malloc.current()
+        a = q[lenw + 1]
+        q[lenw + 1] = 0
+        q[lenw] = 0
+        h.free_objects([a, h.mvq[a >> 3]])

@@ -1,0 +1,1649 @@
+"""The scheduler: Go's G/M/P model on worker processes.
+
+Glossary (as in Go's proc.go):
+    G   a goroutine: a row of the control segment (ctl.py) and, once started, a greenlet inside
+        the process of the M it started on.
+    M   a worker process, one OS thread running goroutines, pinned to one CPU.  M0 is the process
+        that called mprt.run; it runs goroutine 1 (main) and nothing else, as if main were locked
+        to it.  Ms are forked on demand by the coordinator (sysmon.py) and never exit before the
+        program does.
+    P   a processor: GOMAXPROCS of them.  An M runs goroutines only while it holds a P.  A P has a
+        256-slot ring of G slots plus runnext.
+
+The one deep difference from Go: a started goroutine's Python frames live in its M's interpreter,
+so it can never move.  Hence two kinds of runnable G:
+  - not started: on a P's ring or runnext, or on the global queue; any M may run it, and idle Ms
+    steal half a victim's ring, as Go does.
+  - started: bound to its M.  When readied it goes on its M's own ready list (Go would put it on the
+    waker's runnext); Gosched and preemption put it on its M's yield list (Go: the global tail).
+    An M that has bound Gs ready but no P is "needp": it waits for a P, and every P that is given
+    up goes to a needp M first.  An M whose goroutine yields while a needp M waits hands its P over,
+    so Ps rotate among Ms as Go's Ps rotate among goroutines.
+LockOSThread is the same machinery restricted: a locked M considers only its locked G; when that G
+blocks the M hands its P off and parks (state lockedwait), and when the G is readied the M gets a
+P through the needp path.  M0 is permanently locked to goroutine 1.
+
+Scheduling (findrunnable, run by an M holding a P, in this order):
+ 1. a safe point: stop for the world, or for the program's end;
+ 2. every 61st tick, the global queue first (fairness);
+ 3. due timers of this M fire (their goroutines join the M's ready list);
+ 4. the M's ready list, then the P's runnext and ring, then the global queue, then the M's yield list;
+ 5. steal from the other Ps (4 passes in a random order, runnext only in the last), unless
+    2*spinning >= busy Ps;
+ 6. spin a little polling all of the above (a goroutine readied by another M is seen within a
+    microsecond instead of a wakeup), then give the P up and park on the M's semaphore.
+
+The one park path is `park` (a goroutine waits); the one ready path is `ready` (any process makes a
+parked goroutine runnable); the one way to wake an M is `_wakem` (post its semaphore, after its
+state was changed with the sched lock held); the one stop-the-world path is `stop_the_world` /
+`start_the_world`.  Lock order: sched lock, then a P lock; a channel lock before the sched lock.
+
+Safe points: every runtime call checks the sched words GCWAITING and EXIT; a goroutine that makes
+no runtime call is reached by SIGURG, whose handler stops the M for the world when the M holds no
+runtime lock (`_M.locks == 0`), and otherwise leaves a flag that the last unlock acts on.
+
+Rejected: a lock-free run queue (no compare-and-swap on shared memory from Python; every queue has
+a POSIX-semaphore lock, and the hot paths take one lock each); one mcache per P (the cache is
+process memory, so it would be flushed at every P handoff; each M has its own, keyed by its M id
+in the heap's per-cache rows, which MemStats sums anyway).
+"""
+import ctypes
+import heapq
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+import greenlet
+import posix_ipc
+
+from ..panic import Panic
+from ..shm.layout import MAXP
+from ..shm.segment import Lock, shm_name
+from . import msg
+from .ctl import (
+    CHUNK,
+    EXIT_DEADLOCK,
+    EXIT_FATAL,
+    EXIT_GOEXIT,
+    G_DEAD,
+    G_ENTRY,
+    G_GOID,
+    G_INLINE,
+    G_INLINE_BYTES,
+    G_LINK,
+    G_LOCKEDM,
+    G_M,
+    G_PARENT,
+    G_PAYLEN,
+    G_RUNNABLE,
+    G_RUNNING,
+    G_SITE,
+    G_STATUS,
+    G_SYSCALL,
+    G_WAIT,
+    G_WAITING,
+    G_WAITSINCE,
+    G_WORDS,
+    M_CPU,
+    M_CURG,
+    M_GCREATED,
+    M_GEXITED,
+    M_LOCKEDG,
+    M_NEXTP,
+    M_NTIMERS,
+    M_P,
+    M_PID,
+    M_PREEMPT,
+    M_RQHEAD,
+    M_RQTAIL,
+    M_SPINNING,
+    M_STAMP,
+    M_STATE,
+    M_TICK,
+    M_TICKNS,
+    M_TID,
+    M_WAKEUPS,
+    M_WORDS,
+    M_YHEAD,
+    M_YTAIL,
+    MAXG,
+    MAXM,
+    MS_GCSTOP,
+    MS_IDLE,
+    MS_LOCKEDWAIT,
+    MS_NEEDP,
+    MS_RUNNING,
+    MS_STARTING,
+    MS_SYSCALL,
+    NONE,
+    NPAUSE,
+    NSITES,
+    P_DEAD,
+    P_GCSTOP,
+    P_IDLE,
+    P_LINK,
+    P_M,
+    P_RQHEAD,
+    P_RQTAIL,
+    P_RUNNEXT,
+    P_RUNNING,
+    P_RUNQ,
+    P_SCHEDTICK,
+    P_STATUS,
+    P_SYSCALL,
+    P_SYSCALLTICK,
+    RUNQ,
+    S_COORDPID,
+    S_EXIT,
+    S_EXITKIND,
+    S_GCWAITING,
+    S_GFREE,
+    S_GOIDGEN,
+    S_GOMAXPROCS,
+    S_GQHEAD,
+    S_GQSIZE,
+    S_GQTAIL,
+    S_MAXMCOUNT,
+    S_MCOUNT,
+    S_NEWPROCS,
+    S_NGALLOC,
+    S_NMSPINNING,
+    S_NPIDLE,
+    S_NSITES,
+    S_NSTW,
+    S_PAUSEIDX,
+    S_PIDLE,
+    S_SITEBYTES,
+    S_STOPPER,
+    S_STOPWAIT,
+    S_STWTOTAL,
+    SITEBYTES,
+    W_LOCKED,
+    W_SLEEP,
+    WAIT_REASONS,
+)
+
+EXIT_PANIC_CODE = 2
+
+SPIN_NS = 50_000          # how long an M with nothing to run polls before parking (a wakeup costs ~20 us)
+GOID_BATCH = 16           # Go's _GoidCacheBatch
+GFREE_BATCH = 32          # G slots an M takes from the shared free list at a time
+FAIRNESS_TICKS = 61
+MAX_PARK_S = 0.5          # M0 re-checks the coordinator at least this often
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_sched_getcpu = _libc.sched_getcpu
+
+
+class Goexit(BaseException):
+    """runtime.Goexit: ends the calling goroutine after its finally blocks (deferred calls) ran."""
+
+
+class _Exiting(BaseException):
+    """Raised in M0 when another process ended the program (a panic, a fatal error)."""
+
+
+class _M:
+    """This process's M.  Process-local: nothing here is shared."""
+
+    def __init__(self, ctl, heap, mid, rtid, is_m0):
+        self.ctl, self.q, self.heap, self.id, self.rtid = ctl, ctl.q, heap, mid, rtid
+        self.row = ctl.m(mid)
+        self.is_m0 = is_m0
+        self.mv8 = memoryview(ctl.seg.mm)
+        self.schedlock = Lock(shm_name(rtid, "lock.sched"))
+        self.plocks = {}
+        self.msems = {}
+        self.sem = self.msem(mid)
+        self.stwnote = posix_ipc.Semaphore(shm_name(rtid, "note.stw"))
+        self.sysmonnote = posix_ipc.Semaphore(shm_name(rtid, "note.sysmon"))
+        self.locks = 0
+        self.sigpending = False
+        self.p = NONE
+        self.curg = NONE
+        self.lockedg = NONE
+        self.spinning = False
+        self.tick = 0
+        self.greenlets = {}       # G slot -> greenlet, for goroutines started here
+        self.pool = []            # greenlets whose goroutine ended, for reuse
+        self.sched_gr = None
+        self.timers = []          # heap of (when_ns, seq, gslot)
+        self.tseq = 0
+        self.gfree = []           # G slots this M may use for new goroutines
+        self.sgfree = []          # sudog rows likewise
+        self.g1 = NONE            # goroutine 1's slot (M0 only)
+        self.goids_left = 0
+        self.goids = range(0)
+        self.sites = {}
+        self.ncpu = 1
+        self.cpus = sorted(os.sched_getaffinity(0))
+        self.pinned = None
+        self.dumped = 0
+        self.tls = threading.local()
+
+    def plock(self, p):
+        lk = self.plocks.get(p)
+        if lk is None:
+            lk = self.plocks[p] = Lock(shm_name(self.rtid, f"lock.p{p}"))
+        return lk
+
+    def msem(self, mid):
+        s = self.msems.get(mid)
+        if s is None:
+            s = self.msems[mid] = posix_ipc.Semaphore(shm_name(self.rtid, f"m{mid}"), posix_ipc.O_CREAT,
+                                                      mode=0o600, initial_value=0)
+        return s
+
+    def close(self):
+        for lk in [self.schedlock, *self.plocks.values()]:
+            lk.close()
+        for s in [*self.msems.values(), self.stwnote, self.sysmonnote]:
+            try:
+                s.close()
+            except posix_ipc.ExistentialError:
+                pass
+
+
+_m = None
+
+
+def current_m():
+    if _m is None:
+        from ..shm.malloc import NoRuntime
+        raise NoRuntime("mprt: no runtime is running in this process (use mprt.run)")
+    return _m
+
+
+# ---- locks: every runtime lock is taken through these, so a signal never parks a lock holder ----
+
+def _acq(lk):
+    _m.locks += 1
+    lk.acquire()
+
+
+def _rel(lk):
+    lk.release()
+    m = _m
+    m.locks -= 1
+    if m.sigpending and m.locks == 0:
+        m.sigpending = False
+        _safepoint_signal(m)
+
+
+def _nanotime():
+    return time.monotonic_ns()
+
+
+# ---- M wakeups: the one way to wake an M ----
+
+def _wakem(m, mid):
+    """Post M mid's semaphore.  The caller changed the M's state (or nextp) with the sched lock."""
+    m.q[m.ctl.m(mid) + M_WAKEUPS] += 1
+    m.msem(mid).release()
+
+
+def _park_m(m, timeout=None):
+    """Sleep on this M's semaphore until posted (or timeout seconds).  Returns False on timeout."""
+    try:
+        m.sem.acquire(timeout)
+        return True
+    except posix_ipc.BusyError:
+        return False
+    except posix_ipc.SignalError:
+        return True   # a signal; the caller's loop looks again
+
+
+# ---- G slots ----
+
+def _gslot_get(m):
+    if not m.gfree:
+        _refill_gfree(m)
+    return m.gfree.pop()
+
+
+def _refill_gfree(m):
+    q, ctl = m.q, m.ctl
+    _acq(m.schedlock)
+    try:
+        s = ctl.sched
+        while len(m.gfree) < GFREE_BATCH and q[s + S_GFREE] != NONE:
+            g = q[s + S_GFREE]
+            q[s + S_GFREE] = q[ctl.g(g) + G_LINK]
+            m.gfree.append(g)
+        if len(m.gfree) < GFREE_BATCH:
+            n0 = q[s + S_NGALLOC]
+            n1 = n0 + GFREE_BATCH - len(m.gfree)
+            if n1 > MAXG:
+                raise RuntimeError(f"mprt: more than {MAXG} goroutines")
+            if (n1 + CHUNK - 1) // CHUNK > (n0 + CHUNK - 1) // CHUNK:
+                ctl.commit_rows("g", (n1 + CHUNK - 1) // CHUNK * CHUNK, G_WORDS)
+            q[s + S_NGALLOC] = n1
+            m.gfree.extend(range(n1 - 1, n0 - 1, -1))
+    finally:
+        _rel(m.schedlock)
+
+
+def _gslot_put(m, g):
+    m.gfree.append(g)
+    if len(m.gfree) > 2 * GFREE_BATCH:
+        q, ctl, s = m.q, m.ctl, m.ctl.sched
+        give = m.gfree[GFREE_BATCH:]
+        del m.gfree[GFREE_BATCH:]
+        _acq(m.schedlock)
+        for x in give:
+            q[ctl.g(x) + G_LINK] = q[s + S_GFREE]
+            q[s + S_GFREE] = x
+        _rel(m.schedlock)
+
+
+def _new_goid(m):
+    if not m.goids:
+        _acq(m.schedlock)
+        s = m.ctl.sched
+        start = m.q[s + S_GOIDGEN] + 1
+        m.q[s + S_GOIDGEN] += GOID_BATCH
+        _rel(m.schedlock)
+        m.goids = iter(range(start, start + GOID_BATCH))
+        m.goids_left = GOID_BATCH
+    m.goids_left -= 1
+    g = next(m.goids)
+    if m.goids_left == 0:
+        m.goids = range(0)
+    return g
+
+
+# ---- creation sites ("created by" lines) ----
+
+def _site(m, frame):
+    key = (frame.f_code, frame.f_lineno)
+    sid = m.sites.get(key)
+    if sid is None:
+        from .traceback import frame_line
+        text = frame_line(frame).encode()
+        q, ctl, s = m.q, m.ctl, m.ctl.sched
+        _acq(m.schedlock)
+        n, nb = q[s + S_NSITES], q[s + S_SITEBYTES]
+        if n < NSITES and nb + len(text) <= SITEBYTES:
+            off = ctl.base["sitebytes"] * 8 + nb
+            m.mv8[off:off + len(text)] = text
+            q[ctl.base["siteidx"] + 2 * n] = nb
+            q[ctl.base["siteidx"] + 2 * n + 1] = len(text)
+            q[s + S_NSITES] = n + 1
+            q[s + S_SITEBYTES] = nb + len(text)
+            sid = n
+        else:
+            sid = NONE
+        _rel(m.schedlock)
+        m.sites[key] = sid
+    return sid
+
+
+def site_text(ctl, sid):
+    if sid < 0:
+        return None
+    q = ctl.q
+    off = q[ctl.base["siteidx"] + 2 * sid]
+    n = q[ctl.base["siteidx"] + 2 * sid + 1]
+    b = ctl.base["sitebytes"] * 8 + off
+    return bytes(ctl.u8[b:b + n]).decode()
+
+
+# ---- go ----
+
+def go(fn, *args, **kwargs):
+    """Start a goroutine running fn(*args, **kwargs) (Go's go statement)."""
+    m = _m
+    if m is None:
+        current_m()
+    if fn is None:
+        fatal("go of nil func value")
+    if not callable(fn):
+        raise TypeError(f"mprt.go: {fn!r} is not callable")
+    data, ptrs = msg.encode((fn, args, kwargs), f"goroutine function {getattr(fn, '__qualname__', fn)!r}")
+    q, ctl = m.q, m.ctl
+    g = _gslot_get(m)
+    r = ctl.g(g)
+    q[r + G_GOID] = _new_goid(m)
+    q[r + G_M] = NONE
+    q[r + G_LOCKEDM] = NONE
+    q[r + G_LINK] = NONE
+    q[r + G_WAIT] = 0
+    q[r + G_PARENT] = q[ctl.g(m.curg) + G_GOID] if m.curg >= 0 else 0
+    q[r + G_SITE] = _site(m, sys._getframe(1))
+    q[r + G_ENTRY] = NONE
+    msg.put(m.mv8, q, r + G_PAYLEN, (r + G_INLINE) * 8, G_INLINE_BYTES, data, ptrs)
+    q[r + G_STATUS] = G_RUNNABLE
+    q[m.row + M_GCREATED] += 1
+    _runqput(m, m.p, g, True)
+    s = ctl.sched
+    if q[s + S_NPIDLE] and not q[s + S_NMSPINNING]:
+        _wakep(m)
+    _check_safepoint(m)
+
+
+# ---- P run queues (each with its P's lock) ----
+
+def _runqput(m, p, g, nxt):
+    q, ctl = m.q, m.ctl
+    b = ctl.p(p)
+    lk = m.plock(p)
+    _acq(lk)
+    if nxt:
+        old = q[b + P_RUNNEXT]
+        q[b + P_RUNNEXT] = g
+        if old == NONE:
+            _rel(lk)
+            return
+        g = old
+    h, t = q[b + P_RQHEAD], q[b + P_RQTAIL]
+    if t - h < RUNQ:
+        q[b + P_RUNQ + t % RUNQ] = g
+        q[b + P_RQTAIL] = t + 1
+        _rel(lk)
+        return
+    # full: half of the ring and g go to the global queue in one batch
+    n = RUNQ // 2
+    batch = [q[b + P_RUNQ + (h + i) % RUNQ] for i in range(n)]
+    q[b + P_RQHEAD] = h + n
+    _rel(lk)
+    batch.append(g)
+    _acq(m.schedlock)
+    _globrunqput_locked(m, batch)
+    _rel(m.schedlock)
+
+
+def _runqget(m, p):
+    q = m.q
+    b = m.ctl.p(p)
+    if q[b + P_RUNNEXT] == NONE and q[b + P_RQHEAD] == q[b + P_RQTAIL]:
+        return NONE
+    lk = m.plock(p)
+    _acq(lk)
+    g = q[b + P_RUNNEXT]
+    if g != NONE:
+        q[b + P_RUNNEXT] = NONE
+    else:
+        h = q[b + P_RQHEAD]
+        if h == q[b + P_RQTAIL]:
+            g = NONE
+        else:
+            g = q[b + P_RUNQ + h % RUNQ]
+            q[b + P_RQHEAD] = h + 1
+    _rel(lk)
+    return g
+
+
+def _runqempty(m, p):
+    q, b = m.q, m.ctl.p(p)
+    return q[b + P_RUNNEXT] == NONE and q[b + P_RQHEAD] == q[b + P_RQTAIL]
+
+
+def _runqsteal(m, victim, stealnext):
+    """Take half (rounded up) of victim's ring into this M's P; returns a G to run or NONE."""
+    q, ctl = m.q, m.ctl
+    b = ctl.p(victim)
+    lk = m.plock(victim)
+    _acq(lk)
+    h, t = q[b + P_RQHEAD], q[b + P_RQTAIL]
+    n = t - h
+    n = n - n // 2
+    got = [q[b + P_RUNQ + (h + i) % RUNQ] for i in range(n)]
+    q[b + P_RQHEAD] = h + n
+    if not got and stealnext and q[b + P_RUNNEXT] != NONE:
+        got = [q[b + P_RUNNEXT]]
+        q[b + P_RUNNEXT] = NONE
+    _rel(lk)
+    if not got:
+        return NONE
+    g = got.pop()
+    if got:
+        mb = ctl.p(m.p)
+        mylk = m.plock(m.p)
+        _acq(mylk)
+        t = q[mb + P_RQTAIL]
+        for x in got:
+            q[mb + P_RUNQ + t % RUNQ] = x
+            t += 1
+        q[mb + P_RQTAIL] = t
+        _rel(mylk)
+    return g
+
+
+# ---- the global queue, idle Ps, G lists (sched lock held) ----
+
+def _globrunqput_locked(m, gs):
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    for g in gs:
+        q[ctl.g(g) + G_LINK] = NONE
+        if q[s + S_GQTAIL] == NONE:
+            q[s + S_GQHEAD] = g
+        else:
+            q[ctl.g(q[s + S_GQTAIL]) + G_LINK] = g
+        q[s + S_GQTAIL] = g
+    q[s + S_GQSIZE] += len(gs)
+
+
+def _globrunqget_locked(m, maxn):
+    """Take a batch from the global queue: run the first, the rest go to this M's P's ring."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    size = q[s + S_GQSIZE]
+    if size == 0:
+        return NONE
+    n = min(size, size // max(1, q[s + S_GOMAXPROCS]) + 1, maxn, RUNQ // 2)
+    got = []
+    for _ in range(n):
+        g = q[s + S_GQHEAD]
+        q[s + S_GQHEAD] = q[ctl.g(g) + G_LINK]
+        got.append(g)
+    if q[s + S_GQHEAD] == NONE:
+        q[s + S_GQTAIL] = NONE
+    q[s + S_GQSIZE] = size - n
+    g = got[0]
+    for x in got[1:]:
+        _runqput(m, m.p, x, False)
+    return g
+
+
+def _list_push(q, ctl, headw, tailw, g):
+    q[ctl.g(g) + G_LINK] = NONE
+    if q[tailw] == NONE:
+        q[headw] = g
+    else:
+        q[ctl.g(q[tailw]) + G_LINK] = g
+    q[tailw] = g
+
+
+def _list_pop(q, ctl, headw, tailw):
+    g = q[headw]
+    if g != NONE:
+        q[headw] = q[ctl.g(g) + G_LINK]
+        if q[headw] == NONE:
+            q[tailw] = NONE
+    return g
+
+
+def _list_remove(q, ctl, headw, tailw, g):
+    prev, x = NONE, q[headw]
+    while x != NONE:
+        nxt = q[ctl.g(x) + G_LINK]
+        if x == g:
+            if prev == NONE:
+                q[headw] = nxt
+            else:
+                q[ctl.g(prev) + G_LINK] = nxt
+            if q[tailw] == x:
+                q[tailw] = prev
+            return True
+        prev, x = x, nxt
+    return False
+
+
+def _pidleget_locked(m):
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    p = q[s + S_PIDLE]
+    if p != NONE:
+        q[s + S_PIDLE] = q[ctl.p(p) + P_LINK]
+        q[s + S_NPIDLE] -= 1
+    return p
+
+
+def _pidleput_locked(m, p):
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    b = ctl.p(p)
+    q[b + P_STATUS] = P_IDLE
+    q[b + P_M] = NONE
+    q[b + P_LINK] = q[s + S_PIDLE]
+    q[s + S_PIDLE] = p
+    q[s + S_NPIDLE] += 1
+
+
+def _mcount(m):
+    return m.q[m.ctl.sched + S_MCOUNT]
+
+
+def _mstates(m):
+    n = _mcount(m)
+    return m.ctl.table("m", n, M_WORDS)
+
+
+def _has_ready(q, ctl, mid, include_yield=True):
+    r = ctl.m(mid)
+    lg = q[r + M_LOCKEDG]
+    if lg != NONE:
+        return _in_list(q, ctl, r + M_RQHEAD, lg)
+    return q[r + M_RQHEAD] != NONE or (include_yield and q[r + M_YHEAD] != NONE)
+
+
+def _in_list(q, ctl, headw, g):
+    x = q[headw]
+    while x != NONE:
+        if x == g:
+            return True
+        x = q[ctl.g(x) + G_LINK]
+    return False
+
+
+def _needp_get_locked(m):
+    """The needp M that has waited longest (lowest M_STAMP), or NONE."""
+    q, ctl = m.q, m.ctl
+    best, bstamp = NONE, None
+    for mid in range(_mcount(m)):
+        r = ctl.m(mid)
+        if q[r + M_STATE] == MS_NEEDP:
+            st = q[r + M_STAMP]
+            if bstamp is None or st < bstamp:
+                best, bstamp = mid, st
+    return best
+
+
+def _give_p_locked(m, mid, p):
+    """Hand P p to M mid (parked without a P) and wake it."""
+    q, ctl = m.q, m.ctl
+    b = ctl.p(p)
+    q[b + P_STATUS] = P_RUNNING
+    q[b + P_M] = mid
+    r = ctl.m(mid)
+    q[r + M_NEXTP] = p
+    q[r + M_STATE] = MS_RUNNING
+    _wakem(m, mid)
+
+
+def _handoffp_locked(m, p):
+    """P p was given up by its M (Go's handoffp): to a needp M first, to a new or idle M if there is
+    work, to the world stopper if it waits, else to the idle list."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    b = ctl.p(p)
+    if q[s + S_GCWAITING]:
+        q[b + P_STATUS] = P_GCSTOP
+        q[b + P_M] = NONE
+        q[s + S_STOPWAIT] -= 1
+        if q[s + S_STOPWAIT] == 0:
+            m.stwnote.release()
+        return
+    mid = _needp_get_locked(m)
+    if mid != NONE:
+        _give_p_locked(m, mid, p)
+        return
+    if not _runqempty(m, p) or q[s + S_GQSIZE]:
+        _startm_locked(m, p, False)
+        return
+    if q[s + S_NMSPINNING] + q[s + S_NPIDLE] == 0:
+        q[s + S_NMSPINNING] += 1
+        _startm_locked(m, p, True)
+        return
+    _pidleput_locked(m, p)
+
+
+def _startm_locked(m, p, spinning):
+    """Run P p on an idle M, or on a new one (Go's startm)."""
+    q, ctl = m.q, m.ctl
+    for mid in range(_mcount(m)):
+        r = ctl.m(mid)
+        if q[r + M_STATE] == MS_IDLE:
+            q[r + M_SPINNING] = int(spinning)
+            _give_p_locked(m, mid, p)
+            return
+    _newm_locked(m, p, spinning)
+
+
+def _newm_locked(m, p, spinning):
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    mid = q[s + S_MCOUNT]
+    if mid + 1 > q[s + S_MAXMCOUNT] or mid + 1 > MAXM:
+        limit = min(q[s + S_MAXMCOUNT], MAXM)
+        fatal("thread exhaustion", pre=f"runtime: program exceeds {limit}-thread limit\n")
+    r = ctl.m(mid)
+    for w in range(M_WORDS):
+        q[r + w] = 0
+    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_YHEAD, M_YTAIL, M_CPU):
+        q[r + w] = NONE
+    q[r + M_NEXTP] = p
+    q[r + M_SPINNING] = int(spinning)
+    q[r + M_STATE] = MS_STARTING
+    b = ctl.p(p)
+    q[b + P_STATUS] = P_RUNNING
+    q[b + P_M] = mid
+    m.msem(mid)       # create its semaphore before anyone can post it
+    q[s + S_MCOUNT] = mid + 1
+    m.sysmonnote.release()    # the coordinator forks it
+
+
+def _wakep(m):
+    """Start a spinning M on an idle P if nobody is spinning (Go's wakep)."""
+    q, s = m.q, m.ctl.sched
+    _acq(m.schedlock)
+    try:
+        if q[s + S_NMSPINNING] or not q[s + S_NPIDLE] or q[s + S_GCWAITING]:
+            return
+        p = _pidleget_locked(m)
+        q[s + S_NMSPINNING] += 1
+        _startm_locked(m, p, True)
+    finally:
+        _rel(m.schedlock)
+
+
+# ---- ready and park: the one path each ----
+
+def ready(m, g):
+    """Make parked goroutine g runnable (from any process).  A started goroutine goes on its own
+    M's ready list; if that M has no P it gets an idle one, or joins the needp list."""
+    _q, _ctl = m.q, m.ctl
+    _acq(m.schedlock)
+    _ready_locked(m, g)
+    _rel(m.schedlock)
+
+
+def _ready_locked(m, g):
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    gr = ctl.g(g)
+    q[gr + G_STATUS] = G_RUNNABLE
+    mid = q[gr + G_M]
+    r = ctl.m(mid)
+    _list_push(q, ctl, r + M_RQHEAD, r + M_RQTAIL, g)
+    st = q[r + M_STATE]
+    if st in (MS_IDLE, MS_LOCKEDWAIT):
+        lg = q[r + M_LOCKEDG]
+        if lg != NONE and lg != g:
+            return          # the M is locked to another goroutine: g waits for the lock to end
+        p = _pidleget_locked(m) if not q[s + S_GCWAITING] else NONE
+        if p != NONE:
+            _give_p_locked(m, mid, p)
+        else:
+            q[r + M_STATE] = MS_NEEDP
+            q[r + M_STAMP] = _nanotime()
+            _wakem(m, mid)      # it re-checks; a P reaches it through the needp list
+
+
+def park(reason):
+    """Park the calling goroutine until `ready` (the caller has queued it somewhere and released
+    that structure's lock)."""
+    m = _m
+    g = m.curg
+    q, gr = m.q, m.ctl.g(g)
+    q[gr + G_WAIT] = reason
+    q[gr + G_WAITSINCE] = _nanotime()
+    # status: waiting unless a waker already made it runnable (it is then on our ready list)
+    _acq(m.schedlock)
+    if q[gr + G_STATUS] == G_RUNNING:
+        q[gr + G_STATUS] = G_WAITING
+    _rel(m.schedlock)
+    _switch_out(m)
+
+
+def _switch_out(m):
+    """Leave the running goroutine; returns when the scheduler runs it again."""
+    if m.is_m0:
+        _m0_wait(m)
+    else:
+        m.sched_gr.switch()
+    m.tick += 1
+
+
+def _m0_wait(m):
+    # M0 runs only goroutine 1: its scheduler is findrunnable restricted to that G
+    g = findrunnable(m)
+    _execute_mark(m, g)
+
+
+def gosched():
+    """runtime.Gosched: yield; other goroutines run first."""
+    m = current_m()
+    g = m.curg
+    q, ctl = m.q, m.ctl
+    r = m.row
+    _acq(m.schedlock)
+    q[ctl.g(g) + G_STATUS] = G_RUNNABLE
+    if m.lockedg == g:
+        _list_push(q, ctl, r + M_RQHEAD, r + M_RQTAIL, g)
+    else:
+        _list_push(q, ctl, r + M_YHEAD, r + M_YTAIL, g)
+    yield_p = _needp_get_locked(m) != NONE or (m.lockedg != NONE and _others_waiting_locked(m))
+    if yield_p:
+        _release_p_to_needp_locked(m)
+    _rel(m.schedlock)
+    _switch_out(m)
+
+
+def _others_waiting_locked(m):
+    q, s = m.q, m.ctl.sched
+    return q[s + S_NPIDLE] == 0 and (q[s + S_GQSIZE] or not _runqempty(m, m.p))
+
+
+def _release_p_to_needp_locked(m):
+    """This M yields its P (it has ready goroutines of its own, so it becomes needp)."""
+    q = m.q
+    p = m.p
+    _dropp_locked(m)
+    q[m.row + M_STATE] = MS_NEEDP
+    q[m.row + M_STAMP] = _nanotime()
+    _handoffp_locked(m, p)
+
+
+def _dropp_locked(m):
+    q = m.q
+    q[m.row + M_P] = NONE
+    m.p = NONE
+
+
+def _acquirep(m, p):
+    """This M now holds P p (handed over with the sched lock; status already running)."""
+    m.p = p
+    q = m.q
+    q[m.row + M_P] = p
+    cpu = m.cpus[p % len(m.cpus)]
+    if m.pinned != cpu:
+        try:
+            os.sched_setaffinity(0, {cpu})
+            m.pinned = cpu
+        except OSError:
+            pass
+        q[m.row + M_CPU] = m.pinned if m.pinned is not None else NONE
+
+
+# ---- the scheduler proper ----
+
+def findrunnable(m):
+    """Return a runnable G (status still runnable) with this M holding a P.  Parks as needed."""
+    q, _ctl, s = m.q, m.ctl, m.ctl.sched
+    r = m.row
+    while True:
+        if q[s + S_EXIT]:
+            _exiting(m)
+        if q[s + S_GCWAITING] and m.p != NONE:
+            _gcstopm(m)
+            continue
+        if m.p == NONE:
+            _stopm(m)
+            continue
+        if m.lockedg != NONE:
+            g = _pop_locked_ready(m)
+            if g != NONE:
+                return g
+            _fire_timers(m)
+            if _pop_locked_ready(m, peek=True):
+                continue
+            _stoplockedm(m)
+            continue
+        m.tick += 1
+        g = NONE
+        if m.tick % FAIRNESS_TICKS == 0:
+            if q[s + S_GQSIZE]:
+                _acq(m.schedlock)
+                g = _globrunqget_locked(m, 1)
+                _rel(m.schedlock)
+            if g == NONE and q[r + M_YHEAD] != NONE:
+                g = _pop_own(m, M_YHEAD)
+            if g != NONE:
+                return g
+        if m.timers:
+            _fire_timers(m)
+        if q[r + M_RQHEAD] != NONE:
+            g = _pop_own(m, M_RQHEAD)
+            if g != NONE:
+                return g
+        g = _runqget(m, m.p)
+        if g != NONE:
+            return g
+        if q[s + S_GQSIZE]:
+            _acq(m.schedlock)
+            g = _globrunqget_locked(m, RUNQ)
+            _rel(m.schedlock)
+            if g != NONE:
+                return g
+        if q[r + M_YHEAD] != NONE:
+            g = _pop_own(m, M_YHEAD)
+            if g != NONE:
+                return g
+        g = _steal(m)
+        if g != NONE:
+            return g
+        g = _spin(m)
+        if g != NONE:
+            return g
+        if _release_idle_p(m):
+            continue
+
+
+def _pop_own(m, head):
+    q, ctl, r = m.q, m.ctl, m.row
+    _acq(m.schedlock)
+    g = _list_pop(q, ctl, r + head, r + head + 1)
+    _rel(m.schedlock)
+    return g
+
+
+def _pop_locked_ready(m, peek=False):
+    q, ctl, r = m.q, m.ctl, m.row
+    lg = m.lockedg
+    if q[r + M_RQHEAD] == NONE:
+        return NONE
+    _acq(m.schedlock)
+    found = _in_list(q, ctl, r + M_RQHEAD, lg)
+    if found and not peek:
+        _list_remove(q, ctl, r + M_RQHEAD, r + M_RQTAIL, lg)
+    _rel(m.schedlock)
+    if peek:
+        return found
+    return lg if found else NONE
+
+
+def _steal(m):
+    q, s = m.q, m.ctl.sched
+    n = q[s + S_GOMAXPROCS]
+    if n <= 1:
+        return NONE
+    if not m.spinning:
+        if 2 * q[s + S_NMSPINNING] >= n - q[s + S_NPIDLE]:
+            return NONE
+        _set_spinning(m, True)
+    order = list(range(n))
+    for i in range(4):
+        random.shuffle(order)
+        for p in order:
+            if p == m.p:
+                continue
+            g = _runqsteal(m, p, i == 3)
+            if g != NONE:
+                _set_spinning(m, False)
+                return g
+    return NONE
+
+
+def _set_spinning(m, on):
+    if m.spinning == on:
+        return
+    q, s = m.q, m.ctl.sched
+    _acq(m.schedlock)
+    q[s + S_NMSPINNING] += 1 if on else -1
+    q[m.row + M_SPINNING] = int(on)
+    _rel(m.schedlock)
+    m.spinning = on
+    if not on and q[s + S_NPIDLE] and not q[s + S_NMSPINNING]:
+        # Go: the last spinning M that found work wakes another, so bursts spread out
+        _wakep(m)
+
+
+def _spin(m):
+    """Poll for work for SPIN_NS before parking: own ready list, own ring, the global queue, the
+    other rings, timers, and the safe-point words."""
+    q, ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
+    deadline = _nanotime() + SPIN_NS
+    n = q[s + S_GOMAXPROCS]
+    pbases = [ctl.p(p) for p in range(n)]
+    while _nanotime() < deadline:
+        if q[r + M_RQHEAD] != NONE:
+            g = _pop_own(m, M_RQHEAD)
+            if g != NONE:
+                return g
+        if q[s + S_GQSIZE] or q[s + S_GCWAITING] or q[s + S_EXIT]:
+            return NONE
+        for b in pbases:
+            if q[b + P_RQHEAD] != q[b + P_RQTAIL] or q[b + P_RUNNEXT] != NONE:
+                return NONE
+        if m.timers and m.timers[0][0] <= _nanotime():
+            return NONE
+    return NONE
+
+
+def _release_idle_p(m):
+    """Nothing to run: give the P up and park (Go's findrunnable tail + stopm).  Returns True to
+    have the caller look again."""
+    q, _ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
+    _acq(m.schedlock)
+    if q[s + S_GCWAITING] or q[s + S_EXIT] or q[r + M_RQHEAD] != NONE or q[r + M_YHEAD] != NONE:
+        _rel(m.schedlock)
+        return True
+    if q[s + S_GQSIZE] or not _runqempty(m, m.p):
+        _rel(m.schedlock)
+        return True
+    p = m.p
+    _dropp_locked(m)
+    _pidleput_or_needp_locked(m, p)
+    if m.spinning:
+        m.spinning = False
+        q[s + S_NMSPINNING] -= 1
+        q[r + M_SPINNING] = 0
+    q[r + M_STATE] = MS_IDLE
+    _rel(m.schedlock)
+    # work may have arrived in a ring between our last look and the P going idle
+    n = q[s + S_GOMAXPROCS]
+    for pp in range(n):
+        if not _runqempty(m, pp) and q[s + S_NPIDLE]:
+            _wakep(m)
+            break
+    return True
+
+
+def _pidleput_or_needp_locked(m, p):
+    mid = _needp_get_locked(m)
+    if mid != NONE:
+        _give_p_locked(m, mid, p)
+    else:
+        _pidleput_locked(m, p)
+
+
+def _stopm(m):
+    """Park this M (no P) until it is handed one; fire its timers meanwhile."""
+    q, ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
+    while True:
+        if q[s + S_EXIT]:
+            _exiting(m)
+        _acq(m.schedlock)
+        nextp = q[r + M_NEXTP]
+        if nextp != NONE:
+            q[r + M_NEXTP] = NONE
+            q[r + M_STATE] = MS_RUNNING
+            _rel(m.schedlock)
+            _acquirep(m, nextp)
+            if q[r + M_SPINNING] and not m.spinning:
+                m.spinning = True
+            return
+        st = q[r + M_STATE]
+        if st == MS_RUNNING and m.p == NONE:
+            # woken without a P: look at what we have
+            st = MS_IDLE
+        if _has_ready(q, ctl, m.id):
+            if not q[s + S_GCWAITING]:
+                p = _pidleget_locked(m)
+                if p != NONE:
+                    q[ctl.p(p) + P_STATUS] = P_RUNNING
+                    q[ctl.p(p) + P_M] = m.id
+                    q[r + M_STATE] = MS_RUNNING
+                    _rel(m.schedlock)
+                    _acquirep(m, p)
+                    return
+            if st != MS_NEEDP:
+                q[r + M_STAMP] = _nanotime()
+            q[r + M_STATE] = MS_NEEDP
+        else:
+            q[r + M_STATE] = MS_LOCKEDWAIT if m.lockedg != NONE else MS_IDLE
+            _checkdead_locked(m)
+        _rel(m.schedlock)
+        timeout = None
+        if m.timers:
+            timeout = max(0.0, (m.timers[0][0] - _nanotime()) / 1e9)
+        if m.is_m0:
+            timeout = MAX_PARK_S if timeout is None else min(timeout, MAX_PARK_S)
+        woke = _park_m(m, timeout)
+        if m.timers:
+            _fire_timers(m)
+        if not woke and m.is_m0:
+            _check_coordinator(m)
+
+
+def _stoplockedm(m):
+    """The locked goroutine is not runnable: hand the P off and park (Go's stoplockedm)."""
+    q = m.q
+    _acq(m.schedlock)
+    if _has_ready(q, m.ctl, m.id):
+        _rel(m.schedlock)
+        return
+    p = m.p
+    _dropp_locked(m)
+    q[m.row + M_STATE] = MS_LOCKEDWAIT
+    _handoffp_locked(m, p)
+    _rel(m.schedlock)
+
+
+def _execute_mark(m, g):
+    """g runs now on this M."""
+    q, ctl = m.q, m.ctl
+    gr = ctl.g(g)
+    q[gr + G_STATUS] = G_RUNNING
+    q[gr + G_M] = m.id
+    q[m.row + M_CURG] = g
+    m.curg = g
+    q[m.row + M_TICK] += 1
+    q[m.row + M_TICKNS] = _nanotime()
+    q[ctl.p(m.p) + P_SCHEDTICK] += 1
+
+
+def _schedule_loop(m):
+    """A worker M's main greenlet: run goroutines forever."""
+    q, _ctl = m.q, m.ctl
+    while True:
+        g = findrunnable(m)
+        _execute_mark(m, g)
+        gl = m.greenlets.get(g)
+        if gl is None:
+            gl = m.pool.pop() if m.pool else greenlet.greenlet(_gmain)
+            m.greenlets[g] = gl
+            gl.switch(g)
+        else:
+            gl.switch()
+        m.curg = NONE
+        q[m.row + M_CURG] = NONE
+
+
+def _gmain(g):
+    """A goroutine's greenlet: runs one goroutine, then waits in the pool for the next."""
+    m = _m
+    while True:
+        try:
+            q, ctl = m.q, m.ctl
+            gr = ctl.g(g)
+            fn, args, kwargs = msg.load(m.mv8, q, gr + G_PAYLEN, (gr + G_INLINE) * 8)
+            fn(*args, **kwargs)
+        except Goexit:
+            pass
+        except _Exiting:
+            raise
+        except BaseException as e:
+            from .traceback import gopanic
+            gopanic(m, e)
+        g = _goexit0(m, g)
+
+
+def _goexit0(m, g):
+    """Goroutine g ended: free its row, unlock, and return the greenlet to the pool."""
+    q, ctl = m.q, m.ctl
+    gr = ctl.g(g)
+    if m.lockedg == g:
+        m.lockedg = NONE
+        q[m.row + M_LOCKEDG] = NONE
+    q[gr + G_STATUS] = G_DEAD
+    q[gr + G_LOCKEDM] = NONE
+    q[m.row + M_GEXITED] += 1
+    del m.greenlets[g]
+    m.pool.append(greenlet.getcurrent())
+    m.curg = NONE
+    q[m.row + M_CURG] = NONE
+    _gslot_put(m, g)
+    return m.sched_gr.switch()
+
+
+# ---- timers (each M keeps the timers of its own goroutines) ----
+
+def sleep(seconds):
+    """Pause the calling goroutine for at least `seconds` (Go's time.Sleep).  Parks, never the M."""
+    m = current_m()
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"mprt.sleep: duration {seconds!r} is not a number")
+    if seconds <= 0:
+        _check_safepoint(m)
+        return
+    _add_timer(m, _nanotime() + int(seconds * 1e9), m.curg)
+    park(W_SLEEP)
+
+
+def _add_timer(m, when, g):
+    m.tseq += 1
+    heapq.heappush(m.timers, (when, m.tseq, g))
+    m.q[m.row + M_NTIMERS] = len(m.timers)
+
+
+def _fire_timers(m):
+    now = _nanotime()
+    due = []
+    while m.timers and m.timers[0][0] <= now:
+        due.append(heapq.heappop(m.timers)[2])
+    if due:
+        m.q[m.row + M_NTIMERS] = len(m.timers)
+        _acq(m.schedlock)
+        for g in due:
+            if m.q[m.ctl.g(g) + G_STATUS] == G_WAITING:
+                _ready_locked(m, g)
+        _rel(m.schedlock)
+
+
+# ---- LockOSThread ----
+
+def lock_os_thread():
+    m = current_m()
+    g = m.curg
+    if m.is_m0 or m.lockedg == g:
+        return        # main is always locked to M0; a second Lock is ignored (Go 1.9)
+    m.lockedg = g
+    m.q[m.row + M_LOCKEDG] = g
+    m.q[m.ctl.g(g) + G_LOCKEDM] = m.id
+
+
+def unlock_os_thread():
+    m = current_m()
+    g = m.curg
+    if m.is_m0 or m.lockedg != g:
+        return
+    m.lockedg = NONE
+    m.q[m.row + M_LOCKEDG] = NONE
+    m.q[m.ctl.g(g) + G_LOCKEDM] = NONE
+    # goroutines of this M that became ready while it was locked may run again: if the M has no
+    # spare P they are on its ready list already and findrunnable takes them.
+    _check_safepoint(m)
+
+
+# ---- system calls ----
+
+class _Syscall:
+    """`with mprt.syscall():` marks a blocking call (Go's entersyscall/exitsyscall): the P may be
+    retaken by sysmon and handed to another M while this M blocks."""
+
+    def __enter__(self):
+        entersyscall()
+        return self
+
+    def __exit__(self, *exc):
+        exitsyscall()
+
+
+def syscall():
+    return _Syscall()
+
+
+def entersyscall():
+    m = current_m()
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    _check_safepoint(m)
+    _acq(m.schedlock)
+    b = ctl.p(m.p)
+    q[b + P_STATUS] = P_SYSCALL
+    q[b + P_SYSCALLTICK] += 1
+    q[m.row + M_STATE] = MS_SYSCALL
+    q[ctl.g(m.curg) + G_STATUS] = G_SYSCALL
+    wake = q[s + S_NPIDLE] == 0 and (q[s + S_GQSIZE] or not _runqempty(m, m.p) or _needp_get_locked(m) != NONE)
+    _rel(m.schedlock)
+    if wake:
+        m.sysmonnote.release()   # work is waiting: let sysmon retake the P soon
+
+
+def exitsyscall():
+    m = _m
+    q, ctl, _s = m.q, m.ctl, m.ctl.sched
+    g = m.curg
+    _acq(m.schedlock)
+    p = m.p
+    if p != NONE and q[ctl.p(p) + P_STATUS] == P_SYSCALL and q[ctl.p(p) + P_M] == m.id:
+        q[ctl.p(p) + P_STATUS] = P_RUNNING
+        q[m.row + M_STATE] = MS_RUNNING
+        q[ctl.g(g) + G_STATUS] = G_RUNNING
+        _rel(m.schedlock)
+        _check_safepoint(m)
+        return
+    # the P was retaken: wait for one like any readied goroutine of this M
+    _dropp_locked(m)
+    q[m.row + M_STATE] = MS_IDLE
+    _ready_locked(m, g)
+    _rel(m.schedlock)
+    _switch_out(m)
+
+
+def retake_locked(m, p):
+    """sysmon: take P p from an M in a system call and hand it off (sched lock held)."""
+    q, ctl = m.q, m.ctl
+    b = ctl.p(p)
+    if q[b + P_STATUS] != P_SYSCALL:
+        return False
+    mid = q[b + P_M]
+    if mid != NONE:
+        q[ctl.m(mid) + M_P] = NONE
+    q[b + P_STATUS] = P_IDLE
+    q[b + P_M] = NONE
+    _handoffp_locked(m, p)
+    return True
+
+
+# ---- stop the world: the one path ----
+
+def stop_the_world(m, reason=""):
+    """Stop every P: each M parks at its next safe point (a signal reaches one that makes no
+    runtime call).  The caller keeps its P stopped too.  Returns the request time (ns)."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    t0 = _nanotime()
+    while True:
+        _acq(m.schedlock)
+        if not q[s + S_GCWAITING]:
+            break
+        _rel(m.schedlock)
+        if m.p != NONE:
+            _gcstopm(m)     # someone else is stopping the world: be stopped, then try again
+        else:
+            time.sleep(0.0001)
+    n = q[s + S_GOMAXPROCS]
+    q[s + S_GCWAITING] = 1
+    q[s + S_STOPPER] = m.id
+    wait = n
+    if m.p != NONE:
+        q[ctl.p(m.p) + P_STATUS] = P_GCSTOP
+        wait -= 1
+    while q[s + S_PIDLE] != NONE:
+        p = _pidleget_locked(m)
+        q[ctl.p(p) + P_STATUS] = P_GCSTOP
+        wait -= 1
+    for p in range(n):
+        b = ctl.p(p)
+        if q[b + P_STATUS] == P_SYSCALL:
+            q[b + P_STATUS] = P_GCSTOP
+            mid = q[b + P_M]
+            if mid != NONE:
+                q[ctl.m(mid) + M_P] = NONE
+            q[b + P_M] = NONE
+            wait -= 1
+    q[s + S_STOPWAIT] = wait
+    running = [q[ctl.p(p) + P_M] for p in range(n) if q[ctl.p(p) + P_STATUS] == P_RUNNING]
+    _rel(m.schedlock)
+    pids = {q[ctl.m(mid) + M_PID] for mid in running if mid != NONE and mid != m.id}
+    _signal_pids(pids)
+    last = _nanotime()
+    while q[s + S_STOPWAIT] > 0:
+        try:
+            m.stwnote.acquire(0.002)
+        except (posix_ipc.BusyError, posix_ipc.SignalError):
+            pass
+        if q[s + S_EXIT] and not m.is_m0:
+            _exiting(m)
+        if _nanotime() - last > 10_000_000:    # a signal lost to a long C call: ask again
+            _signal_pids(pids)
+            last = _nanotime()
+    while True:   # drain extra posts
+        try:
+            m.stwnote.acquire(0)
+        except (posix_ipc.BusyError, posix_ipc.SignalError):
+            break
+    return t0
+
+
+def _signal_pids(pids):
+    for pid in pids:
+        if pid > 0:
+            try:
+                os.kill(pid, signal.SIGURG)
+            except ProcessLookupError:
+                pass
+
+
+def start_the_world(m, t0, newprocs=0):
+    """Restart: resize if asked, give every stopped M its P back, idle Ps to the idle list or to
+    needp Ms.  Records the pause (request to restart)."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    _acq(m.schedlock)
+    old = q[s + S_GOMAXPROCS]
+    n = newprocs or old
+    if n != old:
+        _procresize_locked(m, old, n)
+    q[s + S_GCWAITING] = 0
+    q[s + S_STOPPER] = NONE
+    mine = m.p
+    if mine != NONE and mine < n:
+        q[ctl.p(mine) + P_STATUS] = P_RUNNING
+        q[ctl.p(mine) + P_M] = m.id
+    elif mine != NONE:
+        _dropp_locked(m)
+    free = []
+    for p in range(n):
+        if p == mine:
+            continue
+        b = ctl.p(p)
+        if q[b + P_STATUS] != P_GCSTOP:
+            continue
+        mid = q[b + P_M]
+        if mid != NONE and q[ctl.m(mid) + M_STATE] == MS_GCSTOP:
+            q[b + P_STATUS] = P_RUNNING
+            q[ctl.m(mid) + M_STATE] = MS_RUNNING
+            _wakem(m, mid)
+        else:
+            free.append(p)
+    # stopped Ms whose P is gone: they wake without a P
+    for mid in range(_mcount(m)):
+        r = ctl.m(mid)
+        if q[r + M_STATE] == MS_GCSTOP:
+            q[r + M_STATE] = MS_IDLE
+            q[r + M_P] = NONE
+            _wakem(m, mid)
+    for p in reversed(free):
+        _pidleput_or_needp_locked(m, p)
+    dt = _nanotime() - t0
+    i = q[s + S_PAUSEIDX] % NPAUSE
+    pb = ctl.base["pause"]
+    q[pb + 2 * i] = dt
+    q[pb + 2 * i + 1] = time.time_ns()
+    q[s + S_PAUSEIDX] += 1
+    q[s + S_NSTW] += 1
+    q[s + S_STWTOTAL] += dt
+    _rel(m.schedlock)
+    if mine != NONE and mine >= n:
+        m.q[m.row + M_STATE] = MS_IDLE
+    if q[s + S_NPIDLE] and (q[s + S_GQSIZE] or any(not _runqempty(m, p) for p in range(n))):
+        _wakep(m)
+    return dt
+
+
+def _procresize_locked(m, old, n):
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    for p in range(old, n):
+        b = ctl.p(p)
+        for w in range(P_RUNQ):
+            q[b + w] = 0
+        q[b + P_RUNNEXT] = NONE
+        q[b + P_M] = NONE
+        q[b + P_LINK] = NONE
+        q[b + P_STATUS] = P_GCSTOP
+        posix_ipc.Semaphore(shm_name(m.rtid, f"lock.p{p}"), posix_ipc.O_CREAT, mode=0o600,
+                            initial_value=1).close()
+    moved = []
+    for p in range(n, old):
+        b = ctl.p(p)
+        if q[b + P_RUNNEXT] != NONE:
+            moved.append(q[b + P_RUNNEXT])
+        for i in range(q[b + P_RQHEAD], q[b + P_RQTAIL]):
+            moved.append(q[b + P_RUNQ + i % RUNQ])
+        q[b + P_RUNNEXT] = NONE
+        q[b + P_RQHEAD] = q[b + P_RQTAIL] = 0
+        q[b + P_STATUS] = P_DEAD
+        mid = q[b + P_M]
+        q[b + P_M] = NONE
+        if mid != NONE and q[ctl.m(mid) + M_STATE] == MS_GCSTOP:
+            q[ctl.m(mid) + M_P] = NONE
+    if moved:
+        _globrunqput_locked(m, moved)
+    q[s + S_GOMAXPROCS] = n
+
+
+def _gcstopm(m):
+    """Stop this M for the world at a safe point (it holds a P, no runtime lock)."""
+    q, ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
+    _acq(m.schedlock)
+    if not q[s + S_GCWAITING] or m.p == NONE:
+        _rel(m.schedlock)
+        return
+    b = ctl.p(m.p)
+    if q[b + P_STATUS] == P_RUNNING:
+        q[b + P_STATUS] = P_GCSTOP
+        q[s + S_STOPWAIT] -= 1
+        if q[s + S_STOPWAIT] == 0:
+            m.stwnote.release()
+    q[r + M_STATE] = MS_GCSTOP
+    _rel(m.schedlock)
+    while q[r + M_STATE] == MS_GCSTOP:
+        if q[s + S_EXIT]:
+            _exiting(m)
+        _park_m(m, 0.5 if m.is_m0 else None)
+        if m.is_m0 and q[r + M_STATE] == MS_GCSTOP:
+            _check_coordinator(m)
+    if q[r + M_P] == NONE:
+        m.p = NONE
+
+
+def _check_safepoint(m):
+    q, s = m.q, m.ctl.sched
+    if q[s + S_GCWAITING] or q[s + S_EXIT] or q[m.row + M_PREEMPT]:
+        _safepoint(m)
+
+
+def _safepoint(m):
+    q, s = m.q, m.ctl.sched
+    if q[s + S_EXIT]:
+        _exiting(m)
+    if q[s + S_GCWAITING] and m.p != NONE and q[s + S_STOPPER] != m.id:
+        _gcstopm(m)
+        if m.p == NONE:
+            # our P went away in a resize: wait for one like any readied goroutine
+            _acq(m.schedlock)
+            _ready_locked(m, m.curg)
+            _rel(m.schedlock)
+            _switch_out(m)
+    if q[m.row + M_PREEMPT]:
+        q[m.row + M_PREEMPT] = 0
+        if m.curg != NONE:
+            gosched()
+
+
+def _safepoint_signal(m):
+    """SIGURG reached this M with no runtime lock held."""
+    q, s = m.q, m.ctl.sched
+    if q[s + S_EXIT]:
+        _exiting(m)
+    if q[s + S_GCWAITING] and m.p != NONE and q[s + S_STOPPER] != m.id:
+        _gcstopm(m)
+
+
+def _on_sigurg(signum, frame):
+    m = _m
+    if m is None:
+        return
+    from .traceback import maybe_dump
+    maybe_dump(m, frame)
+    if m.locks:
+        m.sigpending = True
+        return
+    _safepoint_signal(m)
+
+
+# ---- endings ----
+
+def _exiting(m):
+    """The program is ending: M0 unwinds to mprt.run; a worker M leaves at once."""
+    if m.is_m0:
+        raise _Exiting()
+    _worker_exit()
+
+
+def _worker_exit(code=0):
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    os._exit(code)
+
+
+def request_exit(m, code, kind):
+    """End the program with exit status `code` (M0 tears down).  Idempotent: the first wins."""
+    q, s = m.q, m.ctl.sched
+    if q[s + S_EXIT]:
+        return False
+    q[s + S_EXITKIND] = kind
+    q[s + S_EXIT] = code + 1
+    m0 = 0
+    _wakem(m, m0)
+    if not m.is_m0:
+        _signal_pids([q[m.ctl.m(m0) + M_PID]])
+    m.sysmonnote.release()
+    return True
+
+
+def fatal(text, pre=""):
+    """Go's throw: `fatal error: text`, the goroutines per GOTRACEBACK, exit status 2."""
+    m = current_m()
+    from .traceback import fatal_report
+    fatal_report(m, text, pre)
+    request_exit(m, 2, EXIT_FATAL)
+    _exiting(m)
+    raise _Exiting()
+
+
+def _checkdead_locked(m):
+    """No M is running and every goroutine waits: Go's checkdead (sched lock held)."""
+    q, _ctl, s = m.q, m.ctl, m.ctl.sched
+    if q[s + S_EXIT]:
+        return
+    mt = _mstates(m)
+    st = mt[:, M_STATE]
+    busy = ((st == MS_RUNNING) | (st == MS_STARTING) | (st == MS_SYSCALL) | (st == MS_GCSTOP)
+            | (st == MS_NEEDP)).sum()
+    if busy:
+        return
+    if mt[:, M_NTIMERS].sum() > 0:
+        return
+    if q[s + S_GQSIZE]:
+        return
+    for p in range(q[s + S_GOMAXPROCS]):
+        if not _runqempty(m, p):
+            return
+    ngor = int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum())
+    kind = EXIT_GOEXIT if ngor == 0 else EXIT_DEADLOCK
+    # M0 prints the report (it can collect every M's goroutines); we only raise the flag
+    q[s + S_EXITKIND] = kind
+    q[s + S_EXIT] = 3
+    _wakem(m, 0)
+    m.sysmonnote.release()
+
+
+def _check_coordinator(m):
+    pid = m.q[m.ctl.sched + S_COORDPID]
+    if pid <= 0:
+        return
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        done, _status = pid, 0
+    if done:
+        m.q[m.ctl.sched + S_COORDPID] = 0
+        if not m.q[m.ctl.sched + S_EXIT]:
+            from .traceback import write_err
+            write_err("fatal error: runtime: the coordinator process died\n")
+            m.q[m.ctl.sched + S_EXITKIND] = EXIT_FATAL
+            m.q[m.ctl.sched + S_EXIT] = 3
+        raise _Exiting()
+
+
+def ensure_p(m):
+    """After a stop-the-world: if the caller's P went away in a resize, wait for one."""
+    if m.p == NONE and m.curg != NONE:
+        _acq(m.schedlock)
+        m.q[m.row + M_STATE] = MS_IDLE
+        _ready_locked(m, m.curg)
+        _rel(m.schedlock)
+        _switch_out(m)
+
+
+def gomaxprocs(m, n):
+    q, s = m.q, m.ctl.sched
+    cur = int(q[s + S_GOMAXPROCS])
+    if n <= 0 or n == cur:
+        return cur
+    n = min(n, MAXP)
+    t0 = stop_the_world(m, "GOMAXPROCS")
+    start_the_world(m, t0, newprocs=n)
+    ensure_p(m)
+    return cur
+
+
+def set_max_threads(m, n):
+    q, s = m.q, m.ctl.sched
+    old = int(q[s + S_MAXMCOUNT])
+    q[s + S_MAXMCOUNT] = n
+    if _mcount(m) > n:
+        fatal("thread exhaustion", pre=f"runtime: program exceeds {n}-thread limit\n")
+    return old
+
+
+# ---- introspection ----
+
+def numgoroutine(m):
+    mt = _mstates(m)
+    return int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum())
+
+
+def wait_reason(code):
+    return WAIT_REASONS[code] if 0 <= code < len(WAIT_REASONS) else "???"
+
+
+def cpu_now():
+    return _sched_getcpu()
+
+
+__all__ = ["go", "park", "ready", "gosched", "sleep", "syscall", "findrunnable", "Goexit",
+           "lock_os_thread", "unlock_os_thread", "stop_the_world", "start_the_world", "fatal",
+           "MAXP", "W_LOCKED", "G_INLINE", "S_NEWPROCS", "M_PID", "M_TID", "Panic", "EXIT_DEADLOCK"]

@@ -1,0 +1,148 @@
+"""sync.WaitGroup and sync.Mutex over heap objects (Go's sema.go, reduced to what they need).
+
+Each is a heap object: a state word and a FIFO of waiting sudogs, guarded by the object's lock
+(chan.objlock: the same lock stripes as channels; nothing holds two of them except select).
+    WaitGroup: state = the counter.  wait() parks while it is > 0; the add() that brings it to 0
+               wakes every waiter.
+    Mutex:     state = 1 while locked.  unlock() with waiters hands the mutex straight to the first
+               (it stays locked; the waiter wakes owning it), so waiters are served in order.
+Both park the goroutine, never the M, and work across Ms.
+"""
+import numpy as np
+
+from ..panic import Panic
+from ..shm import malloc
+from ..shm.types import struct
+from . import chan, proc
+from .ctl import NONE, SG_G, W_SEMACQUIRE
+
+
+@struct
+class semaobj:
+    state: np.int64
+    waitq_head: np.int64
+    waitq_tail: np.int64
+
+
+STATE, WAITQ = 0, 1
+
+
+class _SemaObject:
+    __slots__ = ("_p", "_a", "_w")
+
+    def __init__(self, p=None):
+        if p is None:
+            proc.current_m()
+            p = malloc.new(semaobj)
+        self._p = p
+        self._a = p.addr
+        self._w = p.addr >> 3
+
+    def __reduce__(self):
+        return (type(self), (self._p,))
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._a == self._a
+
+    def __hash__(self):
+        return hash((type(self).__name__, self._a))
+
+    def _wait_locked(self, m, lk):
+        """Queue the calling goroutine (lock held), release the lock, park."""
+        sg = chan.sudog_get(m, m.curg)
+        chan.enqueue(m, m.heap.mvq, self._w + WAITQ, sg, self._a)
+        proc._rel(lk)
+        proc.park(W_SEMACQUIRE)
+        chan.sudog_put(m, sg)
+
+
+class WaitGroup(_SemaObject):
+    """sync.WaitGroup: add(n), done(), wait()."""
+
+    __slots__ = ()
+
+    def add(self, delta):
+        if isinstance(delta, bool) or not isinstance(delta, (int, np.integer)):
+            raise TypeError(f"sync.WaitGroup.add: delta {delta!r} is not an integer")
+        m = proc._m
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        proc._acq(lk)
+        v = hq[self._w + STATE] + int(delta)
+        hq[self._w + STATE] = v
+        if v < 0:
+            proc._rel(lk)
+            raise Panic("sync: negative WaitGroup counter")
+        wake = []
+        if v == 0:
+            while True:
+                sg = chan.dequeue(m, hq, self._w + WAITQ)
+                if sg == NONE:
+                    break
+                wake.append(m.q[m.ctl.sg(sg) + SG_G])
+        proc._rel(lk)
+        for g in wake:
+            proc.ready(m, g)
+        proc._check_safepoint(m)
+
+    def done(self):
+        self.add(-1)
+
+    def wait(self):
+        m = proc._m
+        lk = chan.objlock(m, self._a)
+        proc._acq(lk)
+        if m.heap.mvq[self._w + STATE] == 0:
+            proc._rel(lk)
+            proc._check_safepoint(m)
+            return
+        self._wait_locked(m, lk)
+
+    def __repr__(self):
+        return f"<sync.WaitGroup {self._a:#x}>"
+
+
+class Mutex(_SemaObject):
+    """sync.Mutex: lock(), unlock(); a context manager."""
+
+    __slots__ = ()
+
+    def lock(self):
+        m = proc._m
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        proc._acq(lk)
+        if hq[self._w + STATE] == 0:
+            hq[self._w + STATE] = 1
+            proc._rel(lk)
+            proc._check_safepoint(m)
+            return
+        self._wait_locked(m, lk)     # woken owning the mutex
+
+    def unlock(self):
+        m = proc._m
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        proc._acq(lk)
+        if hq[self._w + STATE] == 0:
+            proc._rel(lk)
+            proc.fatal("sync: unlock of unlocked mutex")
+        sg = chan.dequeue(m, hq, self._w + WAITQ)
+        if sg == NONE:
+            hq[self._w + STATE] = 0
+            proc._rel(lk)
+        else:
+            g = m.q[m.ctl.sg(sg) + SG_G]
+            proc._rel(lk)
+            proc.ready(m, g)
+        proc._check_safepoint(m)
+
+    def __enter__(self):
+        self.lock()
+        return self
+
+    def __exit__(self, *exc):
+        self.unlock()
+
+    def __repr__(self):
+        return f"<sync.Mutex {self._a:#x}>"

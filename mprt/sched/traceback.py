@@ -1,0 +1,336 @@
+"""Go's panic and fatal-error reports (panic.go, traceback.go), for goroutines spread over processes.
+
+A report is written to stderr (fd 2, unbuffered) by the process that has the panicking goroutine,
+or by M0 for a deadlock.  Goroutines of other Ms are collected with a dump request: the requester
+bumps S_DUMPREQ and sends SIGURG to every M; each M's handler writes the stacks of the goroutines
+started on it to /dev/shm/mprt.<rtid>.dump.<mid> (a file of the runtime, removed with it).  An M that
+does not answer within DUMP_WAIT_S (a long C call) is reported as Go reports a goroutine running on
+another thread.
+
+Frames print as Go's: `module.qualname(...)`, a tab, `file:line +0xOFFSET` (the bytecode offset).
+mprt's own frames are left out unless GOTRACEBACK=system or crash.
+
+GOTRACEBACK (S_TRACEBACK = level << 2 | all << 1 | crash): none 0, single 1 (the default), all,
+system 2, crash (system, then SIGABRT); 0/1/2 mean none/all/system.
+"""
+import json
+import os
+import time
+
+from .ctl import (
+    G_DEAD,
+    G_GOID,
+    G_LOCKEDM,
+    G_M,
+    G_RUNNABLE,
+    G_RUNNING,
+    G_SITE,
+    G_STATUS,
+    G_SYSCALL,
+    G_WAIT,
+    G_WAITING,
+    M_PID,
+    M_STATE,
+    MS_DEAD,
+    NONE,
+    S_DUMPREQ,
+    S_NGALLOC,
+    S_TRACEBACK,
+)
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DUMP_WAIT_S = 1.0
+STATUS_NAMES = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting", 6: "dead"}
+
+
+def parse_gotraceback(s):
+    """GOTRACEBACK's value -> (level, all, crash) as Go's setTraceback."""
+    s = (s or "").strip()
+    table = {"none": (0, False, False), "single": (1, False, False), "": (1, False, False),
+             "all": (1, True, False), "system": (2, True, False), "crash": (2, True, True)}
+    if s in table:
+        return table[s]
+    try:
+        n = int(s)
+    except ValueError:
+        return (1, True, False)   # Go: an unknown word is "all"
+    return (n, True, False)
+
+
+def encode_level(level, all_, crash):
+    return level << 2 | int(all_) << 1 | int(crash)
+
+
+def level_of(q, sched):
+    t = q[sched + S_TRACEBACK]
+    return t >> 2, bool(t & 2), bool(t & 1)
+
+
+def write_err(text):
+    data = text.encode(errors="replace")
+    while data:
+        try:
+            n = os.write(2, data)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        data = data[n:]
+
+
+def _is_runtime(frame):
+    f = frame.f_code.co_filename
+    return f.startswith(_PKG + os.sep) and not f.startswith(os.path.join(_PKG, "tests") + os.sep)
+
+
+def frame_line(frame, lineno=None, lasti=None):
+    mod = frame.f_globals.get("__name__", "?")
+    code = frame.f_code
+    name = getattr(code, "co_qualname", code.co_name)
+    ln = frame.f_lineno if lineno is None else lineno
+    off = frame.f_lasti if lasti is None else lasti
+    return f"{mod}.{name}(...)\n\t{code.co_filename}:{ln} +{max(off, 0):#x}"
+
+
+def _frames_from(frame, system, stop_at_run=False):
+    """Frames innermost first from `frame` outwards."""
+    out = []
+    while frame is not None:
+        code = frame.f_code
+        if stop_at_run and code.co_name == "run" and frame.f_code.co_filename.endswith(os.path.join("sched", "boot.py")):
+            break
+        if code.co_name == "_gmain" and _is_runtime(frame):
+            break
+        if system or not _is_runtime(frame):
+            out.append(frame_line(frame))
+        frame = frame.f_back
+    return out
+
+
+def _frames_from_tb(tb, system):
+    out = []
+    while tb is not None:
+        f = tb.tb_frame
+        if system or not _is_runtime(f):
+            if not (f.f_code.co_name == "_gmain" and _is_runtime(f)):
+                out.append(frame_line(f, tb.tb_lineno, tb.tb_lasti))
+        tb = tb.tb_next
+    out.reverse()
+    return out
+
+
+def _header(q, ctl, g, status=None):
+    r = ctl.g(g)
+    st = q[r + G_STATUS]
+    if status is None:
+        status = STATUS_NAMES.get(st, "???")
+        if st == G_WAITING and q[r + G_WAIT]:
+            from .proc import wait_reason
+            status = wait_reason(q[r + G_WAIT])
+    locked = ", locked to thread" if q[r + G_LOCKEDM] != NONE else ""
+    return f"goroutine {q[r + G_GOID]} [{status}{locked}]:\n"
+
+
+def _created_by(q, ctl, g):
+    from .proc import site_text
+    r = ctl.g(g)
+    if q[r + G_GOID] == 1:
+        return ""
+    t = site_text(ctl, q[r + G_SITE])
+    if not t:
+        return ""
+    return "created by " + t.replace("(...)", "", 1) + "\n"
+
+
+def _block(q, ctl, g, frames, status=None):
+    return _header(q, ctl, g, status) + "".join(f + "\n" for f in frames) + _created_by(q, ctl, g)
+
+
+# ---- dumps: each M writes its own goroutines ----
+
+def _dump_path(m, mid):
+    return f"/dev/shm/mprt.{m.rtid}.dump.{mid}"
+
+
+def own_goroutines(m, frame, system):
+    """{goid: block text} for goroutines started on this M.  `frame`: where this M is now."""
+    q, ctl = m.q, m.ctl
+    out = {}
+    if m.is_m0:
+        g = m.g1
+        if g != NONE and q[ctl.g(g) + G_STATUS] != G_DEAD:
+            out[1] = _block(q, ctl, g, _frames_from(_m0_goroutine_frame(frame), system, stop_at_run=True))
+        return out
+    for g, gl in list(m.greenlets.items()):
+        if g == m.curg:
+            f = frame
+        else:
+            f = gl.gr_frame
+        if q[ctl.g(g) + G_STATUS] == G_DEAD:
+            continue
+        out[q[ctl.g(g) + G_GOID]] = _block(q, ctl, g, _frames_from(f, system))
+    return out
+
+
+def maybe_dump(m, frame):
+    """SIGURG handler part: answer a dump request."""
+    q, s = m.q, m.ctl.sched
+    req = q[s + S_DUMPREQ]
+    if req <= m.dumped:
+        return
+    m.dumped = req
+    level, _, _ = level_of(q, s)
+    try:
+        blocks = own_goroutines(m, frame, level >= 2)
+        tmp = _dump_path(m, m.id) + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"req": int(req), "blocks": {str(k): v for k, v in blocks.items()}}, f)
+        os.rename(tmp, _dump_path(m, m.id))
+    except Exception:
+        pass
+
+
+def collect_others(m, skip_goids):
+    """Ask every other M for its goroutines; returns {goid: block}."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    from .proc import _mcount
+    q[s + S_DUMPREQ] += 1
+    req = q[s + S_DUMPREQ]
+    m.dumped = req
+    want = {}
+    for mid in range(_mcount(m)):
+        if mid == m.id:
+            continue
+        r = ctl.m(mid)
+        pid = q[r + M_PID]
+        if pid > 0 and q[r + M_STATE] != MS_DEAD:
+            want[mid] = pid
+            try:
+                os.unlink(_dump_path(m, mid))
+            except OSError:
+                pass
+            try:
+                os.kill(pid, __import__("signal").SIGURG)
+            except ProcessLookupError:
+                want.pop(mid)
+    got = {}
+    deadline = time.monotonic() + DUMP_WAIT_S
+    while want and time.monotonic() < deadline:
+        for mid in list(want):
+            try:
+                with open(_dump_path(m, mid)) as f:
+                    d = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if d.get("req") == req:
+                for k, v in d["blocks"].items():
+                    got[int(k)] = v
+                want.pop(mid)
+                try:
+                    os.unlink(_dump_path(m, mid))
+                except OSError:
+                    pass
+        if want:
+            time.sleep(0.002)
+    # goroutines not started yet, and those of Ms that did not answer
+    n = q[s + S_NGALLOC]
+    for g in range(n):
+        r = ctl.g(g)
+        st = q[r + G_STATUS]
+        goid = q[r + G_GOID]
+        if goid in got or goid in skip_goids or goid == 0:
+            continue
+        if st == G_RUNNABLE and q[r + G_M] == NONE:
+            got[goid] = _header(q, ctl, g) + _created_by(q, ctl, g)
+        elif st in (G_RUNNING, G_SYSCALL, G_WAITING, G_RUNNABLE) and q[r + G_M] in want:
+            got[goid] = (_header(q, ctl, g) + "\tgoroutine running on other thread; stack unavailable\n"
+                         + _created_by(q, ctl, g))
+    return got
+
+
+# ---- reports ----
+
+def _others_text(m, mine, skip):
+    blocks = dict(mine)
+    blocks.update(collect_others(m, set(skip) | set(mine)))
+    return "".join("\n" + blocks[k] for k in sorted(blocks) if k not in skip)
+
+
+def gopanic(m, e):
+    """An uncaught exception ended a goroutine of this worker M: Go's panic report, then the end."""
+    from .ctl import EXIT_PANIC
+    from .proc import EXIT_PANIC_CODE, _worker_exit, request_exit
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    if q[s + S_DUMPREQ] < 0 or not request_exit_first(m):
+        _worker_exit(0)    # another goroutine is already panicking: it prints
+    level, all_, _ = level_of(q, s)
+    text = "panic: " + panic_value(e) + "\n"
+    if level > 0:
+        g = m.curg
+        goid = q[ctl.g(g) + G_GOID]
+        text += "\n" + _block(q, ctl, g, _frames_from_tb(e.__traceback__, level >= 2), "running")
+        if all_:
+            mine = own_goroutines(m, None, level >= 2)
+            mine.pop(goid, None)
+            text += _others_text(m, mine, {goid})
+    write_err(text)
+    request_exit(m, EXIT_PANIC_CODE, EXIT_PANIC)
+    _worker_exit(0)
+
+
+def request_exit_first(m):
+    """Claim the right to report (the first panicking goroutine prints, as Go's paniclk)."""
+    from .ctl import S_PANICKING
+    from .proc import _acq, _rel
+    q, s = m.q, m.ctl.sched
+    _acq(m.schedlock)
+    first = q[s + S_PANICKING] == 0
+    q[s + S_PANICKING] += 1
+    _rel(m.schedlock)
+    return first
+
+
+def panic_value(e):
+    from ..panic import Panic
+    if isinstance(e, Panic):
+        return str(e)
+    msg = str(e)
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+def m0_panic_report(m, e):
+    """The main goroutine's uncaught exception (M0 prints; teardown follows)."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    level, all_, _ = level_of(q, s)
+    text = "panic: " + panic_value(e) + "\n"
+    if level > 0:
+        text += "\n" + _block(q, ctl, m.g1, _frames_from_tb(e.__traceback__, level >= 2), "running")
+        if all_:
+            text += _others_text(m, {}, {1})
+    write_err(text)
+
+
+def fatal_report(m, text, pre=""):
+    """Go's throw: `fatal error: ...`, then every goroutine (a throw prints all of them), unless
+    GOTRACEBACK=none."""
+    import sys
+    q, s = m.q, m.ctl.sched
+    level, _, _ = level_of(q, s)
+    out = pre + f"fatal error: {text}\n"
+    if level > 0:
+        mine = own_goroutines(m, sys._getframe(1), level >= 2)
+        out += _others_text(m, mine, set())
+    write_err(out)
+
+
+def goroutine_stack(m, frame):
+    """debug.Stack's text for the calling goroutine."""
+    q, ctl = m.q, m.ctl
+    level, _, _ = level_of(q, m.ctl.sched)
+    g = m.curg
+    return _block(q, ctl, g, _frames_from(frame, level >= 2, stop_at_run=m.is_m0), "running")
+
+
+def _m0_goroutine_frame(frame):
+    import sys
+    return frame if frame is not None else sys._getframe(2)
