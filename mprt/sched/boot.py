@@ -32,9 +32,7 @@ from ..shm.segment import Lock, shm_name, unlink_runtime
 from . import proc, traceback
 from .chan import NLOCKS
 from .ctl import (
-    EXIT_DEADLOCK,
     EXIT_FATAL,
-    EXIT_GOEXIT,
     EXIT_MAIN,
     EXIT_PANIC,
     G_GOID,
@@ -315,15 +313,7 @@ def _main_goexit(m):
 def _ending_report(m):
     """Another process (or checkdead) ended the program: print what M0 prints, return the status."""
     q, s = m.q, m.ctl.sched
-    kind = q[s + S_EXITKIND]
-    code = max(0, q[s + S_EXIT] - 1)
-    if kind == EXIT_DEADLOCK:
-        if traceback.request_exit_first(m):
-            traceback.fatal_report(m, "all goroutines are asleep - deadlock!")
-    elif kind == EXIT_GOEXIT:
-        if traceback.request_exit_first(m):
-            traceback.fatal_report(m, "no goroutines (main called runtime.Goexit) - deadlock!")
-    return code
+    return max(0, q[s + S_EXIT] - 1)
 
 
 # ---- the coordinator ----
@@ -362,6 +352,7 @@ class _SysmonM(proc._M):
         self.p = NONE
         self.curg = NONE
         self.lockedg = NONE
+        self.dying = False
 
 
 def _coordinator_main(m0):
@@ -611,6 +602,7 @@ def _teardown(m, heap, saved_affinity, old_handlers):
     semaphore is unlinked."""
     try:
         if m is not None:
+            m.dying = True
             q, ctl, s = m.q, m.ctl, m.ctl.sched
             _set_exit(m, 0, EXIT_MAIN)
             try:

@@ -13,8 +13,10 @@ the runtime's pickler (cloudpickle, with Ptrs carried as addresses).
 """
 import io
 import pickle
+import types
 
 import numpy as np
+from cloudpickle import cloudpickle as _cp
 
 from ..shm import malloc
 from ..shm.ptr import Ptr, _Pickler, loads
@@ -23,7 +25,18 @@ _PLAIN = frozenset((int, float, str, bytes, type(None), bool))
 HEAP = -1
 
 
+def _code_reduce(co):
+    # cloudpickle writes "<dynamic-code>" as the file of a function it pickles by value; keep the
+    # real one, so that tracebacks of goroutines name their source as Go's do
+    fn, args = _cp._code_reduce(co)
+    if len(args) > 10 and args[10] == "<dynamic-code>":
+        args = args[:10] + (co.co_filename,) + args[11:]
+    return fn, args
+
+
 class _PtrPickler(_Pickler):
+    dispatch_table = {**_Pickler.dispatch_table, types.CodeType: _code_reduce}
+
     def __init__(self, f):
         super().__init__(f, protocol=pickle.HIGHEST_PROTOCOL)
         self.ptrs = []

@@ -137,6 +137,7 @@ from .ctl import (
     P_SYSCALLTICK,
     RUNQ,
     S_COORDPID,
+    S_DEAD,
     S_EXIT,
     S_EXITKIND,
     S_GCWAITING,
@@ -216,6 +217,7 @@ class _M:
         self.sgfree = []          # sudog rows likewise
         self.g1 = NONE            # goroutine 1's slot (M0 only)
         self.goids_left = 0
+        self.dying = False        # M0 tearing down: signals are ignored
         self.goids = range(0)
         self.sites = {}
         self.ncpu = 1
@@ -919,7 +921,7 @@ def _pop_locked_ready(m, peek=False):
     q, ctl, r = m.q, m.ctl, m.row
     lg = m.lockedg
     if q[r + M_RQHEAD] == NONE:
-        return NONE
+        return False if peek else NONE
     _acq(m.schedlock)
     found = _in_list(q, ctl, r + M_RQHEAD, lg)
     if found and not peek:
@@ -1029,7 +1031,7 @@ def _stopm(m):
     """Park this M (no P) until it is handed one; fire its timers meanwhile."""
     q, ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
     while True:
-        if q[s + S_EXIT]:
+        if q[s + S_EXIT] or (m.is_m0 and q[s + S_DEAD]):
             _exiting(m)
         _acq(m.schedlock)
         nextp = q[r + M_NEXTP]
@@ -1500,7 +1502,7 @@ def _safepoint_signal(m):
 
 def _on_sigurg(signum, frame):
     m = _m
-    if m is None:
+    if m is None or m.dying:
         return
     from .traceback import maybe_dump
     maybe_dump(m, frame)
@@ -1515,6 +1517,14 @@ def _on_sigurg(signum, frame):
 def _exiting(m):
     """The program is ending: M0 unwinds to mprt.run; a worker M leaves at once."""
     if m.is_m0:
+        q, s = m.q, m.ctl.sched
+        kind = q[s + S_DEAD]
+        if kind and not q[s + S_EXIT]:
+            from .traceback import fatal_report, request_exit_first
+            if request_exit_first(m):
+                fatal_report(m, "all goroutines are asleep - deadlock!" if kind == EXIT_DEADLOCK
+                             else "no goroutines (main called runtime.Goexit) - deadlock!")
+            request_exit(m, 2, kind)
         raise _Exiting()
     _worker_exit()
 
@@ -1572,12 +1582,9 @@ def _checkdead_locked(m):
         if not _runqempty(m, p):
             return
     ngor = int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum())
-    kind = EXIT_GOEXIT if ngor == 0 else EXIT_DEADLOCK
-    # M0 prints the report (it can collect every M's goroutines); we only raise the flag
-    q[s + S_EXITKIND] = kind
-    q[s + S_EXIT] = 3
+    # M0 prints the report while every M is still there to show its goroutines, then ends it all
+    q[s + S_DEAD] = EXIT_GOEXIT if ngor == 0 else EXIT_DEADLOCK
     _wakem(m, 0)
-    m.sysmonnote.release()
 
 
 def _check_coordinator(m):

@@ -186,8 +186,8 @@ def maybe_dump(m, frame):
         with open(tmp, "w") as f:
             json.dump({"req": int(req), "blocks": {str(k): v for k, v in blocks.items()}}, f)
         os.rename(tmp, _dump_path(m, m.id))
-    except Exception:
-        pass
+    except Exception as e:
+        write_err(f"runtime: M{m.id} could not dump its goroutines: {type(e).__name__}: {e}\n")
 
 
 def collect_others(m, skip_goids):
