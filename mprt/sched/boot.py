@@ -74,6 +74,7 @@ from .ctl import (
     P_STATUS,
     P_SYSCALL,
     P_SYSCALLTICK,
+    S_ATTN,
     S_COORDPID,
     S_EXIT,
     S_EXITKIND,
@@ -293,6 +294,7 @@ def _set_exit(m, code, kind):
     if not q[s + S_EXIT]:
         q[s + S_EXITKIND] = kind
         q[s + S_EXIT] = code + 1
+        q[s + S_ATTN] = 1
 
 
 def _main_goexit(m):

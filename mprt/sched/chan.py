@@ -16,6 +16,7 @@ sudog per case; the first waker to claim the goroutine (G_SELDONE, tested and se
 lock) wins and records the winning sudog in G_PARAM; other wakers skip its sudogs.  select takes the
 locks of all its channels in lock-index order; nothing else holds two channel locks.
 """
+import pickle
 import random
 
 import numpy as np
@@ -28,8 +29,11 @@ from .ctl import (
     CHUNK,
     G_PARAM,
     G_SELDONE,
+    M_PREEMPT,
+    MAXG,
     MAXSUDOG,
     NONE,
+    S_ATTN,
     S_NSGALLOC,
     S_SGFREE,
     SG_CASEI,
@@ -49,6 +53,9 @@ from .ctl import (
     W_SELECTNOCASES,
 )
 
+_PLAIN = msg._PLAIN
+_dumps = pickle.dumps
+_loads = pickle.loads
 NLOCKS = 64
 SLOT = 16 + SG_INLINE_BYTES     # a buffer slot holds what a sudog holds
 
@@ -134,18 +141,19 @@ def _refill_sgfree(m):
             n1 = n0 + 32
             if n1 > MAXSUDOG:
                 raise RuntimeError(f"mprt: more than {MAXSUDOG} waiting goroutines")
-            if (n1 + CHUNK - 1) // CHUNK > (n0 + CHUNK - 1) // CHUNK:
-                ctl.commit_rows("sudog", (n1 + CHUNK - 1) // CHUNK * CHUNK, SG_WORDS)
+            c0, c1 = (n0 + CHUNK - 1) // CHUNK * CHUNK, (n1 + CHUNK - 1) // CHUNK * CHUNK
+            if c1 > c0:
+                ctl.commit_rows("sudog", MAXG + c0, MAXG + c1, SG_WORDS)
             q[s + S_NSGALLOC] = n1
-            m.sgfree.extend(range(n1 - 1, n0 - 1, -1))
+            m.sgfree.extend(range(MAXG + n1 - 1, MAXG + n0 - 1, -1))
     finally:
         proc._rel(m.schedlock)
 
 
 def enqueue(m, hq, w, sg, obj):
     """Append sudog sg to the wait queue whose head word is hq[w] (tail hq[w+1])."""
-    q, ctl = m.q, m.ctl
-    b = ctl.sg(sg)
+    q, base = m.q, m.ctl.sgbase
+    b = base + sg * SG_WORDS
     q[b + SG_OBJ] = obj
     q[b + SG_NEXT] = NONE
     t = hq[w + 1] - 1
@@ -153,7 +161,7 @@ def enqueue(m, hq, w, sg, obj):
     if t == NONE:
         hq[w] = sg + 1
     else:
-        q[ctl.sg(t) + SG_NEXT] = sg
+        q[base + t * SG_WORDS + SG_NEXT] = sg
     hq[w + 1] = sg + 1
 
 
@@ -181,10 +189,17 @@ def dequeue(m, hq, w):
         sg = hq[w] - 1
         if sg == NONE:
             return NONE
-        _unlink(m, hq, w, sg)
-        b = ctl.sg(sg)
+        b = ctl.sgbase + sg * SG_WORDS
+        # unlink the head
+        nxt = q[b + SG_NEXT]
+        hq[w] = nxt + 1
+        if nxt == NONE:
+            hq[w + 1] = 0
+        else:
+            q[ctl.sgbase + nxt * SG_WORDS + SG_PREV] = NONE
+        q[b + SG_OBJ] = 0
+        q[b + SG_NEXT] = NONE
         if not q[b + SG_ISSELECT]:
-            q[ctl.g(q[b + SG_G]) + G_PARAM] = sg
             return sg
         proc._acq(m.schedlock)
         gr = ctl.g(q[b + SG_G])
@@ -207,19 +222,21 @@ def _sg_slot(m, sg):
 class Chan:
     """A Go channel.  Make one with mprt.chan(cap)."""
 
-    __slots__ = ("_p", "_a", "_w")
+    __slots__ = ("_p", "_a", "_w", "_lk", "_hq")
 
     def __init__(self, p):
         self._p = p
         self._a = p.addr
         self._w = p.addr >> 3
+        self._lk = None
+        self._hq = p._t.heap.mvq
 
     @property
     def cap(self):
-        return malloc.current().mvq[self._w + DATAQSIZ]
+        return self._hq[self._w + DATAQSIZ]
 
     def __len__(self):
-        return malloc.current().mvq[self._w + QCOUNT]
+        return self._hq[self._w + QCOUNT]
 
     def __eq__(self, other):
         return isinstance(other, Chan) and other._a == self._a
@@ -242,77 +259,95 @@ class Chan:
 
     def send(self, v):
         m = proc._m
-        data, ptrs = msg.encode(v, "a value on a channel")
-        h = m.heap
-        hq = h.mvq
+        if type(v) in _PLAIN:
+            data, ptrs = _dumps(v, 5), ()
+        else:
+            data, ptrs = msg.encode(v, "a value on a channel")
+        hq = self._hq
         w = self._w
-        lk = objlock(m, self._a)
+        lk = self._lk or self._lock(m)
         proc._acq(lk)
         if hq[w + CLOSED]:
             proc._rel(lk)
             raise _plain_error("send on closed channel")
-        sg = dequeue(m, hq, w + RECVQ)
-        if sg != NONE:
-            lw, io = _sg_slot(m, sg)
-            msg.put(m.mv8, m.q, lw, io, SG_INLINE_BYTES, data, ptrs)
-            m.q[m.ctl.sg(sg) + SG_SUCCESS] = 1
-            g = m.q[m.ctl.sg(sg) + SG_G]
-            proc._rel(lk)
-            proc.ready(m, g)
-            proc._check_safepoint(m)
-            return
+        q = m.q
+        if hq[w + RECVQ]:
+            sg = dequeue(m, hq, w + RECVQ)
+            if sg != NONE:
+                b = m.ctl.sgbase + sg * SG_WORDS
+                msg.put(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8, SG_INLINE_BYTES, data, ptrs)
+                q[b + SG_SUCCESS] = 1
+                g = q[b + SG_G]
+                proc._rel(lk)
+                proc.ready(m, g)
+                if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
+                    proc._safepoint(m)
+                return
         n = hq[w + QCOUNT]
         if n < hq[w + DATAQSIZ]:
-            _buf_put(h, hq, w, data, ptrs)
+            _buf_put(m.heap, hq, w, data, ptrs)
             hq[w + QCOUNT] = n + 1
             proc._rel(lk)
-            proc._check_safepoint(m)
+            if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
+                proc._safepoint(m)
             return
         g = m.curg
-        sg = sudog_get(m, g)
-        lw, io = _sg_slot(m, sg)
-        msg.put(m.mv8, m.q, lw, io, SG_INLINE_BYTES, data, ptrs)
+        sg = g                                  # the goroutine's own sudog
+        b = m.ctl.sgbase + sg * SG_WORDS
+        q[b + SG_G] = g
+        q[b + SG_ISSELECT] = 0
+        q[b + SG_SUCCESS] = 0
+        msg.put(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8, SG_INLINE_BYTES, data, ptrs)
         enqueue(m, hq, w + SENDQ, sg, self._a)
-        proc._rel(lk)
-        proc.park(W_CHANSEND)
-        ok = m.q[m.ctl.sg(sg) + SG_SUCCESS]
-        if not ok:
-            msg.drop(m.q, lw)
-        sudog_put(m, sg)
-        if not ok:
+        proc.park(W_CHANSEND, lk)
+        if not q[b + SG_SUCCESS]:
+            msg.drop(q, b + SG_ELEMLEN)
             raise _plain_error("send on closed channel")
+
+    def _lock(self, m):
+        self._lk = objlock(m, self._a)
+        return self._lk
 
     def recv(self):
         return self.recv2()[0]
 
     def recv2(self):
         m = proc._m
-        h = m.heap
-        hq = h.mvq
+        hq = self._hq
         w = self._w
-        lk = objlock(m, self._a)
+        lk = self._lk or self._lock(m)
         proc._acq(lk)
-        raw, ok = _recv_locked(m, h, hq, w)
-        if ok is not None:
+        q = m.q
+        if hq[w + SENDQ] or hq[w + QCOUNT] or hq[w + CLOSED]:
+            raw, ok = _recv_locked(m, m.heap, hq, w)
             proc._rel(lk)
-            proc._check_safepoint(m)
-            return (msg.decode(raw) if ok else None), ok
+            if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
+                proc._safepoint(m)
+            if not ok:
+                return None, False
+            return (_loads(raw) if type(raw) is bytes else msg.decode(raw)), True
         g = m.curg
-        sg = sudog_get(m, g)
+        sg = g
+        b = m.ctl.sgbase + sg * SG_WORDS
+        q[b + SG_G] = g
+        q[b + SG_ISSELECT] = 0
+        q[b + SG_SUCCESS] = 0
+        q[b + SG_ELEMLEN] = 0
         enqueue(m, hq, w + RECVQ, sg, self._a)
-        proc._rel(lk)
-        proc.park(W_CHANRECV)
-        b = m.ctl.sg(sg)
-        ok = bool(m.q[b + SG_SUCCESS])
-        v = msg.load(m.mv8, m.q, b + SG_ELEMLEN, (b + SG_INLINE) * 8) if ok else None
-        sudog_put(m, sg)
-        return v, ok
+        proc.park(W_CHANRECV, lk)
+        if not q[b + SG_SUCCESS]:
+            return None, False
+        n = q[b + SG_ELEMLEN]
+        if n >= 0:
+            o = (b + SG_INLINE) * 8
+            return _loads(m.mv8[o:o + n]), True
+        return msg.load(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8), True
 
     def close(self):
         m = proc._m
-        hq = m.heap.mvq
+        hq = self._hq
         w = self._w
-        lk = objlock(m, self._a)
+        lk = self._lk or self._lock(m)
         proc._acq(lk)
         if hq[w + CLOSED]:
             proc._rel(lk)
@@ -508,8 +543,7 @@ def select(*cases):
         else:
             enqueue(m, hq, ch._w + RECVQ, sg, ch._a)
         sgs.append((sg, kind, ch))
-    unlock_all()
-    proc.park(W_SELECT)
+    proc.park(W_SELECT, unlock_all)
     for lk in lks:
         proc._acq(lk)
     win = q[ctl.g(g) + G_PARAM]

@@ -7,7 +7,8 @@ One segment, /mprt.<rtid>.ctl, mapped by every process of the runtime and read a
     P       MAXP rows: status, owner M, a 256-slot ring of G slots plus runnext
     M       MAXM rows: the process, its P, its current and locked G, its own ready and yield lists
     G       G rows, grown in chunks: goid, status, wait reason, the M it started on, its payload
-    sudog   sudog rows, grown in chunks: a G waiting on a channel or a sync object
+    sudog   sudog rows, grown in chunks: a G waiting on a channel or a sync object.  Row g (g < MAXG)
+            belongs to G slot g, for the common one-wait case; select takes rows from the pool above
     sites   creation sites ("created by" lines), appended once per site and process
     stw     the last 256 stop-the-world pauses
 
@@ -44,12 +45,13 @@ _S = """GOMAXPROCS GOIDGEN NGOR GQHEAD GQTAIL GQSIZE PIDLE NPIDLE MIDLE NMIDLE N
 MCOUNT MAXMCOUNT NPHEAD NPTAIL NNEEDP GCWAITING STOPWAIT STOPPER SYSMONWAIT EXIT EXITKIND MAINGOEXIT
 GFREE NGALLOC GCOMMIT SGFREE NSGALLOC SGCOMMIT NSITES SITEBYTES TRACEBACK SCHEDTRACE SCHEDDETAIL
 STARTNS NSTW STWTOTAL M0PID COORDPID NSPAWN NTIMERS DUMPREQ NDUMPED PANICKING NEWPROCS PAUSEIDX
-NMSYSCALL RUNNING DEBUGINV TRACEMS NCPU DEAD""".split()
+NMSYSCALL RUNNING DEBUGINV TRACEMS NCPU DEAD ATTN""".split()
 for _i, _n in enumerate(_S):
     globals()["S_" + _n] = _i
 SCHED_WORDS = 64
 assert len(_S) <= SCHED_WORDS
 
+# S_ATTN is nonzero while GCWAITING or EXIT is: the one word a safe point reads
 # exit kinds (S_EXITKIND); S_EXIT holds the exit status + 1 once the program is ending
 EXIT_MAIN, EXIT_PANIC, EXIT_DEADLOCK, EXIT_GOEXIT, EXIT_FATAL, EXIT_SIGNAL = range(6)
 
@@ -106,7 +108,7 @@ _REGIONS = [
     ("siteidx", NSITES * 2),
     ("sitebytes", SITEBYTES // WORD),
     ("g", MAXG * G_WORDS),
-    ("sudog", MAXSUDOG * SG_WORDS),
+    ("sudog", (MAXG + MAXSUDOG) * SG_WORDS),   # row g < MAXG is G slot g's own; the rest a pool
 ]
 OFF = {}
 _o = 0
@@ -152,9 +154,9 @@ class Ctl:
         b = self.base[region]
         return self.words[b:b + rows * width].reshape(rows, width)
 
-    def commit_rows(self, region, upto, width):
-        """Commit region rows [0, upto) (caller holds the sched lock)."""
-        self.seg.commit(OFF[region], upto * width * WORD)
+    def commit_rows(self, region, row0, row1, width):
+        """Commit region rows [row0, row1) (caller holds the sched lock)."""
+        self.seg.commit(OFF[region] + row0 * width * WORD, (row1 - row0) * width * WORD)
 
     def close(self):
         for v in (self.q,):

@@ -47,6 +47,7 @@ a POSIX-semaphore lock, and the hot paths take one lock each); one mcache per P 
 process memory, so it would be flushed at every P handoff; each M has its own, keyed by its M id
 in the heap's per-cache rows, which MemStats sums anyway).
 """
+import collections
 import ctypes
 import heapq
 import os
@@ -85,7 +86,6 @@ from .ctl import (
     G_SYSCALL,
     G_WAIT,
     G_WAITING,
-    G_WAITSINCE,
     G_WORDS,
     M_CPU,
     M_CURG,
@@ -102,8 +102,6 @@ from .ctl import (
     M_SPINNING,
     M_STAMP,
     M_STATE,
-    M_TICK,
-    M_TICKNS,
     M_TID,
     M_WAKEUPS,
     M_WORDS,
@@ -135,7 +133,9 @@ from .ctl import (
     P_STATUS,
     P_SYSCALL,
     P_SYSCALLTICK,
+    P_WORDS,
     RUNQ,
+    S_ATTN,
     S_COORDPID,
     S_DEAD,
     S_EXIT,
@@ -161,6 +161,7 @@ from .ctl import (
     S_STOPPER,
     S_STOPWAIT,
     S_STWTOTAL,
+    SG_WORDS,
     SITEBYTES,
     W_LOCKED,
     W_SLEEP,
@@ -213,6 +214,8 @@ class _M:
         self.sched_gr = None
         self.timers = []          # heap of (when_ns, seq, gslot)
         self.tseq = 0
+        self.localq = collections.deque()   # our goroutines that we readied ourselves
+        self.yieldq = collections.deque()   # our goroutines that yielded (Gosched, preemption)
         self.gfree = []           # G slots this M may use for new goroutines
         self.sgfree = []          # sudog rows likewise
         self.g1 = NONE            # goroutine 1's slot (M0 only)
@@ -263,14 +266,18 @@ def current_m():
 
 def _acq(lk):
     _m.locks += 1
-    lk.acquire()
+    while True:
+        try:
+            return lk.acquire_raw()
+        except posix_ipc.SignalError:
+            continue
 
 
 def _rel(lk):
     lk.release()
     m = _m
     m.locks -= 1
-    if m.sigpending and m.locks == 0:
+    if m.sigpending and not m.locks:
         m.sigpending = False
         _safepoint_signal(m)
 
@@ -320,8 +327,10 @@ def _refill_gfree(m):
             n1 = n0 + GFREE_BATCH - len(m.gfree)
             if n1 > MAXG:
                 raise RuntimeError(f"mprt: more than {MAXG} goroutines")
-            if (n1 + CHUNK - 1) // CHUNK > (n0 + CHUNK - 1) // CHUNK:
-                ctl.commit_rows("g", (n1 + CHUNK - 1) // CHUNK * CHUNK, G_WORDS)
+            c0, c1 = (n0 + CHUNK - 1) // CHUNK * CHUNK, (n1 + CHUNK - 1) // CHUNK * CHUNK
+            if c1 > c0:
+                ctl.commit_rows("g", c0, c1, G_WORDS)
+                ctl.commit_rows("sudog", c0, c1, SG_WORDS)
             q[s + S_NGALLOC] = n1
             m.gfree.extend(range(n1 - 1, n0 - 1, -1))
     finally:
@@ -611,12 +620,13 @@ def _mstates(m):
     return m.ctl.table("m", n, M_WORDS)
 
 
-def _has_ready(q, ctl, mid, include_yield=True):
-    r = ctl.m(mid)
-    lg = q[r + M_LOCKEDG]
+def _has_ready_own(m):
+    """Whether this M has a goroutine of its own to run (sched lock held)."""
+    q, r = m.q, m.row
+    lg = m.lockedg
     if lg != NONE:
-        return _in_list(q, ctl, r + M_RQHEAD, lg)
-    return q[r + M_RQHEAD] != NONE or (include_yield and q[r + M_YHEAD] != NONE)
+        return lg in m.localq or _in_list(q, m.ctl, r + M_RQHEAD, lg)
+    return bool(m.localq or m.yieldq) or q[r + M_RQHEAD] != NONE
 
 
 def _in_list(q, ctl, headw, g):
@@ -759,29 +769,41 @@ def _ready_locked(m, g):
             _wakem(m, mid)      # it re-checks; a P reaches it through the needp list
 
 
-def park(reason):
-    """Park the calling goroutine until `ready` (the caller has queued it somewhere and released
-    that structure's lock)."""
+def park(reason, unlock=None):
+    """Park the calling goroutine until `ready`.  The caller has queued it on some structure whose
+    lock it holds: `unlock` (a Lock, or a function) releases it after the goroutine is marked
+    waiting, so a waker on another M can only see a waiting goroutine (Go's gopark)."""
     m = _m
     g = m.curg
-    q, gr = m.q, m.ctl.g(g)
+    q = m.q
+    gr = m.ctl.gbase + g * G_WORDS
     q[gr + G_WAIT] = reason
-    q[gr + G_WAITSINCE] = _nanotime()
-    # status: waiting unless a waker already made it runnable (it is then on our ready list)
-    _acq(m.schedlock)
-    if q[gr + G_STATUS] == G_RUNNING:
-        q[gr + G_STATUS] = G_WAITING
-    _rel(m.schedlock)
+    q[gr + G_STATUS] = G_WAITING
+    if unlock is not None:
+        if isinstance(unlock, Lock):
+            _rel(unlock)
+        else:
+            unlock()
     _switch_out(m)
 
 
 def _switch_out(m):
-    """Leave the running goroutine; returns when the scheduler runs it again."""
+    """Leave the running goroutine; returns when the scheduler runs it again.  On a worker M, a
+    goroutine of this M that is ready already gets the M straight away (no trip through the
+    scheduler greenlet), unless a safe point, the fairness tick or a lock says otherwise."""
     if m.is_m0:
         _m0_wait(m)
+        return
+    q = m.q
+    if (m.localq and m.lockedg == NONE and (m.tick + 1) % FAIRNESS_TICKS
+            and not (q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT])):
+        m.tick += 1
+        g = m.localq.popleft()
+        _execute_mark(m, g)
+        gl = m.greenlets[g]
+        gl.switch()
     else:
         m.sched_gr.switch()
-    m.tick += 1
 
 
 def _m0_wait(m):
@@ -795,13 +817,12 @@ def gosched():
     m = current_m()
     g = m.curg
     q, ctl = m.q, m.ctl
-    r = m.row
     _acq(m.schedlock)
     q[ctl.g(g) + G_STATUS] = G_RUNNABLE
     if m.lockedg == g:
-        _list_push(q, ctl, r + M_RQHEAD, r + M_RQTAIL, g)
+        m.localq.append(g)
     else:
-        _list_push(q, ctl, r + M_YHEAD, r + M_YTAIL, g)
+        m.yieldq.append(g)
     yield_p = _needp_get_locked(m) != NONE or (m.lockedg != NONE and _others_waiting_locked(m))
     if yield_p:
         _release_p_to_needp_locked(m)
@@ -867,6 +888,9 @@ def findrunnable(m):
             _fire_timers(m)
             if _pop_locked_ready(m, peek=True):
                 continue
+            g = _spin_locked(m)
+            if g != NONE:
+                return g
             _stoplockedm(m)
             continue
         m.tick += 1
@@ -876,12 +900,14 @@ def findrunnable(m):
                 _acq(m.schedlock)
                 g = _globrunqget_locked(m, 1)
                 _rel(m.schedlock)
-            if g == NONE and q[r + M_YHEAD] != NONE:
-                g = _pop_own(m, M_YHEAD)
+            if g == NONE and m.yieldq:
+                g = m.yieldq.popleft()
             if g != NONE:
                 return g
         if m.timers:
             _fire_timers(m)
+        if m.localq:
+            return m.localq.popleft()
         if q[r + M_RQHEAD] != NONE:
             g = _pop_own(m, M_RQHEAD)
             if g != NONE:
@@ -895,10 +921,8 @@ def findrunnable(m):
             _rel(m.schedlock)
             if g != NONE:
                 return g
-        if q[r + M_YHEAD] != NONE:
-            g = _pop_own(m, M_YHEAD)
-            if g != NONE:
-                return g
+        if m.yieldq:
+            return m.yieldq.popleft()
         g = _steal(m)
         if g != NONE:
             return g
@@ -920,6 +944,11 @@ def _pop_own(m, head):
 def _pop_locked_ready(m, peek=False):
     q, ctl, r = m.q, m.ctl, m.row
     lg = m.lockedg
+    if lg in m.localq:
+        if not peek:
+            m.localq.remove(lg)
+            return lg
+        return True
     if q[r + M_RQHEAD] == NONE:
         return False if peek else NONE
     _acq(m.schedlock)
@@ -990,12 +1019,31 @@ def _spin(m):
     return NONE
 
 
+def _spin_locked(m):
+    """A locked M whose goroutine just blocked polls for it a little before handing its P off,
+    unless other work wants the P."""
+    q, s, r = m.q, m.ctl.sched, m.row
+    deadline = _nanotime() + SPIN_NS
+    b = m.ctl.p(m.p)
+    while _nanotime() < deadline:
+        if q[r + M_RQHEAD] != NONE:
+            g = _pop_locked_ready(m)
+            if g != NONE:
+                return g
+        if (q[s + S_GQSIZE] or q[s + S_GCWAITING] or q[s + S_EXIT] or q[b + P_RUNNEXT] != NONE
+                or q[b + P_RQHEAD] != q[b + P_RQTAIL]):
+            return NONE
+        if m.timers and m.timers[0][0] <= _nanotime():
+            return NONE
+    return NONE
+
+
 def _release_idle_p(m):
     """Nothing to run: give the P up and park (Go's findrunnable tail + stopm).  Returns True to
     have the caller look again."""
     q, _ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
     _acq(m.schedlock)
-    if q[s + S_GCWAITING] or q[s + S_EXIT] or q[r + M_RQHEAD] != NONE or q[r + M_YHEAD] != NONE:
+    if q[s + S_GCWAITING] or q[s + S_EXIT] or q[r + M_RQHEAD] != NONE or m.localq or m.yieldq:
         _rel(m.schedlock)
         return True
     if q[s + S_GQSIZE] or not _runqempty(m, m.p):
@@ -1047,7 +1095,7 @@ def _stopm(m):
         if st == MS_RUNNING and m.p == NONE:
             # woken without a P: look at what we have
             st = MS_IDLE
-        if _has_ready(q, ctl, m.id):
+        if _has_ready_own(m):
             if not q[s + S_GCWAITING]:
                 p = _pidleget_locked(m)
                 if p != NONE:
@@ -1080,7 +1128,7 @@ def _stoplockedm(m):
     """The locked goroutine is not runnable: hand the P off and park (Go's stoplockedm)."""
     q = m.q
     _acq(m.schedlock)
-    if _has_ready(q, m.ctl, m.id):
+    if _has_ready_own(m):
         _rel(m.schedlock)
         return
     p = m.p
@@ -1091,16 +1139,12 @@ def _stoplockedm(m):
 
 
 def _execute_mark(m, g):
-    """g runs now on this M."""
-    q, ctl = m.q, m.ctl
-    gr = ctl.g(g)
-    q[gr + G_STATUS] = G_RUNNING
-    q[gr + G_M] = m.id
+    """g runs now on this M (the P's schedtick is what sysmon watches)."""
+    q = m.q
+    q[m.ctl.gbase + g * G_WORDS + G_STATUS] = G_RUNNING
     q[m.row + M_CURG] = g
     m.curg = g
-    q[m.row + M_TICK] += 1
-    q[m.row + M_TICKNS] = _nanotime()
-    q[ctl.p(m.p) + P_SCHEDTICK] += 1
+    q[m.ctl.pbase + m.p * P_WORDS + P_SCHEDTICK] += 1
 
 
 def _schedule_loop(m):
@@ -1113,6 +1157,7 @@ def _schedule_loop(m):
         if gl is None:
             gl = m.pool.pop() if m.pool else greenlet.greenlet(_gmain)
             m.greenlets[g] = gl
+            q[m.ctl.g(g) + G_M] = m.id
             gl.switch(g)
         else:
             gl.switch()
@@ -1184,11 +1229,9 @@ def _fire_timers(m):
         due.append(heapq.heappop(m.timers)[2])
     if due:
         m.q[m.row + M_NTIMERS] = len(m.timers)
-        _acq(m.schedlock)
         for g in due:
             if m.q[m.ctl.g(g) + G_STATUS] == G_WAITING:
-                _ready_locked(m, g)
-        _rel(m.schedlock)
+                ready(m, g)
 
 
 # ---- LockOSThread ----
@@ -1304,6 +1347,7 @@ def stop_the_world(m, reason=""):
             time.sleep(0.0001)
     n = q[s + S_GOMAXPROCS]
     q[s + S_GCWAITING] = 1
+    q[s + S_ATTN] = 1
     q[s + S_STOPPER] = m.id
     wait = n
     if m.p != NONE:
@@ -1365,6 +1409,7 @@ def start_the_world(m, t0, newprocs=0):
     if n != old:
         _procresize_locked(m, old, n)
     q[s + S_GCWAITING] = 0
+    q[s + S_ATTN] = 1 if q[s + S_EXIT] else 0
     q[s + S_STOPPER] = NONE
     mine = m.p
     if mine != NONE and mine < n:
@@ -1468,8 +1513,8 @@ def _gcstopm(m):
 
 
 def _check_safepoint(m):
-    q, s = m.q, m.ctl.sched
-    if q[s + S_GCWAITING] or q[s + S_EXIT] or q[m.row + M_PREEMPT]:
+    q = m.q
+    if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
         _safepoint(m)
 
 
@@ -1545,6 +1590,7 @@ def request_exit(m, code, kind):
         return False
     q[s + S_EXITKIND] = kind
     q[s + S_EXIT] = code + 1
+    q[s + S_ATTN] = 1
     m0 = 0
     _wakem(m, m0)
     if not m.is_m0:

@@ -51,8 +51,7 @@ class _SemaObject:
         """Queue the calling goroutine (lock held), release the lock, park."""
         sg = chan.sudog_get(m, m.curg)
         chan.enqueue(m, m.heap.mvq, self._w + WAITQ, sg, self._a)
-        proc._rel(lk)
-        proc.park(W_SEMACQUIRE)
+        proc.park(W_SEMACQUIRE, lk)
         chan.sudog_put(m, sg)
 
 
