@@ -741,8 +741,15 @@ def _wakep(m):
 
 def ready(m, g):
     """Make parked goroutine g runnable (from any process).  A started goroutine goes on its own
-    M's ready list; if that M has no P it gets an idle one, or joins the needp list."""
-    _q, _ctl = m.q, m.ctl
+    M's ready list; if that M has no P it gets an idle one, or joins the needp list.  A goroutine
+    of the calling M itself goes on the M's local queue, with no lock: only this process touches
+    it, and the M is running, so nothing else needs to know."""
+    q = m.q
+    gr = m.ctl.gbase + g * G_WORDS
+    if q[gr + G_M] == m.id:
+        q[gr + G_STATUS] = G_RUNNABLE
+        m.localq.append(g)
+        return
     _acq(m.schedlock)
     _ready_locked(m, g)
     _rel(m.schedlock)
