@@ -5,6 +5,7 @@ filled in place, Go's messages).
 """
 from ..panic import Panic
 from ..sched import proc as _proc
+from ..sched.ctl import S_NCPU as _S_NCPU
 from ..sched.proc import Goexit as _Goexit
 from ..shm import malloc as _malloc
 from ..shm import mstats as _mstats
@@ -124,7 +125,7 @@ def NumCPU():
     """The CPUs this process may run on (sched_getaffinity at boot, as Go)."""
     m = _proc._m
     if m is not None:
-        return int(m.q[m.ctl.sched + _proc.S_NCPU])
+        return int(m.q[m.ctl.sched + _S_NCPU])
     import os
     return len(os.sched_getaffinity(0))
 

@@ -3,6 +3,7 @@ import sys
 
 from ..sched import proc as _proc
 from ..sched import traceback as _tb
+from ..sched.ctl import S_TRACEBACK as _S_TRACEBACK
 
 
 def SetMaxThreads(n):
@@ -21,7 +22,7 @@ def SetTraceback(level):
     new = _tb.parse_gotraceback(level)
     old = _tb.level_of(q, s)
     if (new[0], new[1], new[2]) > old:
-        q[s + _proc.S_TRACEBACK] = _tb.encode_level(*new)
+        q[s + _S_TRACEBACK] = _tb.encode_level(*new)
 
 
 def Stack():

@@ -179,14 +179,18 @@ def run(main, *args):
         m = proc._M(ctl, heap, 0, rtid, True)
         proc._m = m
         m.g1 = _boot_m0(m)
-        for sig in (signal.SIGURG,):
+        for sig in (signal.SIGURG, signal.SIGTERM):
             old_handlers[sig] = signal.getsignal(sig)
         _setup_common_signals()
+        signal.signal(signal.SIGTERM, _on_sigterm)
         proc._acquirep(m, 0)
         _start_coordinator(m)
         code, exc = _run_main(m, main, args)
     finally:
         _teardown(m, heap, saved_affinity, old_handlers)
+    if isinstance(exc, _Terminated):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
     if exc is not None:
         raise exc
     if code == 2 and config["gotraceback"][2] and m is not None:
@@ -194,6 +198,17 @@ def run(main, *args):
         os.kill(os.getpid(), signal.SIGABRT)
     if code:
         raise SystemExit(code)
+
+
+class _Terminated(BaseException):
+    """SIGTERM reached M0: tear down, then die of the signal."""
+
+
+def _on_sigterm(signum, frame):
+    m = proc._m
+    if m is None or m.dying:
+        return
+    raise _Terminated()
 
 
 def _create_control(rtid, nprocs, ncpu, tb, godebug):
@@ -277,7 +292,7 @@ def _run_main(m, main, args):
             _main_goexit(m)       # returns only by raising _Exiting
     except proc._Exiting:
         return _ending_report(m), None
-    except (KeyboardInterrupt, SystemExit) as e:
+    except (KeyboardInterrupt, SystemExit, _Terminated) as e:
         return 0, e
     except BaseException as e:
         if q[s + S_EXIT]:

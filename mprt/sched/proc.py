@@ -706,7 +706,15 @@ def _newm_locked(m, p, spinning):
     mid = q[s + S_MCOUNT]
     if mid + 1 > q[s + S_MAXMCOUNT] or mid + 1 > MAXM:
         limit = min(q[s + S_MAXMCOUNT], MAXM)
-        fatal("thread exhaustion", pre=f"runtime: program exceeds {limit}-thread limit\n")
+        if m.row is None:
+            # sysmon found no M for a retaken P: report, and leave the P idle (the program ends)
+            from .traceback import fatal_report, request_exit_first
+            if request_exit_first(m, locked=True):
+                fatal_report(m, "thread exhaustion", f"runtime: program exceeds {limit}-thread limit\n")
+            request_exit(m, 2, EXIT_FATAL)
+            _pidleput_locked(m, p)
+            return
+        fatal("thread exhaustion", pre=f"runtime: program exceeds {limit}-thread limit\n", locked=True)
     r = ctl.m(mid)
     for w in range(M_WORDS):
         q[r + w] = 0
@@ -1606,11 +1614,13 @@ def request_exit(m, code, kind):
     return True
 
 
-def fatal(text, pre=""):
-    """Go's throw: `fatal error: text`, the goroutines per GOTRACEBACK, exit status 2."""
+def fatal(text, pre="", locked=False):
+    """Go's throw: `fatal error: text`, the goroutines per GOTRACEBACK, exit status 2.  `locked`:
+    the caller holds the sched lock (the process ends or unwinds to teardown holding it)."""
     m = current_m()
-    from .traceback import fatal_report
-    fatal_report(m, text, pre)
+    from .traceback import fatal_report, request_exit_first
+    if request_exit_first(m, locked):
+        fatal_report(m, text, pre)
     request_exit(m, 2, EXIT_FATAL)
     _exiting(m)
     raise _Exiting()

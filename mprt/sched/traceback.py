@@ -156,6 +156,8 @@ def own_goroutines(m, frame, system):
     """{goid: block text} for goroutines started on this M.  `frame`: where this M is now."""
     q, ctl = m.q, m.ctl
     out = {}
+    if m.row is None:
+        return out      # the coordinator runs no goroutines
     if m.is_m0:
         g = m.g1
         if g != NONE and q[ctl.g(g) + G_STATUS] != G_DEAD:
@@ -278,15 +280,18 @@ def gopanic(m, e):
     _worker_exit(0)
 
 
-def request_exit_first(m):
-    """Claim the right to report (the first panicking goroutine prints, as Go's paniclk)."""
+def request_exit_first(m, locked=False):
+    """Claim the right to report (the first panicking goroutine prints, as Go's paniclk).
+    `locked`: the caller holds the sched lock."""
     from .ctl import S_PANICKING
     from .proc import _acq, _rel
     q, s = m.q, m.ctl.sched
-    _acq(m.schedlock)
+    if not locked:
+        _acq(m.schedlock)
     first = q[s + S_PANICKING] == 0
     q[s + S_PANICKING] += 1
-    _rel(m.schedlock)
+    if not locked:
+        _rel(m.schedlock)
     return first
 
 

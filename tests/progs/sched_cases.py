@@ -1,0 +1,439 @@
+"""Programs for tests/test_sched.py: `python sched_cases.py CASE`, each a small mprt program whose
+output and exit status the tests read (as Go's runtime tests run testprog)."""
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+import mprt
+from mprt import runtime, sched
+from mprt.runtime import debug
+
+
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+# ---- LockOSThread ----
+
+def locked_worker(res, ready, release):
+    runtime.LockOSThread()
+    t0 = time.monotonic()
+    me = sched.current()
+    seen = set()
+    for step in range(20):
+        c = sched.current()
+        seen.add((c.pid, c.tid, c.mid))
+        if step % 3 == 0:
+            runtime.Gosched()
+        elif step % 3 == 1:
+            mprt.sleep(0.002)
+        else:
+            ready.send(step)
+            release.recv()
+    res.send((me.mid, sorted(seen), t0, time.monotonic()))
+    runtime.UnlockOSThread()
+
+
+def others(mids, stop, wg):
+    while True:
+        mids.send((sched.current().mid, time.monotonic()))
+        i, _ = mprt.select(stop.recv, mprt.default)
+        if i == 0:
+            break
+        mprt.sleep(0.001)
+    wg.done()
+
+
+def case_lockosthread():
+    res, ready, release = mprt.chan(1), mprt.chan(), mprt.chan()
+    mids, stop = mprt.chan(10000), mprt.chan()
+    mprt.go(locked_worker, res, ready, release)
+    wg = mprt.sync.WaitGroup()
+    wg.add(4)
+    for _ in range(4):
+        mprt.go(others, mids, stop, wg)
+    for _ in range(6):
+        ready.recv()
+        mprt.sleep(0.01)
+        release.send(None)
+    locked_mid, seen, t0, t1 = res.recv()
+    stop.close()
+    wg.wait()
+    reports = []
+    while len(mids):
+        reports.append(mids.recv())
+    inside = [mid for mid, t in reports if t0 < t < t1]
+    out(locked_mid=locked_mid, seen=seen, inside=sorted(set(inside)), n_inside=len(inside),
+        gomaxprocs=runtime.GOMAXPROCS(0))
+
+
+def parallel_turns(turn, me, n, done):
+    # only finishes if the other goroutine runs at the same time: each waits for its turn
+    t = turn.np
+    for i in range(n):
+        deadline = time.monotonic() + 10
+        while t[0] % 2 != me:
+            if time.monotonic() > deadline:
+                done.send(("stuck", i))
+                return
+        t[0] += 1
+    done.send(("ok", sched.current().mid))
+
+
+def case_locked_parallel():
+    # two locked goroutines plus the turn-taking pair: GOMAXPROCS goroutines still run at once
+    turn = mprt.make(np.int64, 1)
+    done = mprt.chan(2)
+
+    def locked(turn, me, n, done):
+        runtime.LockOSThread()
+        parallel_turns(turn, me, n, done)
+    mprt.go(locked, turn, 0, 2000, done)
+    mprt.go(locked, turn, 1, 2000, done)
+    out(results=sorted([done.recv()[0], done.recv()[0]]))
+
+
+def case_parallel():
+    turn = mprt.make(np.int64, 1)
+    done = mprt.chan(2)
+    mprt.go(parallel_turns, turn, 0, 2000, done)
+    mprt.go(parallel_turns, turn, 1, 2000, done)
+    r = [done.recv(), done.recv()]
+    out(results=sorted(x[0] for x in r), mids=sorted(x[1] for x in r if x[0] == "ok"))
+
+
+def case_affinity():
+    wg = mprt.sync.WaitGroup()
+    mids = mprt.chan(100)
+
+    def busy(wg, mids):
+        t = time.monotonic()
+        while time.monotonic() - t < 0.2:
+            pass
+        mids.send((sched.current().mid, time.monotonic()))
+        wg.done()
+    wg.add(4)
+    for _ in range(4):
+        mprt.go(busy, wg, mids)
+    time.sleep(0.1)
+    snap = sched.snapshot()
+    holding = [(m.id, m.pid, sorted(m.affinity)) for m in snap.ms if m.p is not None]
+    wg.wait()
+    snap = sched.snapshot()
+    out(ms=[(m.id, m.pid, sorted(m.affinity), m.p) for m in snap.ms], holding=holding,
+        ncpu=runtime.NumCPU(), gomaxprocs=snap.gomaxprocs)
+
+
+def case_steal():
+    done = mprt.chan(1000)
+
+    def spawner(n, done):
+        def leaf(done):
+            t = time.monotonic()
+            while time.monotonic() - t < 0.002:
+                pass
+            done.send(sched.current().mid)
+        for _ in range(n):
+            mprt.go(leaf, done)
+    mprt.go(spawner, 200, done)
+    mids = [done.recv() for _ in range(200)]
+    out(mids=sorted(set(mids)), counts={str(k): mids.count(k) for k in set(mids)})
+
+
+# ---- endings ----
+
+def case_deadlock():
+    ch = mprt.chan()
+
+    def waiter(ch):
+        ch.recv()
+    mprt.go(waiter, ch)
+    mprt.sleep(0.05)
+    ch.recv()
+
+
+def case_deadlock_select():
+    mprt.select()
+
+
+def case_goexit():
+    def work():
+        mprt.sleep(0.05)
+        print("work done", flush=True)
+    mprt.go(work)
+    try:
+        runtime.Goexit()
+    finally:
+        print("deferred ran", flush=True)
+
+
+def case_goexit_goroutine():
+    ch = mprt.chan()
+
+    def g(ch):
+        try:
+            runtime.Goexit()
+        finally:
+            ch.send("deferred")
+    mprt.go(g, ch)
+    out(got=ch.recv(), n=runtime.NumGoroutine())
+
+
+def case_panic_goroutine():
+    def boom():
+        mprt.panic("boom in goroutine")
+    mprt.go(boom)
+    mprt.sleep(10)
+
+
+def case_panic_main():
+    def inner():
+        raise ValueError("bad value")
+    inner()
+
+
+def case_panic_all():
+    ch = mprt.chan()
+
+    def blocked(ch):
+        ch.recv()
+    mprt.go(blocked, ch)
+    mprt.sleep(0.05)
+    mprt.panic("with all")
+
+
+def case_recover():
+    try:
+        mprt.panic("caught")
+    except mprt.Panic as e:
+        out(recovered=str(e))
+    ch = mprt.chan(1)
+    ch.close()
+    errs = []
+    for f in (lambda: ch.send(1), ch.close):
+        try:
+            f()
+        except runtime.Error as e:
+            errs.append(str(e))
+    wg = mprt.sync.WaitGroup()
+    try:
+        wg.add(-1)
+    except mprt.Panic as e:
+        errs.append(str(e))
+        errs.append(isinstance(e, runtime.Error))
+    out(errs=errs)
+
+
+def case_nil_go():
+    mprt.go(None)
+
+
+def case_unpicklable():
+    lock = threading.Lock()
+
+    def uses_lock():
+        with lock:
+            pass
+    try:
+        mprt.go(uses_lock)
+    except TypeError as e:
+        out(err=str(e))
+
+
+def case_unlock_unlocked():
+    mprt.sync.Mutex().unlock()
+
+
+# ---- GOMAXPROCS, syscalls, threads ----
+
+def case_gomaxprocs():
+    r = [runtime.GOMAXPROCS(0)]
+    r.append(runtime.GOMAXPROCS(3))
+    r.append(runtime.GOMAXPROCS(-1))
+    r.append(runtime.GOMAXPROCS(1))
+    r.append(runtime.GOMAXPROCS(0))
+    r.append(runtime.GOMAXPROCS(5000))
+    r.append(runtime.GOMAXPROCS(2))
+    try:
+        runtime.GOMAXPROCS("2")
+    except TypeError as e:
+        r.append(str(e))
+    wg = mprt.sync.WaitGroup()
+    wg.add(50)
+    for _ in range(50):
+        mprt.go(wg.done)
+    wg.wait()
+    out(r=r, snap=sched.snapshot().gomaxprocs, numcpu=runtime.NumCPU())
+
+
+def case_env_gomaxprocs():
+    out(n=runtime.GOMAXPROCS(0), numcpu=runtime.NumCPU())
+
+
+def case_syscall():
+    # two goroutines block in marked system calls: their Ps go to other Ms, so a third goroutine
+    # still runs while both sleep
+    done = mprt.chan(3)
+
+    def blocker(done):
+        with mprt.syscall():
+            time.sleep(0.5)
+        done.send(("blocker", sched.current().mid))
+
+    def runner(done):
+        mprt.sleep(0.05)
+        done.send(("runner", time.monotonic()))
+    t0 = time.monotonic()
+    mprt.go(blocker, done)
+    mprt.go(blocker, done)
+    mprt.sleep(0.1)
+    mprt.go(runner, done)
+    got = [done.recv() for _ in range(3)]
+    runner_t = [t for k, t in got if k == "runner"][0] - t0
+    out(runner_before_blockers=runner_t < 0.45, threads=len(sched.snapshot().ms))
+
+
+def case_thread_exhaustion():
+    debug.SetMaxThreads(3)
+
+    def blocker():
+        with mprt.syscall():
+            time.sleep(2)
+    for _ in range(6):
+        mprt.go(blocker)
+    mprt.sleep(3)
+
+
+def case_stw():
+    # two goroutines in tight loops with no runtime call: the world still stops (by signal)
+    stop = mprt.make(np.int64, 1)
+    started = mprt.chan(2)
+
+    def spin(stop, started):
+        s = stop.np
+        started.send(1)
+        x = 0
+        while s[0] == 0:
+            x += 1
+    mprt.go(spin, stop, started)
+    mprt.go(spin, stop, started)
+    started.recv()
+    started.recv()
+    pauses = []
+    m = runtime.MemStats()
+    for _ in range(20):
+        t = time.perf_counter()
+        runtime.ReadMemStats(m)
+        pauses.append(time.perf_counter() - t)
+    stop.np[0] = 1
+    out(n=len(pauses), max_ms=max(pauses) * 1e3)
+
+
+def case_schedtrace():
+    mprt.sleep(0.35)
+
+
+def case_timers():
+    res = mprt.chan(10)
+
+    def sleeper(d, res):
+        mprt.sleep(d)
+        res.send(d)
+    for d in (0.09, 0.03, 0.06):
+        mprt.go(sleeper, d, res)
+    t = time.monotonic()
+    order = [res.recv() for _ in range(3)]
+    out(order=order, took=time.monotonic() - t)
+
+
+def case_mutex():
+    mu = mprt.sync.Mutex()
+    counter = mprt.make(np.int64, 1)
+    wg = mprt.sync.WaitGroup()
+
+    def add(n):
+        for _ in range(n):
+            with mu:
+                c = counter.np
+                v = c[0]
+                if _ % 7 == 0:
+                    runtime.Gosched()
+                c[0] = v + 1
+        wg.done()
+    wg.add(4)
+    for _ in range(4):
+        mprt.go(add, 300)
+    wg.wait()
+    out(counter=int(counter.np[0]))
+
+
+def case_select_fair():
+    a, b = mprt.chan(100), mprt.chan(100)
+    for i in range(100):
+        a.send(i)
+        b.send(i)
+    picks = [mprt.select(a.recv, b.recv)[0] for _ in range(100)]
+    out(a=picks.count(0), b=picks.count(1))
+
+
+def case_ptr_through_chan():
+    @mprt.struct
+    class Node:
+        val: np.int64
+        next: mprt.Ptr
+
+    ch = mprt.chan()
+
+    def consumer(ch, res):
+        total = 0
+        for n in ch:
+            while n is not None:
+                total += int(n.val)
+                n = n.next
+        res.send(total)
+    res = mprt.chan()
+    mprt.go(consumer, ch, res)
+    for i in range(10):
+        head = None
+        for k in range(5):
+            n = mprt.new(Node)
+            n.val = i * 10 + k
+            n.next = head
+            head = n
+        ch.send(head)
+    ch.close()
+    out(total=res.recv())
+
+
+def case_ctrl_c():
+    print("ready", flush=True)
+    def loop():
+        while True:
+            mprt.sleep(0.01)
+    mprt.go(loop)
+    mprt.go(loop)
+    mprt.sleep(30)
+
+
+def case_pids():
+    wg = mprt.sync.WaitGroup()
+    wg.add(20)
+    for _ in range(20):
+        mprt.go(lambda: (mprt.sleep(0.01), wg.done()))
+    wg.wait()
+    snap = sched.snapshot()
+    out(pids=[m.pid for m in snap.ms], coord=None)
+
+
+def main():
+    case = sys.argv[1]
+    globals()["case_" + case]()
+
+
+if __name__ == "__main__":
+    mprt.run(main)
