@@ -179,10 +179,12 @@ def run(main, *args):
         m = proc._M(ctl, heap, 0, rtid, True)
         proc._m = m
         m.g1 = _boot_m0(m)
-        for sig in (signal.SIGURG, signal.SIGTERM):
+        for sig in (signal.SIGURG, signal.SIGTERM, signal.SIGINT):
             old_handlers[sig] = signal.getsignal(sig)
         _setup_common_signals()
         signal.signal(signal.SIGTERM, _on_sigterm)
+        if old_handlers[signal.SIGINT] is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_sigterm)
         proc._acquirep(m, 0)
         _start_coordinator(m)
         code, exc = _run_main(m, main, args)
@@ -205,10 +207,16 @@ class _Terminated(BaseException):
 
 
 def _on_sigterm(signum, frame):
+    """SIGINT and SIGTERM in M0.  The exception may be lost if the signal cut a semaphore wait
+    short (posix_ipc raises SignalError instead), so it is also left in m.signalled, which the
+    wait loops check (proc._park_m)."""
     m = proc._m
     if m is None or m.dying:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         return
-    raise _Terminated()
+    m.signalled = signum
+    raise KeyboardInterrupt() if signum == signal.SIGINT else _Terminated()
 
 
 def _create_control(rtid, nprocs, ncpu, tb, godebug):
@@ -370,6 +378,7 @@ class _SysmonM(proc._M):
         self.curg = NONE
         self.lockedg = NONE
         self.dying = False
+        self.signalled = 0
 
 
 def _coordinator_main(m0):

@@ -221,6 +221,7 @@ class _M:
         self.g1 = NONE            # goroutine 1's slot (M0 only)
         self.goids_left = 0
         self.dying = False        # M0 tearing down: signals are ignored
+        self.signalled = 0        # M0: SIGINT or SIGTERM arrived
         self.goids = range(0)
         self.sites = {}
         self.ncpu = 1
@@ -302,6 +303,9 @@ def _park_m(m, timeout=None):
     except posix_ipc.BusyError:
         return False
     except posix_ipc.SignalError:
+        if m.signalled:      # SIGINT or SIGTERM in M0 whose exception the wait swallowed
+            from .boot import _Terminated
+            raise KeyboardInterrupt() if m.signalled == signal.SIGINT else _Terminated()
         return True   # a signal; the caller's loop looks again
 
 
