@@ -280,7 +280,7 @@ def _boot_m0(m):
     q[gr + G_LINK] = NONE
     q[gr + G_STATUS] = G_RUNNING
     q[ctl.sched + 1] = 1          # S_GOIDGEN: goroutine 1 is main
-    m.goids = range(0)
+    m.curgoid = 1
     q[r + M_CURG] = g
     q[r + M_LOCKEDG] = g
     q[r + proc.M_GCREATED] = 1

@@ -77,11 +77,12 @@ MSTATE_NAMES = ["free", "starting", "running", "idle", "needp", "lockedwait", "s
 
 # ---- G rows ----
 _G = """GOID STATUS WAIT M LOCKEDM LINK PARENT SITE PAYLEN PAYADDR PARAM SELDONE WAITSINCE ENTRY
-SYSTEM""".split()
+SYSTEM FNLEN NPTR PTR0 PTR1 PTR2 PTR3""".split()
 for _i, _n in enumerate(_G):
     globals()["G_" + _n] = _i
-G_INLINE = 16
-G_WORDS = 48
+G_NPTRS = 4             # heap pointers a payload may carry in the row itself (G_PTR0..3, traced)
+G_INLINE = 24
+G_WORDS = 56
 G_INLINE_BYTES = (G_WORDS - G_INLINE) * WORD
 # G status: Go's numbers
 G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD = 0, 1, 2, 3, 4, 6

@@ -132,3 +132,69 @@ def drop(q, lenw):
         q[lenw + 1] = 0
         q[lenw] = 0
         h.free_objects([a, h.mvq[a >> 3]])
+
+
+# ---- goroutine payloads: (fn, args, kwargs) ----
+#
+# The function is pickled apart from its arguments, and both sides cache it: the sender by the
+# function object (only for functions pickled by reference, and methods of the runtime's own
+# handles: their pickle never changes), the receiver by the pickle's bytes.  Goroutines on one M
+# that were started with the same function share one function object, as Go's goroutines share
+# a closure.
+
+_FN_CACHE = {}
+_FN_DEC = {}
+_CACHE_MAX = 1024
+
+
+_NOCACHE = object()
+
+
+def _cacheable(fn):
+    from ..sched.chan import Chan
+    from ..sched.sema import _SemaObject
+    t = type(fn)
+    if t is types.FunctionType or t is types.BuiltinFunctionType:
+        return _cp._should_pickle_by_reference(fn)
+    if t is types.MethodType and isinstance(fn.__self__, (Chan, _SemaObject)):
+        return _cp._should_pickle_by_reference(fn.__func__)
+    return False
+
+
+def encode_fn(fn, what):
+    """(bytes, ptrs) of a goroutine's function, from the cache when its pickle cannot change."""
+    key = (fn.__func__, fn.__self__) if type(fn) is types.MethodType else fn
+    try:
+        ent = _FN_CACHE.get(key)
+    except TypeError:      # an unhashable callable
+        return encode(fn, what)
+    if ent is not None and ent is not _NOCACHE:
+        return ent
+    if ent is None:
+        if len(_FN_CACHE) >= _CACHE_MAX:
+            _FN_CACHE.clear()
+        if not _cacheable(fn):
+            _FN_CACHE[key] = _NOCACHE
+            return encode(fn, what)
+        ent = _FN_CACHE[key] = encode(fn, what)
+        return ent
+    return encode(fn, what)
+
+
+def decode_fn(b, hasptr):
+    fn = _FN_DEC.get(b)
+    if fn is None:
+        fn = loads(b) if hasptr else pickle.loads(b)
+        if len(_FN_DEC) >= _CACHE_MAX:
+            _FN_DEC.clear()
+        _FN_DEC[b] = fn
+    return fn
+
+
+def heap_bytes(a):
+    """The pickle inside heap message a, and frees the message."""
+    h = malloc.current()
+    b = h.mvq[a >> 3]
+    blen = h.mvq[(h.object_end(b) - 8) >> 3]
+    data = bytes(h.arena_u8[b:b + blen])
+    return data

@@ -51,6 +51,7 @@ import collections
 import ctypes
 import heapq
 import os
+import pickle
 import random
 import signal
 import sys
@@ -62,6 +63,7 @@ import posix_ipc
 
 from ..panic import Panic
 from ..shm.layout import MAXP
+from ..shm.ptr import loads
 from ..shm.segment import Lock, shm_name
 from . import msg
 from .ctl import (
@@ -70,15 +72,19 @@ from .ctl import (
     EXIT_FATAL,
     EXIT_GOEXIT,
     G_DEAD,
-    G_ENTRY,
+    G_FNLEN,
     G_GOID,
     G_INLINE,
     G_INLINE_BYTES,
     G_LINK,
     G_LOCKEDM,
     G_M,
+    G_NPTR,
+    G_NPTRS,
     G_PARENT,
+    G_PAYADDR,
     G_PAYLEN,
+    G_PTR0,
     G_RUNNABLE,
     G_RUNNING,
     G_SITE,
@@ -219,10 +225,10 @@ class _M:
         self.gfree = []           # G slots this M may use for new goroutines
         self.sgfree = []          # sudog rows likewise
         self.g1 = NONE            # goroutine 1's slot (M0 only)
-        self.goids_left = 0
         self.dying = False        # M0 tearing down: signals are ignored
         self.signalled = 0        # M0: SIGINT or SIGTERM arrived
-        self.goids = range(0)
+        self.goid_next = self.goid_end = 0
+        self.curgoid = 0
         self.sites = {}
         self.ncpu = 1
         self.cpus = sorted(os.sched_getaffinity(0))
@@ -355,18 +361,16 @@ def _gslot_put(m, g):
 
 
 def _new_goid(m):
-    if not m.goids:
+    """Goroutine ids come in batches of GOID_BATCH from the sched word, as Go's per-P goidcache."""
+    g = m.goid_next
+    if g >= m.goid_end:
         _acq(m.schedlock)
         s = m.ctl.sched
-        start = m.q[s + S_GOIDGEN] + 1
+        g = m.q[s + S_GOIDGEN] + 1
         m.q[s + S_GOIDGEN] += GOID_BATCH
         _rel(m.schedlock)
-        m.goids = iter(range(start, start + GOID_BATCH))
-        m.goids_left = GOID_BATCH
-    m.goids_left -= 1
-    g = next(m.goids)
-    if m.goids_left == 0:
-        m.goids = range(0)
+        m.goid_end = g + GOID_BATCH
+    m.goid_next = g + 1
     return g
 
 
@@ -417,26 +421,48 @@ def go(fn, *args, **kwargs):
         fatal("go of nil func value")
     if not callable(fn):
         raise TypeError(f"mprt.go: {fn!r} is not callable")
-    data, ptrs = msg.encode((fn, args, kwargs), f"goroutine function {getattr(fn, '__qualname__', fn)!r}")
-    q, ctl = m.q, m.ctl
-    g = _gslot_get(m)
-    r = ctl.g(g)
+    what = f"goroutine function {getattr(fn, '__qualname__', fn)!r}"
+    fb, ptrs = msg.encode_fn(fn, what)
+    if args or kwargs:
+        ab, aptrs = msg.encode((args, kwargs), what + " arguments")
+        if aptrs:
+            ptrs = list(ptrs) + list(aptrs)
+        data = fb + ab
+    else:
+        data = fb
+    q = m.q
+    g = m.gfree.pop() if m.gfree else _gslot_get(m)
+    r = m.ctl.gbase + g * G_WORDS
     q[r + G_GOID] = _new_goid(m)
     q[r + G_M] = NONE
     q[r + G_LOCKEDM] = NONE
     q[r + G_LINK] = NONE
     q[r + G_WAIT] = 0
-    q[r + G_PARENT] = q[ctl.g(m.curg) + G_GOID] if m.curg >= 0 else 0
-    q[r + G_SITE] = _site(m, sys._getframe(1))
-    q[r + G_ENTRY] = NONE
-    msg.put(m.mv8, q, r + G_PAYLEN, (r + G_INLINE) * 8, G_INLINE_BYTES, data, ptrs)
+    q[r + G_PARENT] = m.curgoid
+    f = sys._getframe(1)
+    sid = m.sites.get((f.f_code, f.f_lineno))
+    q[r + G_SITE] = _site(m, f) if sid is None else sid
+    q[r + G_FNLEN] = len(fb)
+    n = len(data)
+    if len(ptrs) <= G_NPTRS and n <= G_INLINE_BYTES:
+        o = (r + G_INLINE) * 8
+        m.mv8[o:o + n] = data
+        q[r + G_PAYLEN] = n
+        q[r + G_NPTR] = len(ptrs)
+        for i, p in enumerate(ptrs):
+            q[r + G_PTR0 + i] = p._a       # the arguments' heap objects stay reachable from the row
+    else:
+        q[r + G_PAYADDR] = msg.heap_message(data, ptrs)
+        q[r + G_PAYLEN] = msg.HEAP
+        q[r + G_NPTR] = len(ptrs)
     q[r + G_STATUS] = G_RUNNABLE
     q[m.row + M_GCREATED] += 1
     _runqput(m, m.p, g, True)
-    s = ctl.sched
+    s = m.ctl.sched
     if q[s + S_NPIDLE] and not q[s + S_NMSPINNING]:
         _wakep(m)
-    _check_safepoint(m)
+    if q[s + S_ATTN] or q[m.row + M_PREEMPT]:
+        _safepoint(m)
 
 
 # ---- P run queues (each with its P's lock) ----
@@ -1160,9 +1186,11 @@ def _stoplockedm(m):
 def _execute_mark(m, g):
     """g runs now on this M (the P's schedtick is what sysmon watches)."""
     q = m.q
-    q[m.ctl.gbase + g * G_WORDS + G_STATUS] = G_RUNNING
+    gr = m.ctl.gbase + g * G_WORDS
+    q[gr + G_STATUS] = G_RUNNING
     q[m.row + M_CURG] = g
     m.curg = g
+    m.curgoid = q[gr + G_GOID]
     q[m.ctl.pbase + m.p * P_WORDS + P_SCHEDTICK] += 1
 
 
@@ -1189,9 +1217,7 @@ def _gmain(g):
     m = _m
     while True:
         try:
-            q, ctl = m.q, m.ctl
-            gr = ctl.g(g)
-            fn, args, kwargs = msg.load(m.mv8, q, gr + G_PAYLEN, (gr + G_INLINE) * 8)
+            fn, args, kwargs = _payload(m, g)
             fn(*args, **kwargs)
         except Goexit:
             pass
@@ -1201,6 +1227,33 @@ def _gmain(g):
             from .traceback import gopanic
             gopanic(m, e)
         g = _goexit0(m, g)
+
+
+def _payload(m, g):
+    """The function and arguments of goroutine g, from its row (and its heap message, freed)."""
+    q = m.q
+    r = m.ctl.gbase + g * G_WORDS
+    n = q[r + G_PAYLEN]
+    hasptr = q[r + G_NPTR] > 0
+    fl = q[r + G_FNLEN]
+    if n >= 0:
+        o = (r + G_INLINE) * 8
+        data = bytes(m.mv8[o:o + n])
+        a = 0
+    else:
+        a = q[r + G_PAYADDR]
+        data = msg.heap_bytes(a)
+    fn = msg.decode_fn(data[:fl], hasptr)
+    if len(data) > fl:
+        args, kwargs = loads(data[fl:]) if hasptr else pickle.loads(data[fl:])
+    else:
+        args, kwargs = (), {}
+    q[r + G_NPTR] = 0
+    if a:
+        q[r + G_PAYADDR] = 0
+        h = m.heap
+        h.free_objects([a, h.mvq[a >> 3]])
+    return fn, args, kwargs
 
 
 def _goexit0(m, g):
