@@ -131,36 +131,50 @@ def child(kind, arg):
         res["s"] = time.perf_counter() - t
 
     def stw():
-        stop = mprt.make(np.int64, 1)
-        started = mprt.chan(2)
-
-        def spin(stop, started):
-            s = stop.np
-            started.send(1)
-            x = 0
-            while s[0] == 0:
-                x += 1
-        mprt.go(spin, stop, started)
-        mprt.go(spin, stop, started)
-        started.recv()
-        started.recv()
-        time.sleep(0.05)
-        m = runtime.MemStats()
-        pauses = []
-        for _ in range(arg):
-            t = time.perf_counter_ns()
-            runtime.ReadMemStats(m)
-            pauses.append(time.perf_counter_ns() - t)
-            time.sleep(0.002)
-        from mprt.sched import proc
+        # the collector's case: a process that holds no P stops the world while both Ps run
+        # goroutines in tight loops (no runtime call: each M is reached by a signal).  main waits
+        # in a marked system call, so its P goes to the second spinner; the helper ends the spin.
+        from mprt.sched import boot, proc
         from mprt.sched.ctl import NPAUSE, S_PAUSEIDX
+        flags = mprt.make(np.int64, 3)       # [stop, spinner 1 running, spinner 2 running]
+
+        def spin(flags, k):
+            f = flags.np
+            f[k] = 1
+            x = 0
+            while f[0] == 0:
+                x += 1
         pm = proc._m
         q, ctl = pm.q, pm.ctl
+        k0 = q[ctl.sched + S_PAUSEIDX]
+        f = flags.np        # the same shared bytes in the helper
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.sched_setaffinity(0, set(pm.cpus))     # unpinned, as the coordinator
+                sm = boot._SysmonM(ctl, pm.rtid)
+                proc._m = sm
+                deadline = time.monotonic() + 30
+                while not (f[1] and f[2]) and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                time.sleep(0.02)
+                for _ in range(arg):
+                    t0 = proc.stop_the_world(sm, "bench")
+                    proc.start_the_world(sm, t0)
+                    time.sleep(0.003)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+                code = 1
+            f[0] = 1
+            os._exit(code)
+        mprt.go(spin, flags, 1)
+        mprt.go(spin, flags, 2)
+        with mprt.syscall():
+            os.waitpid(pid, 0)
         k = q[ctl.sched + S_PAUSEIDX]
-        rec = [q[ctl.base["pause"] + 2 * (i % NPAUSE)] for i in range(max(0, k - arg), k)]
-        stop.np[0] = 1
-        res["pause_ns"] = rec
-        res["call_ns"] = pauses
+        res["pause_ns"] = [q[ctl.base["pause"] + 2 * (i % NPAUSE)] for i in range(max(k0, k - NPAUSE), k)]
 
     def empty():
         pass

@@ -384,6 +384,7 @@ class _SysmonM(proc._M):
 def _coordinator_main(m0):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGURG, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     m0pid = m0.q[m0.ctl.sched + S_M0PID]
     ctl, rtid = m0.ctl, m0.rtid
     try:
@@ -602,6 +603,7 @@ def _worker_main(sm, mid):
     except (OSError, AttributeError):
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         sys.stdout.reconfigure(line_buffering=True)
     except (AttributeError, ValueError):

@@ -163,21 +163,23 @@ def _cacheable(fn):
 
 def encode_fn(fn, what):
     """(bytes, ptrs) of a goroutine's function, from the cache when its pickle cannot change."""
-    key = (fn.__func__, fn.__self__) if type(fn) is types.MethodType else fn
+    # a method's key holds its handle's id; the entry holds the handle, so the id stays its own
+    key = (fn.__func__, id(fn.__self__)) if type(fn) is types.MethodType else fn
     try:
         ent = _FN_CACHE.get(key)
     except TypeError:      # an unhashable callable
         return encode(fn, what)
     if ent is not None and ent is not _NOCACHE:
-        return ent
+        return ent[0], ent[1]
     if ent is None:
         if len(_FN_CACHE) >= _CACHE_MAX:
             _FN_CACHE.clear()
         if not _cacheable(fn):
             _FN_CACHE[key] = _NOCACHE
             return encode(fn, what)
-        ent = _FN_CACHE[key] = encode(fn, what)
-        return ent
+        b, ptrs = encode(fn, what)
+        ent = _FN_CACHE[key] = (b, ptrs, getattr(fn, "__self__", None))
+        return b, ptrs
     return encode(fn, what)
 
 

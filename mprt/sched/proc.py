@@ -57,6 +57,7 @@ import signal
 import sys
 import threading
 import time
+from types import MethodType as _MethodType
 
 import greenlet
 import posix_ipc
@@ -177,8 +178,11 @@ from .ctl import (
 EXIT_PANIC_CODE = 2
 
 SPIN_NS = 50_000          # how long an M with nothing to run polls before parking (a wakeup costs ~20 us)
+STW_SPIN_NS = 20_000      # how long a stopper polls for the Ms to stop before sleeping on note.stw
+                          # (longer would take the CPU from an M that must run to stop)
+LOCK_SPINS = 50           # sem_trywait attempts (~0.3 us each) before a contended lock sleeps
 GOID_BATCH = 16           # Go's _GoidCacheBatch
-GFREE_BATCH = 32          # G slots an M takes from the shared free list at a time
+GFREE_BATCH = 128         # G slots an M takes from the shared free list at a time
 FAIRNESS_TICKS = 61
 MAX_PARK_S = 0.5          # M0 re-checks the coordinator at least this often
 
@@ -273,6 +277,17 @@ def current_m():
 
 def _acq(lk):
     _m.locks += 1
+    try:
+        return lk.acquire_raw(0)          # sem_trywait: the common, uncontended case
+    except posix_ipc.BusyError:
+        pass
+    # held: the holder keeps it a microsecond or two, so spin briefly before sleeping in the
+    # kernel (a futex sleep and wakeup costs ten times that, and both Ms pay it)
+    for _ in range(LOCK_SPINS):
+        try:
+            return lk.acquire_raw(0)
+        except posix_ipc.BusyError:
+            pass
     while True:
         try:
             return lk.acquire_raw()
@@ -412,6 +427,10 @@ def site_text(ctl, sid):
 
 # ---- go ----
 
+def _what(fn):
+    return f"goroutine function {getattr(fn, '__qualname__', fn)!r}"
+
+
 def go(fn, *args, **kwargs):
     """Start a goroutine running fn(*args, **kwargs) (Go's go statement)."""
     m = _m
@@ -421,10 +440,16 @@ def go(fn, *args, **kwargs):
         fatal("go of nil func value")
     if not callable(fn):
         raise TypeError(f"mprt.go: {fn!r} is not callable")
-    what = f"goroutine function {getattr(fn, '__qualname__', fn)!r}"
-    fb, ptrs = msg.encode_fn(fn, what)
+    try:
+        ent = msg._FN_CACHE.get((fn.__func__, id(fn.__self__)) if type(fn) is _MethodType else fn)
+    except TypeError:
+        ent = None
+    if ent is None or ent is msg._NOCACHE:
+        fb, ptrs = msg.encode_fn(fn, _what(fn))
+    else:
+        fb, ptrs = ent[0], ent[1]
     if args or kwargs:
-        ab, aptrs = msg.encode((args, kwargs), what + " arguments")
+        ab, aptrs = msg.encode((args, kwargs), _what(fn) + " arguments")
         if aptrs:
             ptrs = list(ptrs) + list(aptrs)
         data = fb + ab
@@ -1266,11 +1291,23 @@ def _goexit0(m, g):
     q[gr + G_STATUS] = G_DEAD
     q[gr + G_LOCKEDM] = NONE
     q[m.row + M_GEXITED] += 1
-    del m.greenlets[g]
-    m.pool.append(greenlet.getcurrent())
+    gl = m.greenlets.pop(g)
+    _gslot_put(m, g)
+    # fast path: the next goroutine is a new one from our P's queue, and nothing else is due
+    # (findrunnable's order: own readied goroutines first, the fairness tick, safe points); it runs
+    # in this very greenlet, with no switch
+    if (m.lockedg == NONE and not m.localq and q[m.row + M_RQHEAD] == NONE and (m.tick + 1) % FAIRNESS_TICKS
+            and not q[ctl.sched + S_ATTN] and not q[m.row + M_PREEMPT] and not m.timers):
+        g2 = _runqget(m, m.p)
+        if g2 != NONE:
+            m.tick += 1
+            _execute_mark(m, g2)
+            m.greenlets[g2] = gl
+            q[ctl.gbase + g2 * G_WORDS + G_M] = m.id
+            return g2
+    m.pool.append(gl)
     m.curg = NONE
     q[m.row + M_CURG] = NONE
-    _gslot_put(m, g)
     return m.sched_gr.switch()
 
 
@@ -1444,6 +1481,9 @@ def stop_the_world(m, reason=""):
     pids = {q[ctl.m(mid) + M_PID] for mid in running if mid != NONE and mid != m.id}
     _signal_pids(pids)
     last = _nanotime()
+    spin_until = last + STW_SPIN_NS
+    while q[s + S_STOPWAIT] > 0 and _nanotime() < spin_until:
+        pass      # a brief poll: the Ms often stop within a signal's delivery
     while q[s + S_STOPWAIT] > 0:
         try:
             m.stwnote.acquire(0.002)
@@ -1489,7 +1529,7 @@ def start_the_world(m, t0, newprocs=0):
         q[ctl.p(mine) + P_M] = m.id
     elif mine != NONE:
         _dropp_locked(m)
-    free = []
+    free, wake = [], []
     for p in range(n):
         if p == mine:
             continue
@@ -1500,7 +1540,7 @@ def start_the_world(m, t0, newprocs=0):
         if mid != NONE and q[ctl.m(mid) + M_STATE] == MS_GCSTOP:
             q[b + P_STATUS] = P_RUNNING
             q[ctl.m(mid) + M_STATE] = MS_RUNNING
-            _wakem(m, mid)
+            wake.append(mid)
         else:
             free.append(p)
     # stopped Ms whose P is gone: they wake without a P
@@ -1509,9 +1549,11 @@ def start_the_world(m, t0, newprocs=0):
         if q[r + M_STATE] == MS_GCSTOP:
             q[r + M_STATE] = MS_IDLE
             q[r + M_P] = NONE
-            _wakem(m, mid)
+            wake.append(mid)
     for p in reversed(free):
         _pidleput_or_needp_locked(m, p)
+    # the world runs again once every state is flipped: the pause ends here, before the wakeups
+    # (a woken M may take the stopper's CPU at once)
     dt = _nanotime() - t0
     i = q[s + S_PAUSEIDX] % NPAUSE
     pb = ctl.base["pause"]
@@ -1521,6 +1563,8 @@ def start_the_world(m, t0, newprocs=0):
     q[s + S_NSTW] += 1
     q[s + S_STWTOTAL] += dt
     _rel(m.schedlock)
+    for mid in wake:
+        _wakem(m, mid)
     if mine != NONE and mine >= n:
         m.q[m.row + M_STATE] = MS_IDLE
     if q[s + S_NPIDLE] and (q[s + S_GQSIZE] or any(not _runqempty(m, p) for p in range(n))):

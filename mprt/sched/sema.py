@@ -14,7 +14,7 @@ from ..panic import Panic
 from ..shm import malloc
 from ..shm.types import struct
 from . import chan, proc
-from .ctl import NONE, SG_G, W_SEMACQUIRE
+from .ctl import M_PREEMPT, NONE, S_ATTN, SG_G, W_SEMACQUIRE
 
 
 @struct
@@ -85,7 +85,21 @@ class WaitGroup(_SemaObject):
         proc._check_safepoint(m)
 
     def done(self):
-        self.add(-1)
+        m = proc._m
+        hq = m.heap.mvq
+        w = self._w
+        lk = chan.objlock(m, self._a)
+        proc._acq(lk)
+        v = hq[w + STATE] - 1
+        hq[w + STATE] = v
+        if v > 0:
+            proc._rel(lk)
+            if m.q[m.ctl.sched + S_ATTN] or m.q[m.row + M_PREEMPT]:
+                proc._safepoint(m)
+            return
+        hq[w + STATE] = v + 1
+        proc._rel(lk)
+        self.add(-1)       # reaching zero (or below): the general path
 
     def wait(self):
         m = proc._m
