@@ -1,6 +1,7 @@
 """The `mprt` command (also `python -m mprt`).
 
-    mprt demo    the shared heap across processes: what mprt is, in a few seconds
+    mprt demo    a parallel workload under mprt.run: goroutines on worker Ms building and summing
+                 shared-heap data; what mprt is, in a few seconds
     mprt clean   remove what dead runtimes left in /dev/shm
 """
 import argparse
@@ -8,8 +9,11 @@ import sys
 
 
 def _cmd_demo(args):
-    from ._demo import main as demo
-    return demo(nprocs=args.procs, n=args.n)
+    import os
+    if args.procs is not None:
+        os.environ["GOMAXPROCS"] = str(args.procs)
+    from ._demo import run
+    return run(n=args.n)
 
 
 def _cmd_clean(args):
@@ -24,18 +28,18 @@ def _cmd_clean(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="mprt", description="Go 1.9.2's runtime on processes and shared memory")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="a parallel workload on the shared heap, with MemStats",
-                       description="Worker processes, each holding its own P, allocate Go-style objects "
-                                   "and slices in one shared heap; the parent follows their pointers "
-                                   "and sums their slices zero-copy, then prints runtime.MemStats.")
-    d.add_argument("--procs", type=int, default=2, help="worker processes (default 2)")
+    d = sub.add_parser("demo", help="a parallel workload under mprt.run, with the scheduler's view and MemStats",
+                       description="Goroutines on worker Ms (processes pinned to CPUs) build linked structs "
+                                   "and slices in one shared heap and sum a shared array zero-copy; main "
+                                   "follows their pointers, then prints sched.snapshot and runtime.MemStats.")
+    d.add_argument("--procs", type=int, default=None, help="GOMAXPROCS (default: the environment's, else the CPUs)")
     d.add_argument("-n", type=int, default=200_000, help="objects per worker (default 200000)")
     d.set_defaults(fn=_cmd_demo)
     c = sub.add_parser("clean", help="remove what dead runtimes left in /dev/shm",
                        description="Remove segments and semaphores in /dev/shm whose runtime's process is gone.")
     c.set_defaults(fn=_cmd_clean)
     args = ap.parse_args(argv)
-    if args.cmd == "demo" and not (1 <= args.procs < 1024 and args.n >= 1):
+    if args.cmd == "demo" and not ((args.procs is None or 1 <= args.procs <= 1024) and args.n >= 1):
         ap.error(f"demo: want 1 <= --procs < 1024 and -n >= 1, got --procs {args.procs} -n {args.n}")
     return args.fn(args)
 

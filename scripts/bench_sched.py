@@ -66,7 +66,6 @@ def child(kind, arg):
     import numpy as np
 
     import mprt
-    from mprt import runtime
 
     res = {}
 

@@ -7,11 +7,24 @@ import sys
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
 
-def test_readme_example_runs(tmp_path):
+def _blocks():
     with open(README) as f:
-        code = re.search(r"```python\n(.*?)```", f.read(), re.S).group(1)
+        return re.findall(r"```python\n(.*?)```", f.read(), re.S)
+
+
+def _run(tmp_path, code):
     script = tmp_path / "example.py"
     script.write_text(code)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[:1] == ["4999950000"]
+    return out.stdout
+
+
+def test_readme_program_example_runs(tmp_path):
+    code = [b for b in _blocks() if "mprt.run(main)" in b][0]
+    assert _run(tmp_path, code).split() == ["100", "1", "late", "True"]
+
+
+def test_readme_heap_example_runs(tmp_path):
+    code = [b for b in _blocks() if "malloc.create()" in b][0]
+    assert _run(tmp_path, code).split()[:1] == ["4999950000"]

@@ -1,8 +1,6 @@
 """Programs for tests/test_sched.py: `python sched_cases.py CASE`, each a small mprt program whose
 output and exit status the tests read (as Go's runtime tests run testprog)."""
 import json
-import os
-import signal
 import sys
 import threading
 import time
