@@ -78,6 +78,17 @@ def test_affinity_seen_from_outside():
         p.wait(10)
 
 
+def test_locked_goroutine_that_exits_leaves_the_m_usable():
+    r = result("locked_exit", {"GOMAXPROCS": "2"})
+    assert r["locked_mid"] in r["seen"]
+    assert r["old_max"] == 10000
+
+
+def test_sysmon_preempts_a_long_running_goroutine_at_a_safe_point():
+    r = result("preempt", {"GOMAXPROCS": "1"})
+    assert 0.005 < r["other"] < 0.25 < r["hog"], r     # the other goroutine ran long before the hog ended
+
+
 def test_goroutines_spawned_by_one_goroutine_are_stolen_by_every_m():
     r = result("steal", {"GOMAXPROCS": "2"})
     assert len(r["mids"]) >= 2, r

@@ -68,6 +68,7 @@ from .ctl import (
     P_RUNNEXT,
     P_RUNNING,
     P_SCHEDTICK,
+    P_SMG,
     P_SMSTICK,
     P_SMTICK,
     P_SMWHEN,
@@ -241,6 +242,7 @@ def _create_control(rtid, nprocs, ncpu, tb, godebug):
     q[s + S_M0PID] = os.getpid()
     for p in range(MAXP):
         b = ctl.p(p)
+        q[b + P_SMTICK] = q[b + P_SMSTICK] = NONE     # sysmon has not seen it yet
         q[b + P_RUNNEXT] = NONE
         q[b + P_M] = NONE
         q[b + P_LINK] = NONE
@@ -493,14 +495,18 @@ def _retake(sm, now):
                 acted += 1
             proc._rel(sm.schedlock)
         elif st == P_RUNNING:
+            # Go's schedtick watch, plus the goroutine seen: a P handed to another M, or a
+            # goroutine resumed without a tick, starts the 10 ms over
+            mid = q[b + P_M]
+            curg = q[ctl.m(mid) + M_CURG] if mid != NONE else NONE    # before the tick (proc._execute_mark)
             t = q[b + P_SCHEDTICK]
-            if q[b + P_SMTICK] != t:
+            seen = curg * MAXM + mid if curg != NONE else NONE
+            if q[b + P_SMTICK] != t or q[b + P_SMG] != seen:
                 q[b + P_SMTICK] = t
+                q[b + P_SMG] = seen
                 q[b + P_SMWHEN] = now
-            elif now - q[b + P_SMWHEN] >= FORCE_PREEMPT_NS:
-                mid = q[b + P_M]
-                if mid != NONE:
-                    q[ctl.m(mid) + M_PREEMPT] = 1
+            elif now - q[b + P_SMWHEN] >= FORCE_PREEMPT_NS and curg != NONE:
+                q[ctl.m(mid) + M_PREEMPT] = 1
                 q[b + P_SMWHEN] = now
     return acted
 

@@ -137,6 +137,8 @@ from .ctl import (
     P_RUNNING,
     P_RUNQ,
     P_SCHEDTICK,
+    P_SMSTICK,
+    P_SMTICK,
     P_STATUS,
     P_SYSCALL,
     P_SYSCALLTICK,
@@ -1213,10 +1215,13 @@ def _execute_mark(m, g):
     q = m.q
     gr = m.ctl.gbase + g * G_WORDS
     q[gr + G_STATUS] = G_RUNNING
+    # order matters against sysmon, which reads M_CURG, then the tick: tick first, curg last
+    q[m.ctl.pbase + m.p * P_WORDS + P_SCHEDTICK] += 1
+    if q[m.row + M_PREEMPT]:
+        q[m.row + M_PREEMPT] = 0      # a request to yield was for the goroutine that ran before
     q[m.row + M_CURG] = g
     m.curg = g
     m.curgoid = q[gr + G_GOID]
-    q[m.ctl.pbase + m.p * P_WORDS + P_SCHEDTICK] += 1
 
 
 def _schedule_loop(m):
@@ -1581,6 +1586,7 @@ def _procresize_locked(m, old, n):
         q[b + P_RUNNEXT] = NONE
         q[b + P_M] = NONE
         q[b + P_LINK] = NONE
+        q[b + P_SMTICK] = q[b + P_SMSTICK] = NONE
         q[b + P_STATUS] = P_GCSTOP
         posix_ipc.Semaphore(shm_name(m.rtid, f"lock.p{p}"), posix_ipc.O_CREAT, mode=0o600,
                             initial_value=1).close()

@@ -196,12 +196,14 @@ def case_panic_main():
 
 
 def case_panic_all():
-    ch = mprt.chan()
+    ch, ready = mprt.chan(), mprt.chan()
 
-    def blocked(ch):
+    def blocked(ch, ready):
+        ready.send(1)
         ch.recv()
-    mprt.go(blocked, ch)
-    mprt.sleep(0.05)
+    mprt.go(blocked, ch, ready)
+    ready.recv()
+    mprt.sleep(0.1)
     mprt.panic("with all")
 
 
@@ -426,6 +428,51 @@ def case_pids():
     wg.wait()
     snap = sched.snapshot()
     out(pids=[m.pid for m in snap.ms], coord=None)
+
+
+def case_locked_exit():
+    # a locked goroutine that exits leaves its M usable: others run there afterwards
+    res = mprt.chan(100)
+
+    def locker(res):
+        runtime.LockOSThread()
+        res.send(("locked", sched.current().mid))
+
+    def plain(res):
+        res.send(("plain", sched.current().mid))
+    mprt.go(locker, res)
+    kind, mid = res.recv()
+    mprt.sleep(0.05)
+    seen = set()
+    for _ in range(30):
+        wg = mprt.sync.WaitGroup()
+        for _ in range(20):
+            wg.add(1)
+            mprt.go(lambda: (plain(res), wg.done()))
+        wg.wait()
+        while len(res):
+            seen.add(res.recv()[1])
+        if mid in seen:
+            break
+    out(locked_mid=mid, seen=sorted(seen), old_max=debug.SetMaxThreads(10000))
+
+
+def case_preempt():
+    # sysmon asks a goroutine running for more than 10 ms to yield at its next runtime call
+    res = mprt.chan(2)
+
+    def hog(res):
+        mprt.sleep(0.001)         # settle: the 10 ms count starts when we are running again
+        t0 = time.monotonic()
+        mprt.go(lambda: res.send(("other", time.monotonic() - t0)))
+        tick = mprt.chan(1)
+        while time.monotonic() - t0 < 0.5:
+            tick.send(1)          # a runtime call: a safe point, never a block
+            tick.recv()
+        res.send(("hog", time.monotonic() - t0))
+    mprt.go(hog, res)
+    got = dict([res.recv(), res.recv()])
+    out(**got)
 
 
 def main():
