@@ -293,3 +293,22 @@ def test_select_picks_at_random():
 
 def test_pointers_through_a_channel():
     assert result("ptr_through_chan", {"GOMAXPROCS": "2"})["total"] == sum(i * 10 + k for i in range(10) for k in range(5))
+
+
+def test_m0_killed_leaves_nothing_behind():
+    # SIGKILL gives M0 no chance to tear down: the coordinator notices, kills the Ms and removes
+    # the runtime's segments and semaphores
+    from mprt.shm.segment import runtime_entries
+    p = subprocess.Popen([sys.executable, PROG, "ctrl_c"], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    kids = psutil.Process(p.pid).children(recursive=True)
+    assert [r for _, r in runtime_entries() if r.startswith(f"{p.pid}.")]
+    p.kill()
+    p.wait(10)
+    gone, alive = psutil.wait_procs(kids, timeout=10)
+    assert not alive
+    deadline = time.monotonic() + 10
+    while [r for _, r in runtime_entries() if r.startswith(f"{p.pid}.")] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [r for _, r in runtime_entries() if r.startswith(f"{p.pid}.")]

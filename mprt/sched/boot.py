@@ -668,6 +668,9 @@ def _teardown(m, heap, saved_affinity, old_handlers):
                     time.sleep(0.0005)
     finally:
         proc._m = None
+        from . import msg
+        msg._FN_CACHE.clear()       # their handles belong to this runtime
+        msg._FN_DEC.clear()
         for sig, h in old_handlers.items():
             try:
                 signal.signal(sig, h)

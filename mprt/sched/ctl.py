@@ -53,7 +53,7 @@ assert len(_S) <= SCHED_WORDS
 
 # S_ATTN is nonzero while GCWAITING or EXIT is: the one word a safe point reads
 # exit kinds (S_EXITKIND); S_EXIT holds the exit status + 1 once the program is ending
-EXIT_MAIN, EXIT_PANIC, EXIT_DEADLOCK, EXIT_GOEXIT, EXIT_FATAL, EXIT_SIGNAL = range(6)
+EXIT_MAIN, EXIT_PANIC, EXIT_DEADLOCK, EXIT_GOEXIT, EXIT_FATAL, EXIT_SIGNAL, EXIT_OSEXIT = range(7)
 
 # ---- P rows ----
 _P = "STATUS M LINK SCHEDTICK SYSCALLTICK RQHEAD RQTAIL RUNNEXT SMTICK SMWHEN SMSTICK SMG".split()

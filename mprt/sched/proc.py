@@ -72,6 +72,7 @@ from .ctl import (
     EXIT_DEADLOCK,
     EXIT_FATAL,
     EXIT_GOEXIT,
+    EXIT_OSEXIT,
     G_DEAD,
     G_FNLEN,
     G_GOID,
@@ -1253,6 +1254,11 @@ def _gmain(g):
             pass
         except _Exiting:
             raise
+        except SystemExit as e:
+            # sys.exit in a goroutine is Go's os.Exit: the program ends with that status, no report
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            request_exit(m, code, EXIT_OSEXIT)
+            _worker_exit(0)
         except BaseException as e:
             from .traceback import gopanic
             gopanic(m, e)
