@@ -53,8 +53,6 @@ from .ctl import (
     M_STATE,
     M_TID,
     M_WORDS,
-    M_YHEAD,
-    M_YTAIL,
     MAXM,
     MS_DEAD,
     MS_RUNNING,
@@ -261,7 +259,7 @@ def _create_control(rtid, nprocs, ncpu, tb, godebug):
 def _init_mrow(q, r):
     for w in range(M_WORDS):
         q[r + w] = 0
-    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_YHEAD, M_YTAIL, M_CPU):
+    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_CPU):
         q[r + w] = NONE
 
 

@@ -21,7 +21,9 @@ Who may write what (no GIL protects this memory):
   - a sudog: by the G that owns it until it is queued on a channel or sync object; then with that
     object's lock.
   - a G's payload and bookkeeping words (creation site, parent): by its creator before it is queued.
-  - M_CPU, M_TID, M_TICK*, M_PREEMPT read by sysmon: written by the M itself (M_PREEMPT by sysmon).
+  - an M's PID, TID, CPU, CURG, RQ* reads and its counters (GCREATED, GEXITED, NTIMERS): written by
+    the M itself (RQ* with the sched lock, as other Ms push there); M_PREEMPT: set by sysmon,
+    cleared by the M.  A P's SM* words: sysmon's alone.
 Lists are singly linked through G_LINK (G lists) or M_LINK / P_LINK, -1 terminated.
 """
 import numpy as np
@@ -41,11 +43,10 @@ NPAUSE = 256
 NONE = -1
 
 # ---- sched header words ----
-_S = """GOMAXPROCS GOIDGEN NGOR GQHEAD GQTAIL GQSIZE PIDLE NPIDLE MIDLE NMIDLE NMIDLELOCKED NMSPINNING
-MCOUNT MAXMCOUNT NPHEAD NPTAIL NNEEDP GCWAITING STOPWAIT STOPPER SYSMONWAIT EXIT EXITKIND MAINGOEXIT
-GFREE NGALLOC GCOMMIT SGFREE NSGALLOC SGCOMMIT NSITES SITEBYTES TRACEBACK SCHEDTRACE SCHEDDETAIL
-STARTNS NSTW STWTOTAL M0PID COORDPID NSPAWN NTIMERS DUMPREQ NDUMPED PANICKING NEWPROCS PAUSEIDX
-NMSYSCALL RUNNING DEBUGINV TRACEMS NCPU DEAD ATTN""".split()
+_S = """GOMAXPROCS GOIDGEN GQHEAD GQTAIL GQSIZE PIDLE NPIDLE NMSPINNING MCOUNT MAXMCOUNT GCWAITING
+STOPWAIT STOPPER SYSMONWAIT EXIT EXITKIND MAINGOEXIT GFREE NGALLOC SGFREE NSGALLOC NSITES SITEBYTES
+TRACEBACK SCHEDTRACE SCHEDDETAIL STARTNS NSTW STWTOTAL M0PID COORDPID DUMPREQ PANICKING PAUSEIDX NCPU
+DEAD ATTN""".split()
 for _i, _n in enumerate(_S):
     globals()["S_" + _n] = _i
 SCHED_WORDS = 64
@@ -65,8 +66,8 @@ P_WORDS = P_RUNQ + RUNQ
 P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP, P_DEAD = range(5)
 
 # ---- M rows ----
-_M = """PID TID CPU P NEXTP CURG LOCKEDG STATE SPINNING LINK RQHEAD RQTAIL YHEAD YTAIL PREEMPT NTIMERS
-STAMP TICK TICKNS SIGSTW WAKEUPS GCREATED GEXITED""".split()
+_M = """PID TID CPU P NEXTP CURG LOCKEDG STATE SPINNING RQHEAD RQTAIL PREEMPT NTIMERS STAMP WAKEUPS
+GCREATED GEXITED""".split()
 for _i, _n in enumerate(_M):
     globals()["M_" + _n] = _i
 M_WORDS = 32
@@ -76,8 +77,8 @@ M_WORDS = 32
 MSTATE_NAMES = ["free", "starting", "running", "idle", "needp", "lockedwait", "syscall", "gcstop", "dead"]
 
 # ---- G rows ----
-_G = """GOID STATUS WAIT M LOCKEDM LINK PARENT SITE PAYLEN PAYADDR PARAM SELDONE WAITSINCE ENTRY
-SYSTEM FNLEN NPTR PTR0 PTR1 PTR2 PTR3""".split()
+_G = """GOID STATUS WAIT M LOCKEDM LINK PARENT SITE PAYLEN PAYADDR PARAM SELDONE FNLEN NPTR PTR0 PTR1
+PTR2 PTR3""".split()
 for _i, _n in enumerate(_G):
     globals()["G_" + _n] = _i
 G_NPTRS = 4             # heap pointers a payload may carry in the row itself (G_PTR0..3, traced)
@@ -93,12 +94,14 @@ WAIT_REASONS = ["", "chan receive", "chan send", "select", "select (no cases)", 
  W_CHANSENDNIL, W_LOCKED, W_GCASSIST) = range(len(WAIT_REASONS))
 
 # ---- sudog rows ----
-_SG = "G NEXT PREV OBJ ISSELECT CASEI SUCCESS ELEMLEN ELEMADDR RELEASE".split()
+_SG = "G NEXT PREV OBJ ISSELECT CASEI SUCCESS ELEMLEN ELEMADDR".split()
 for _i, _n in enumerate(_SG):
     globals()["SG_" + _n] = _i
 SG_INLINE = 12
 SG_WORDS = 24
 SG_INLINE_BYTES = (SG_WORDS - SG_INLINE) * WORD
+
+assert len(_P) <= P_RUNQ and len(_M) <= M_WORDS and len(_G) <= G_INLINE and len(_SG) <= SG_INLINE
 
 # ---- regions ----
 _REGIONS = [

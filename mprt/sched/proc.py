@@ -62,7 +62,6 @@ from types import MethodType as _MethodType
 import greenlet
 import posix_ipc
 
-from ..panic import Panic
 from ..shm.layout import MAXP
 from ..shm.ptr import loads
 from ..shm.segment import Lock, shm_name
@@ -110,11 +109,8 @@ from .ctl import (
     M_SPINNING,
     M_STAMP,
     M_STATE,
-    M_TID,
     M_WAKEUPS,
     M_WORDS,
-    M_YHEAD,
-    M_YTAIL,
     MAXG,
     MAXM,
     MS_GCSTOP,
@@ -159,7 +155,6 @@ from .ctl import (
     S_GQTAIL,
     S_MAXMCOUNT,
     S_MCOUNT,
-    S_NEWPROCS,
     S_NGALLOC,
     S_NMSPINNING,
     S_NPIDLE,
@@ -173,7 +168,6 @@ from .ctl import (
     S_STWTOTAL,
     SG_WORDS,
     SITEBYTES,
-    W_LOCKED,
     W_SLEEP,
     WAIT_REASONS,
 )
@@ -554,6 +548,8 @@ def _runqsteal(m, victim, stealnext):
     """Take half (rounded up) of victim's ring into this M's P; returns a G to run or NONE."""
     q, ctl = m.q, m.ctl
     b = ctl.p(victim)
+    if q[b + P_RQHEAD] == q[b + P_RQTAIL] and (not stealnext or q[b + P_RUNNEXT] == NONE):
+        return NONE      # looks empty: a racy read, but a goroutine put there now wakes someone anyway
     lk = m.plock(victim)
     _acq(lk)
     h, t = q[b + P_RQHEAD], q[b + P_RQTAIL]
@@ -776,7 +772,7 @@ def _newm_locked(m, p, spinning):
     r = ctl.m(mid)
     for w in range(M_WORDS):
         q[r + w] = 0
-    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_YHEAD, M_YTAIL, M_CPU):
+    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_CPU):
         q[r + w] = NONE
     q[r + M_NEXTP] = p
     q[r + M_SPINNING] = int(spinning)
@@ -1045,7 +1041,8 @@ def _steal(m):
         _set_spinning(m, True)
     order = list(range(n))
     for i in range(4):
-        random.shuffle(order)
+        if n > 2:
+            random.shuffle(order)
         for p in order:
             if p == m.p:
                 continue
@@ -1825,8 +1822,3 @@ def wait_reason(code):
 
 def cpu_now():
     return _sched_getcpu()
-
-
-__all__ = ["go", "park", "ready", "gosched", "sleep", "syscall", "findrunnable", "Goexit",
-           "lock_os_thread", "unlock_os_thread", "stop_the_world", "start_the_world", "fatal",
-           "MAXP", "W_LOCKED", "G_INLINE", "S_NEWPROCS", "M_PID", "M_TID", "Panic", "EXIT_DEADLOCK"]
