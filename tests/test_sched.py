@@ -34,11 +34,11 @@ def test_lockosthread_keeps_its_m_and_excludes_others():
     r = result("lockosthread", {"GOMAXPROCS": "2"})
     # pid, native thread id and M of the locked goroutine never changed across Gosched, sleep and
     # channel waits
-    assert len(r["seen"]) == 1
+    assert len(r["seen"]) == 1, r
     # while it was locked, no other goroutine ran on its M, yet others kept running (its P was
     # handed to another M whenever it blocked)
-    assert r["locked_mid"] not in r["inside"]
-    assert r["n_inside"] > 0
+    assert r["locked_mid"] not in r["inside"], r
+    assert r["n_inside"] > 0, r
 
 
 def test_locked_goroutines_still_run_in_parallel():
@@ -278,8 +278,9 @@ def test_scheddetail():
 
 def test_timers_fire_in_order():
     r = result("timers")
-    assert r["order"] == [0.03, 0.06, 0.09]
-    assert r["took"] < 1.0
+    assert r["order"] == [0.05, 0.25, 0.45], r
+    assert r["short"] == [], r          # nobody woke early
+    assert r["took"] < 2.0, r
 
 
 def test_mutex_across_ms():

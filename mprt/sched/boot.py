@@ -79,8 +79,6 @@ from .ctl import (
     S_EXITKIND,
     S_GFREE,
     S_GOMAXPROCS,
-    S_GQHEAD,
-    S_GQTAIL,
     S_M0PID,
     S_MAINGOEXIT,
     S_MAXMCOUNT,
@@ -228,7 +226,7 @@ def _create_control(rtid, nprocs, ncpu, tb, godebug):
     for note in ("note.stw", "note.sysmon"):
         posix_ipc.Semaphore(shm_name(rtid, note), posix_ipc.O_CREX, mode=0o600, initial_value=0).close()
     q, s = ctl.q, ctl.sched
-    for w in (S_GQHEAD, S_GQTAIL, S_PIDLE, S_GFREE, S_SGFREE, S_STOPPER):
+    for w in (S_PIDLE, S_GFREE, S_SGFREE, S_STOPPER):
         q[s + w] = NONE
     q[s + S_GOMAXPROCS] = nprocs
     q[s + S_MAXMCOUNT] = MAXM

@@ -4,6 +4,7 @@ One segment, /mprt.<rtid>.ctl, mapped by every process of the runtime and read a
 (a memoryview for single words, numpy views for scans).  It holds
 
     sched   one header row (Go's schedt): queue heads, idle lists, counters, stop-the-world state
+    gq      the global run queue, a ring of G slots (head and tail are sched words)
     P       MAXP rows: status, owner M, a 256-slot ring of G slots plus runnext
     M       MAXM rows: the process, its P, its current and locked G, its own ready and yield lists
     G       G rows, grown in chunks: goid, status, wait reason, the M it started on, its payload
@@ -109,6 +110,7 @@ _REGIONS = [
     ("p", MAXP * P_WORDS),
     ("m", MAXM * M_WORDS),
     ("pause", NPAUSE * 2),
+    ("gq", MAXG),            # the global run queue: a ring of G slots that never fills (<= MAXG Gs)
     ("siteidx", NSITES * 2),
     ("sitebytes", SITEBYTES // WORD),
     ("g", MAXG * G_WORDS),
@@ -120,7 +122,7 @@ for _name, _words in _REGIONS:
     OFF[_name] = _o
     _o += (_words * WORD + 4095) & ~4095
 CTL_SIZE = _o
-FIXED = ("sched", "p", "m", "pause", "siteidx", "sitebytes")
+FIXED = ("sched", "p", "m", "pause", "gq", "siteidx", "sitebytes")
 
 
 class Ctl:

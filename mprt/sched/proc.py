@@ -60,6 +60,7 @@ import time
 from types import MethodType as _MethodType
 
 import greenlet
+import numpy as np
 import posix_ipc
 
 from ..shm.layout import MAXP
@@ -354,6 +355,9 @@ def _refill_gfree(m):
                 ctl.commit_rows("g", c0, c1, G_WORDS)
                 ctl.commit_rows("sudog", c0, c1, SG_WORDS)
             q[s + S_NGALLOC] = n1
+            for g in range(n0, n1):
+                r = ctl.gbase + g * G_WORDS
+                q[r + G_M] = q[r + G_LOCKEDM] = q[r + G_LINK] = NONE
             m.gfree.extend(range(n1 - 1, n0 - 1, -1))
     finally:
         _rel(m.schedlock)
@@ -454,12 +458,13 @@ def go(fn, *args, **kwargs):
         data = fb
     q = m.q
     g = m.gfree.pop() if m.gfree else _gslot_get(m)
-    r = m.ctl.gbase + g * G_WORDS
-    q[r + G_GOID] = _new_goid(m)
-    q[r + G_M] = NONE
-    q[r + G_LOCKEDM] = NONE
-    q[r + G_LINK] = NONE
-    q[r + G_WAIT] = 0
+    r = m.ctl.gbase + g * G_WORDS       # a free row has G_M and G_LOCKEDM = NONE (_goexit0)
+    goid = m.goid_next
+    if goid < m.goid_end:
+        m.goid_next = goid + 1
+    else:
+        goid = _new_goid(m)
+    q[r + G_GOID] = goid
     q[r + G_PARENT] = m.curgoid
     f = sys._getframe(1)
     sid = m.sites.get((f.f_code, f.f_lineno))
@@ -479,7 +484,24 @@ def go(fn, *args, **kwargs):
         q[r + G_NPTR] = len(ptrs)
     q[r + G_STATUS] = G_RUNNABLE
     q[m.row + M_GCREATED] += 1
-    _runqput(m, m.p, g, True)
+    # runqput(p, g, next=True), inline: g takes runnext, the old runnext goes to the ring's tail
+    p = m.p
+    b = m.ctl.pbase + p * P_WORDS
+    lk = m.plock(p)
+    _acq(lk)
+    old = q[b + P_RUNNEXT]
+    q[b + P_RUNNEXT] = g
+    if old == NONE:
+        _rel(lk)
+    else:
+        t = q[b + P_RQTAIL]
+        if t - q[b + P_RQHEAD] < RUNQ:
+            q[b + P_RUNQ + t % RUNQ] = old
+            q[b + P_RQTAIL] = t + 1
+            _rel(lk)
+        else:
+            _rel(lk)
+            _runqput(m, p, old, False)      # full: the slow path moves half to the global queue
     s = m.ctl.sched
     if q[s + S_NPIDLE] and not q[s + S_NMSPINNING]:
         _wakep(m)
@@ -488,6 +510,26 @@ def go(fn, *args, **kwargs):
 
 
 # ---- P run queues (each with its P's lock) ----
+
+def _ring_read(w, base, cap, h, n):
+    """Items [h, h+n) of a ring of cap words at word base (a copy)."""
+    i = h % cap
+    if i + n <= cap:
+        return w[base + i:base + i + n].copy()
+    k = cap - i
+    return np.concatenate((w[base + i:base + cap], w[base:base + n - k]))
+
+
+def _ring_write(w, base, cap, t, items):
+    n = len(items)
+    i = t % cap
+    if i + n <= cap:
+        w[base + i:base + i + n] = items
+    else:
+        k = cap - i
+        w[base + i:base + cap] = items[:k]
+        w[base:base + n - k] = items[k:]
+
 
 def _runqput(m, p, g, nxt):
     q, ctl = m.q, m.ctl
@@ -509,12 +551,11 @@ def _runqput(m, p, g, nxt):
         return
     # full: half of the ring and g go to the global queue in one batch
     n = RUNQ // 2
-    batch = [q[b + P_RUNQ + (h + i) % RUNQ] for i in range(n)]
+    batch = _ring_read(ctl.words, b + P_RUNQ, RUNQ, h, n)
     q[b + P_RQHEAD] = h + n
     _rel(lk)
-    batch.append(g)
     _acq(m.schedlock)
-    _globrunqput_locked(m, batch)
+    _globrunqput_locked(m, np.append(batch, g))
     _rel(m.schedlock)
 
 
@@ -544,6 +585,30 @@ def _runqempty(m, p):
     return q[b + P_RUNNEXT] == NONE and q[b + P_RQHEAD] == q[b + P_RQTAIL]
 
 
+def _runqputbatch(m, items, sched_locked=False):
+    """Put items (a numpy array of G slots, fewer than RUNQ/2 + 1) on this M's P's ring, which a
+    thief or the global queue just filled from empty, so there is room."""
+    if not len(items):
+        return
+    q, ctl = m.q, m.ctl
+    mb = ctl.p(m.p)
+    lk = m.plock(m.p)
+    _acq(lk)
+    t = q[mb + P_RQTAIL]
+    room = RUNQ - (t - q[mb + P_RQHEAD])
+    k = min(room, len(items))
+    _ring_write(ctl.words, mb + P_RUNQ, RUNQ, t, items[:k])
+    q[mb + P_RQTAIL] = t + k
+    _rel(lk)
+    if k < len(items):
+        if sched_locked:
+            _globrunqput_locked(m, items[k:])
+        else:
+            _acq(m.schedlock)
+            _globrunqput_locked(m, items[k:])
+            _rel(m.schedlock)
+
+
 def _runqsteal(m, victim, stealnext):
     """Take half (rounded up) of victim's ring into this M's P; returns a G to run or NONE."""
     q, ctl = m.q, m.ctl
@@ -555,25 +620,20 @@ def _runqsteal(m, victim, stealnext):
     h, t = q[b + P_RQHEAD], q[b + P_RQTAIL]
     n = t - h
     n = n - n // 2
-    got = [q[b + P_RUNQ + (h + i) % RUNQ] for i in range(n)]
-    q[b + P_RQHEAD] = h + n
-    if not got and stealnext and q[b + P_RUNNEXT] != NONE:
-        got = [q[b + P_RUNNEXT]]
+    if n:
+        got = _ring_read(ctl.words, b + P_RUNQ, RUNQ, h, n)
+        q[b + P_RQHEAD] = h + n
+        _rel(lk)
+    elif stealnext and q[b + P_RUNNEXT] != NONE:
+        g = q[b + P_RUNNEXT]
         q[b + P_RUNNEXT] = NONE
-    _rel(lk)
-    if not got:
+        _rel(lk)
+        return g
+    else:
+        _rel(lk)
         return NONE
-    g = got.pop()
-    if got:
-        mb = ctl.p(m.p)
-        mylk = m.plock(m.p)
-        _acq(mylk)
-        t = q[mb + P_RQTAIL]
-        for x in got:
-            q[mb + P_RUNQ + t % RUNQ] = x
-            t += 1
-        q[mb + P_RQTAIL] = t
-        _rel(mylk)
+    g = int(got[-1])          # Go runs the last one stolen
+    _runqputbatch(m, got[:-1])
     return g
 
 
@@ -581,13 +641,9 @@ def _runqsteal(m, victim, stealnext):
 
 def _globrunqput_locked(m, gs):
     q, ctl, s = m.q, m.ctl, m.ctl.sched
-    for g in gs:
-        q[ctl.g(g) + G_LINK] = NONE
-        if q[s + S_GQTAIL] == NONE:
-            q[s + S_GQHEAD] = g
-        else:
-            q[ctl.g(q[s + S_GQTAIL]) + G_LINK] = g
-        q[s + S_GQTAIL] = g
+    t = q[s + S_GQTAIL]
+    _ring_write(ctl.words, ctl.base["gq"], MAXG, t, gs)
+    q[s + S_GQTAIL] = t + len(gs)
     q[s + S_GQSIZE] += len(gs)
 
 
@@ -598,18 +654,13 @@ def _globrunqget_locked(m, maxn):
     if size == 0:
         return NONE
     n = min(size, size // max(1, q[s + S_GOMAXPROCS]) + 1, maxn, RUNQ // 2)
-    got = []
-    for _ in range(n):
-        g = q[s + S_GQHEAD]
-        q[s + S_GQHEAD] = q[ctl.g(g) + G_LINK]
-        got.append(g)
-    if q[s + S_GQHEAD] == NONE:
-        q[s + S_GQTAIL] = NONE
+    h = q[s + S_GQHEAD]
+    got = _ring_read(ctl.words, ctl.base["gq"], MAXG, h, n)
+    q[s + S_GQHEAD] = h + n
     q[s + S_GQSIZE] = size - n
-    g = got[0]
-    for x in got[1:]:
-        _runqput(m, m.p, x, False)
-    return g
+    if n > 1:
+        _runqputbatch(m, got[1:], True)      # P lock after the sched lock: the documented order
+    return int(got[0])
 
 
 def _list_push(q, ctl, headw, tailw, g):
@@ -1298,6 +1349,7 @@ def _goexit0(m, g):
         q[m.row + M_LOCKEDG] = NONE
     q[gr + G_STATUS] = G_DEAD
     q[gr + G_LOCKEDM] = NONE
+    q[gr + G_M] = NONE
     q[m.row + M_GEXITED] += 1
     gl = m.greenlets.pop(g)
     _gslot_put(m, g)

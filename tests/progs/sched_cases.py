@@ -342,13 +342,14 @@ def case_timers():
     res = mprt.chan(10)
 
     def sleeper(d, res):
+        t = time.monotonic()
         mprt.sleep(d)
-        res.send(d)
-    for d in (0.09, 0.03, 0.06):
+        res.send((d, time.monotonic() - t))
+    for d in (0.45, 0.05, 0.25):
         mprt.go(sleeper, d, res)
     t = time.monotonic()
-    order = [res.recv() for _ in range(3)]
-    out(order=order, took=time.monotonic() - t)
+    got = [res.recv() for _ in range(3)]
+    out(order=[d for d, _ in got], short=[d for d, slept in got if slept < d], took=time.monotonic() - t)
 
 
 def case_mutex():
