@@ -5,7 +5,7 @@ Glossary (as in Go's proc.go):
         the process of the M it started on.
     M   a worker process, one OS thread running goroutines, pinned to one CPU.  M0 is the process
         that called mprt.run; it runs goroutine 1 (main) and nothing else, as if main were locked
-        to it.  Ms are forked on demand by the coordinator (sysmon.py) and never exit before the
+        to it.  Ms are forked on demand by the coordinator (boot.py) and never exit before the
         program does.
     P   a processor: GOMAXPROCS of them.  An M runs goroutines only while it holds a P.  A P has a
         256-slot ring of G slots plus runnext.
@@ -15,7 +15,9 @@ so it can never move.  Hence two kinds of runnable G:
   - not started: on a P's ring or runnext, or on the global queue; any M may run it, and idle Ms
     steal half a victim's ring, as Go does.
   - started: bound to its M.  When readied it goes on its M's own ready list (Go would put it on the
-    waker's runnext); Gosched and preemption put it on its M's yield list (Go: the global tail).
+    waker's runnext): a shared list for wakers on other Ms, a process-local queue when the M readies
+    its own (no lock).  Gosched and preemption put it on the M's own yield queue, taken after the P's
+    ring and the global queue (Go: the global tail).
     An M that has bound Gs ready but no P is "needp": it waits for a P, and every P that is given
     up goes to a needp M first.  An M whose goroutine yields while a needp M waits hands its P over,
     so Ps rotate among Ms as Go's Ps rotate among goroutines.
@@ -38,9 +40,11 @@ parked goroutine runnable); the one way to wake an M is `_wakem` (post its semap
 state was changed with the sched lock held); the one stop-the-world path is `stop_the_world` /
 `start_the_world`.  Lock order: sched lock, then a P lock; a channel lock before the sched lock.
 
-Safe points: every runtime call checks the sched words GCWAITING and EXIT; a goroutine that makes
-no runtime call is reached by SIGURG, whose handler stops the M for the world when the M holds no
-runtime lock (`_M.locks == 0`), and otherwise leaves a flag that the last unlock acts on.
+Safe points: every runtime call reads the sched word ATTN (set while the world is stopping or the
+program ends) and its M's PREEMPT word (sysmon's request to yield); a goroutine that makes no
+runtime call is reached by SIGURG, whose handler stops the M for the world when the M holds no
+runtime lock (`_M.locks == 0`), and otherwise leaves a flag that the last unlock acts on.  As in Go
+1.9, a loop that never calls the runtime is not preempted.
 
 Rejected: a lock-free run queue (no compare-and-swap on shared memory from Python; every queue has
 a POSIX-semaphore lock, and the hot paths take one lock each); one mcache per P (the cache is
@@ -55,7 +59,6 @@ import pickle
 import random
 import signal
 import sys
-import threading
 import time
 from types import MethodType as _MethodType
 
@@ -232,11 +235,9 @@ class _M:
         self.goid_next = self.goid_end = 0
         self.curgoid = 0
         self.sites = {}
-        self.ncpu = 1
         self.cpus = sorted(os.sched_getaffinity(0))
         self.pinned = None
         self.dumped = 0
-        self.tls = threading.local()
 
     def plock(self, p):
         lk = self.plocks.get(p)
@@ -1275,9 +1276,11 @@ def _execute_mark(m, g):
 
 def _schedule_loop(m):
     """A worker M's main greenlet: run goroutines forever."""
-    q, _ctl = m.q, m.ctl
+    q = m.q
     while True:
         g = findrunnable(m)
+        if m.spinning:
+            _set_spinning(m, False)     # Go's resetspinning: found work, so wake another spinner
         _execute_mark(m, g)
         gl = m.greenlets.get(g)
         if gl is None:
