@@ -2,17 +2,23 @@
 
     process-local (each process)                 shared (/dev/shm, every process maps them)
     ---------------------------------            ------------------------------------------------
-    M0: the program's process                    /mprt.<rtid>.arena   the heap arena: objects,
-      Python objects, Ptr handles ----addr---->                       addressed by byte offset
-      mcache of the P it holds (free lists)      /mprt.<rtid>.heap    allocator books: spans,
-                                                                      mcentral lists, page heap,
-    worker Ms (processes), same shape                                 type table, per-P counters
-                                                 /mprt.<rtid>.roots.N one root table per process:
-    coordinator (the collector)                                       every live Ptr's address
-                                                 sem.mprt.<rtid>.lock.*  heap, types, mcentral
+    M0: the program's process, runs main         /mprt.<rtid>.ctl     the scheduler: sched words,
+      Python objects, Ptr handles ----addr--+                         P rings, M/G/sudog rows,
+      its mcache (free lists)               |                         the global run queue
+                                            +--> /mprt.<rtid>.arena   the heap arena: objects
+    worker Ms (forked by the coordinator)                             (channels, sync objects and
+      goroutines as greenlets, their frames                           messages too), by offset
+      its mcache, its timers, its local      /mprt.<rtid>.heap    allocator books: spans,
+      ready and yield queues                                          mcentral lists, page heap,
+                                                                      type table, per-cache counters
+    coordinator: sysmon (and the collector   /mprt.<rtid>.roots.N one root table per process:
+      to come); forks the Ms                                          every live Ptr's address
+                                             sem.mprt.<rtid>.*    locks (sched, P, objects, heap,
+                                                                      mcentral), one wakeup per M
 
-A process allocates from the mcache of the P it holds without locks; refills go through the
-mcentral and mheap locks.  Every Ptr alive in any process is a root in its process's root table.
+An M runs goroutines only while it holds a P; a started goroutine stays on its M.  A process
+allocates from its own mcache without locks; refills go through the mcentral and mheap locks.
+Every Ptr alive in any process is a root in its process's root table.
 
 The language level lives here: run, go, chan, select, default, sleep, syscall, struct, new, make,
 new_batch, Ptr, sizeof, Panic, panic, Goexit.  Go's package sync is mprt.sync.
