@@ -860,7 +860,9 @@ def ready(m, g):
     it, and the M is running, so nothing else needs to know."""
     q = m.q
     gr = m.ctl.gbase + g * G_WORDS
-    if q[gr + G_M] == m.id:
+    if q[gr + G_M] == m.id and m.p != NONE:
+        # only while this M holds a P: then it counts as running for checkdead, and will look at
+        # its local queue; an M without a P must show its ready goroutine in shared memory
         q[gr + G_STATUS] = G_RUNNABLE
         m.localq.append(g)
         return
@@ -1400,10 +1402,11 @@ def _fire_timers(m):
     while m.timers and m.timers[0][0] <= now:
         due.append(heapq.heappop(m.timers)[2])
     if due:
-        m.q[m.row + M_NTIMERS] = len(m.timers)
         for g in due:
             if m.q[m.ctl.g(g) + G_STATUS] == G_WAITING:
                 ready(m, g)
+        # only now: checkdead must never see neither the timer nor the goroutine it readied
+        m.q[m.row + M_NTIMERS] = len(m.timers)
 
 
 # ---- LockOSThread ----
