@@ -238,7 +238,7 @@ def test_gomaxprocs_env(val, want):
 
 def test_syscall_hands_the_p_to_another_m():
     r = result("syscall", {"GOMAXPROCS": "2"})
-    assert r["runner_before_blockers"]
+    assert r["runner_before_blockers"], r
     assert r["threads"] >= 3
 
 
