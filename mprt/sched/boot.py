@@ -341,42 +341,32 @@ def _ending_report(m):
 
 # ---- the coordinator ----
 
-def _start_coordinator(m):
+def _fork(fn, *args):
+    """Fork a child that runs fn(*args) and exits (1 with a traceback if fn raised); returns its pid.
+    Buffered output is flushed first, so the child does not print it again."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
-            _coordinator_main(m)
+            fn(*args)
         except BaseException:
             import traceback as _tb
             _tb.print_exc()
             code = 1
         finally:
             os._exit(code)
-    m.q[m.ctl.sched + S_COORDPID] = pid
+    return pid
 
 
-class _SysmonM(proc._M):
+def _start_coordinator(m):
+    m.q[m.ctl.sched + S_COORDPID] = _fork(_coordinator_main, m)
+
+
+def _SysmonM(ctl, rtid):
     """The coordinator's view: an M-shaped context with no M row, no P and no heap."""
-
-    def __init__(self, ctl, rtid):   # super().__init__ is not called: there is no M row
-        self.ctl, self.q, self.heap, self.id, self.rtid = ctl, ctl.q, None, -1, rtid
-        self.row = None
-        self.is_m0 = False
-        self.mv8 = memoryview(ctl.seg.mm)
-        self.schedlock = Lock(shm_name(rtid, "lock.sched"))
-        self.plocks, self.msems = {}, {}
-        self.stwnote = posix_ipc.Semaphore(shm_name(rtid, "note.stw"))
-        self.sysmonnote = posix_ipc.Semaphore(shm_name(rtid, "note.sysmon"))
-        self.locks = 0
-        self.sigpending = False
-        self.p = NONE
-        self.curg = NONE
-        self.lockedg = NONE
-        self.dying = False
-        self.signalled = 0
+    return proc._M(ctl, None, None, rtid, False)
 
 
 def _coordinator_main(m0):
@@ -429,19 +419,7 @@ def _spawn_ms(sm, children):
     for mid in range(q[s + S_MCOUNT]):
         r = ctl.m(mid)
         if q[r + M_STATE] == MS_STARTING and q[r + M_PID] == 0:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                code = 0
-                try:
-                    _worker_main(sm, mid)
-                except BaseException:
-                    import traceback as _tb
-                    _tb.print_exc()
-                    code = 1
-                finally:
-                    os._exit(code)
+            pid = _fork(_worker_main, sm, mid)
             q[r + M_PID] = pid
             children[pid] = mid
 

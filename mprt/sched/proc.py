@@ -203,14 +203,16 @@ class _M:
     """This process's M.  Process-local: nothing here is shared."""
 
     def __init__(self, ctl, heap, mid, rtid, is_m0):
-        self.ctl, self.q, self.heap, self.id, self.rtid = ctl, ctl.q, heap, mid, rtid
-        self.row = ctl.m(mid)
+        """mid None: the coordinator's context (sysmon, the collector): no M row, no P, no heap,
+        yet the same locks and wakeups, so it can run retake, stop the world and wake Ms."""
+        self.ctl, self.q, self.heap, self.id, self.rtid = ctl, ctl.q, heap, NONE if mid is None else mid, rtid
+        self.row = None if mid is None else ctl.m(mid)
         self.is_m0 = is_m0
         self.mv8 = memoryview(ctl.seg.mm)
         self.schedlock = Lock(shm_name(rtid, "lock.sched"))
         self.plocks = {}
         self.msems = {}
-        self.sem = self.msem(mid)
+        self.sem = None if mid is None else self.msem(mid)
         self.stwnote = posix_ipc.Semaphore(shm_name(rtid, "note.stw"))
         self.sysmonnote = posix_ipc.Semaphore(shm_name(rtid, "note.sysmon"))
         self.locks = 0
@@ -1707,12 +1709,7 @@ def _safepoint(m):
         _exiting(m)
     if q[s + S_GCWAITING] and m.p != NONE and q[s + S_STOPPER] != m.id:
         _gcstopm(m)
-        if m.p == NONE:
-            # our P went away in a resize: wait for one like any readied goroutine
-            _acq(m.schedlock)
-            _ready_locked(m, m.curg)
-            _rel(m.schedlock)
-            _switch_out(m)
+        ensure_p(m)          # our P went away in a resize: wait for one
     if q[m.row + M_PREEMPT]:
         q[m.row + M_PREEMPT] = 0
         if m.curg != NONE:
