@@ -41,18 +41,12 @@ from .ctl import (
     G_M,
     G_RUNNING,
     G_STATUS,
-    M_CPU,
     M_CURG,
     M_LOCKEDG,
-    M_NEXTP,
-    M_P,
     M_PID,
     M_PREEMPT,
-    M_RQHEAD,
-    M_RQTAIL,
     M_STATE,
     M_TID,
-    M_WORDS,
     MAXM,
     MS_DEAD,
     MS_RUNNING,
@@ -254,17 +248,10 @@ def _create_control(rtid, nprocs, ncpu, tb, godebug):
     return ctl
 
 
-def _init_mrow(q, r):
-    for w in range(M_WORDS):
-        q[r + w] = 0
-    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_CPU):
-        q[r + w] = NONE
-
-
 def _boot_m0(m):
     q, ctl = m.q, m.ctl
     r = m.row
-    _init_mrow(q, r)
+    proc.init_mrow(q, r)
     q[r + M_PID] = os.getpid()
     q[r + M_TID] = threading.get_native_id()
     q[r + M_STATE] = MS_RUNNING

@@ -809,6 +809,14 @@ def _startm_locked(m, p, spinning):
     _newm_locked(m, p, spinning)
 
 
+def init_mrow(q, r):
+    """A fresh M row: counters zero, links and ids none."""
+    for w in range(M_WORDS):
+        q[r + w] = 0
+    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_CPU):
+        q[r + w] = NONE
+
+
 def _newm_locked(m, p, spinning):
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     mid = q[s + S_MCOUNT]
@@ -824,10 +832,7 @@ def _newm_locked(m, p, spinning):
             return
         fatal("thread exhaustion", pre=f"runtime: program exceeds {limit}-thread limit\n", locked=True)
     r = ctl.m(mid)
-    for w in range(M_WORDS):
-        q[r + w] = 0
-    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_CPU):
-        q[r + w] = NONE
+    init_mrow(q, r)
     q[r + M_NEXTP] = p
     q[r + M_SPINNING] = int(spinning)
     q[r + M_STATE] = MS_STARTING
