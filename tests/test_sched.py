@@ -161,6 +161,23 @@ def test_panic_gotraceback_none():
     assert (rc, err) == (2, "panic: boom in goroutine\n")
 
 
+def test_gotraceback_crash_aborts_after_teardown():
+    rc, out, err = run("panic_goroutine", {"GOTRACEBACK": "crash"})
+    assert rc == -signal.SIGABRT
+    assert err.startswith("panic: boom in goroutine\n\ngoroutine 2 [running]:\nmprt.panic.panic(...)")  # system frames
+    assert "\n\ngoroutine 1 [sleep]:\n" in err          # and every goroutine
+
+
+def test_debug_stack_and_settraceback_only_raises():
+    rc, out, err = run("debug", {"GOTRACEBACK": "all"})
+    assert rc == 2
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["stack"].startswith("goroutine 1 [running]:\n__main__.case_debug(...)\n\t" + PROG + ":")
+    assert (r["version"], r["goos"]) == ("go1.9.2", "linux")
+    assert err.startswith("panic: after SetTraceback\n\ngoroutine 1 [running]:\n")
+    assert "\n\ngoroutine 2 [chan receive]:\n" in err     # still "all": SetTraceback("none") was ignored
+
+
 def test_recover_and_runtime_errors():
     rc, out, err = run("recover")
     assert rc == 0, err

@@ -476,6 +476,21 @@ def case_preempt():
     out(**got)
 
 
+def case_debug():
+    st = debug.Stack().decode()
+    debug.SetTraceback("none")          # cannot lower the level: GOTRACEBACK=all stays
+    ch, ready = mprt.chan(), mprt.chan()
+
+    def blocked(ch, ready):
+        ready.send(1)
+        ch.recv()
+    mprt.go(blocked, ch, ready)
+    ready.recv()
+    mprt.sleep(0.1)
+    print(json.dumps({"stack": st, "version": runtime.Version(), "goos": runtime.GOOS}), flush=True)
+    mprt.panic("after SetTraceback")
+
+
 def main():
     case = sys.argv[1]
     globals()["case_" + case]()
