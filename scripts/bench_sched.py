@@ -62,6 +62,25 @@ def _loop(n):
 
 # ---- the mprt side runs in child programs ----
 
+def round_trips():
+    """Microseconds per round trip between the caller and an echo goroutine it starts."""
+    import mprt
+    a, b = mprt.chan(), mprt.chan()
+
+    def echo(a, b, n):
+        for _ in range(n):
+            b.send(a.recv())
+    mprt.go(echo, a, b, N_RT + 100)
+    for i in range(100):
+        a.send(i)
+        b.recv()
+    t = time.perf_counter()
+    for i in range(N_RT):
+        a.send(i)
+        b.recv()
+    return (time.perf_counter() - t) / N_RT * 1e6
+
+
 def child(kind, arg):
     import numpy as np
 
@@ -85,40 +104,11 @@ def child(kind, arg):
         res["s"] = time.perf_counter() - t
 
     def chan_cross():
-        a, b = mprt.chan(), mprt.chan()
-
-        def echo(a, b, n):
-            for _ in range(n):
-                b.send(a.recv())
-        mprt.go(echo, a, b, N_RT + 100)
-        for i in range(100):
-            a.send(i)
-            b.recv()
-        t = time.perf_counter()
-        for i in range(N_RT):
-            a.send(i)
-            b.recv()
-        res["rt_us"] = (time.perf_counter() - t) / N_RT * 1e6
+        res["rt_us"] = round_trips()        # main on M0, the echo goroutine on a worker M
 
     def chan_same():
         out = mprt.chan()
-
-        def driver(out):
-            a, b = mprt.chan(), mprt.chan()
-
-            def echo(a, b, n):
-                for _ in range(n):
-                    b.send(a.recv())
-            mprt.go(echo, a, b, N_RT + 100)
-            for i in range(100):
-                a.send(i)
-                b.recv()
-            t = time.perf_counter()
-            for i in range(N_RT):
-                a.send(i)
-                b.recv()
-            out.send((time.perf_counter() - t) / N_RT * 1e6)
-        mprt.go(driver, out)
+        mprt.go(lambda: out.send(round_trips()))     # both goroutines on one worker M
         res["rt_us"] = out.recv()
 
     def cpu():

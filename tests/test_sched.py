@@ -153,7 +153,7 @@ def test_panic_gotraceback_all_shows_other_goroutines():
     rc, out, err = run("panic_all", {"GOTRACEBACK": "all"})
     assert rc == 2
     assert err.startswith("panic: with all\n\ngoroutine 1 [running]:\n")
-    assert "\n\ngoroutine 2 [chan receive]:\n__main__.case_panic_all.<locals>.blocked(...)" in err
+    assert "\n\ngoroutine 2 [chan receive]:\n__main__.blocked(...)" in err
 
 
 def test_panic_gotraceback_none():

@@ -541,25 +541,25 @@ def _coordinator_exit(sm, children):
             children.pop(pid, None)
         else:
             time.sleep(0.001)
-    for pid in list(children):
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+    _kill(children)
     os._exit(0)
 
 
 def _orphaned(sm, children):
     """M0 died without tearing down: kill the Ms and remove the runtime."""
+    _kill(children)
+    unlink_runtime(sm.rtid)
+    os._exit(0)
+
+
+def _kill(children):
+    """SIGKILL and reap the coordinator's children (Ms) still there."""
     for pid in list(children):
         try:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
-    unlink_runtime(sm.rtid)
-    os._exit(0)
 
 
 # ---- a worker M ----

@@ -217,6 +217,29 @@ def _sg_slot(m, sg):
     return b + SG_ELEMLEN, (b + SG_INLINE) * 8
 
 
+def own_sudog(m):
+    """The calling goroutine's own sudog (row g), reset for one wait; returns its row's base.  A
+    goroutine waits on one thing at a time unless it selects (select takes pool sudogs)."""
+    g = m.curg
+    q = m.q
+    b = m.ctl.sgbase + g * SG_WORDS
+    q[b + SG_G] = g
+    q[b + SG_ISSELECT] = 0
+    q[b + SG_SUCCESS] = 0
+    q[b + SG_ELEMLEN] = 0
+    return b
+
+
+def _give(m, sg, data, ptrs):
+    """Hand an encoded value to the receiver waiting in sudog sg (its channel's lock held); returns
+    the goroutine to ready once the lock is released."""
+    q = m.q
+    b = m.ctl.sgbase + sg * SG_WORDS
+    msg.put(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8, SG_INLINE_BYTES, data, ptrs)
+    q[b + SG_SUCCESS] = 1
+    return q[b + SG_G]
+
+
 # ---- channels ----
 
 class Chan:
@@ -274,10 +297,7 @@ class Chan:
         if hq[w + RECVQ]:
             sg = dequeue(m, hq, w + RECVQ)
             if sg != NONE:
-                b = m.ctl.sgbase + sg * SG_WORDS
-                msg.put(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8, SG_INLINE_BYTES, data, ptrs)
-                q[b + SG_SUCCESS] = 1
-                g = q[b + SG_G]
+                g = _give(m, sg, data, ptrs)
                 proc._rel(lk)
                 proc.ready(m, g)
                 if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
@@ -291,14 +311,9 @@ class Chan:
             if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
                 proc._safepoint(m)
             return
-        g = m.curg
-        sg = g                                  # the goroutine's own sudog
-        b = m.ctl.sgbase + sg * SG_WORDS
-        q[b + SG_G] = g
-        q[b + SG_ISSELECT] = 0
-        q[b + SG_SUCCESS] = 0
+        b = own_sudog(m)
         msg.put(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8, SG_INLINE_BYTES, data, ptrs)
-        enqueue(m, hq, w + SENDQ, sg, self._a)
+        enqueue(m, hq, w + SENDQ, m.curg, self._a)
         proc.park(W_CHANSEND, lk)
         if not q[b + SG_SUCCESS]:
             msg.drop(q, b + SG_ELEMLEN)
@@ -326,14 +341,8 @@ class Chan:
             if not ok:
                 return None, False
             return (_loads(raw) if type(raw) is bytes else msg.decode(raw)), True
-        g = m.curg
-        sg = g
-        b = m.ctl.sgbase + sg * SG_WORDS
-        q[b + SG_G] = g
-        q[b + SG_ISSELECT] = 0
-        q[b + SG_SUCCESS] = 0
-        q[b + SG_ELEMLEN] = 0
-        enqueue(m, hq, w + RECVQ, sg, self._a)
+        b = own_sudog(m)
+        enqueue(m, hq, w + RECVQ, m.curg, self._a)
         proc.park(W_CHANRECV, lk)
         if not q[b + SG_SUCCESS]:
             return None, False
@@ -508,10 +517,7 @@ def select(*cases):
             sg = dequeue(m, hq, w + RECVQ)
             data, ptrs = enc[i]
             if sg != NONE:
-                lw, io = _sg_slot(m, sg)
-                msg.put(m.mv8, m.q, lw, io, SG_INLINE_BYTES, data, ptrs)
-                m.q[m.ctl.sg(sg) + SG_SUCCESS] = 1
-                g = m.q[m.ctl.sg(sg) + SG_G]
+                g = _give(m, sg, data, ptrs)
                 unlock_all()
                 proc.ready(m, g)
                 return i, None

@@ -112,11 +112,8 @@ def decode(raw):
     """The value of a raw content; a heap message is freed once read."""
     if isinstance(raw, bytes):
         return pickle.loads(raw)
-    h = malloc.current()
-    b = h.mvq[raw >> 3]
-    blen = h.mvq[(h.object_end(b) - 8) >> 3]
-    v = loads(bytes(h.arena_u8[b:b + blen]))    # Ptrs inside become handles before the message goes
-    h.free_objects([raw, b])
+    v = loads(heap_bytes(raw))    # Ptrs inside become handles before the message goes
+    free_message(raw)
     return v
 
 
@@ -127,11 +124,10 @@ def load(mv8, q, lenw, inline_off):
 def drop(q, lenw):
     """Free a slot's heap message without reading it (a value nobody will receive)."""
     if q[lenw] == HEAP and q[lenw + 1]:
-        h = malloc.current()
         a = q[lenw + 1]
         q[lenw + 1] = 0
         q[lenw] = 0
-        h.free_objects([a, h.mvq[a >> 3]])
+        free_message(a)
 
 
 # ---- goroutine payloads: (fn, args, kwargs) ----
@@ -194,9 +190,14 @@ def decode_fn(b, hasptr):
 
 
 def heap_bytes(a):
-    """The pickle inside heap message a, and frees the message."""
+    """The pickle inside heap message a."""
     h = malloc.current()
     b = h.mvq[a >> 3]
     blen = h.mvq[(h.object_end(b) - 8) >> 3]
-    data = bytes(h.arena_u8[b:b + blen])
-    return data
+    return bytes(h.arena_u8[b:b + blen])
+
+
+def free_message(a):
+    """Free heap message a and its bytes (not the objects it points to)."""
+    h = malloc.current()
+    h.free_objects([a, h.mvq[a >> 3]])

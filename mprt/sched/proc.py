@@ -302,7 +302,7 @@ def _rel(lk):
     m.locks -= 1
     if m.sigpending and not m.locks:
         m.sigpending = False
-        _safepoint_signal(m)
+        _safepoint(m, from_signal=True)
 
 
 def _nanotime():
@@ -1347,8 +1347,7 @@ def _payload(m, g):
     q[r + G_NPTR] = 0
     if a:
         q[r + G_PAYADDR] = 0
-        h = m.heap
-        h.free_objects([a, h.mvq[a >> 3]])
+        msg.free_message(a)
     return fn, args, kwargs
 
 
@@ -1708,26 +1707,20 @@ def _check_safepoint(m):
         _safepoint(m)
 
 
-def _safepoint(m):
+def _safepoint(m, from_signal=False):
+    """Act on the program's end, a stop of the world and (not from a signal handler, which must
+    not switch goroutines) sysmon's request to yield."""
     q, s = m.q, m.ctl.sched
     if q[s + S_EXIT]:
         _exiting(m)
     if q[s + S_GCWAITING] and m.p != NONE and q[s + S_STOPPER] != m.id:
         _gcstopm(m)
-        ensure_p(m)          # our P went away in a resize: wait for one
-    if q[m.row + M_PREEMPT]:
+        if not from_signal:
+            ensure_p(m)          # our P went away in a resize: wait for one
+    if not from_signal and q[m.row + M_PREEMPT]:
         q[m.row + M_PREEMPT] = 0
         if m.curg != NONE:
             gosched()
-
-
-def _safepoint_signal(m):
-    """SIGURG reached this M with no runtime lock held."""
-    q, s = m.q, m.ctl.sched
-    if q[s + S_EXIT]:
-        _exiting(m)
-    if q[s + S_GCWAITING] and m.p != NONE and q[s + S_STOPPER] != m.id:
-        _gcstopm(m)
 
 
 def _on_sigurg(signum, frame):
@@ -1739,7 +1732,7 @@ def _on_sigurg(signum, frame):
     if m.locks:
         m.sigpending = True
         return
-    _safepoint_signal(m)
+    _safepoint(m, from_signal=True)
 
 
 # ---- endings ----

@@ -49,10 +49,9 @@ class _SemaObject:
 
     def _wait_locked(self, m, lk):
         """Queue the calling goroutine (lock held), release the lock, park."""
-        sg = chan.sudog_get(m, m.curg)
-        chan.enqueue(m, m.heap.mvq, self._w + WAITQ, sg, self._a)
+        chan.own_sudog(m)
+        chan.enqueue(m, m.heap.mvq, self._w + WAITQ, m.curg, self._a)
         proc.park(W_SEMACQUIRE, lk)
-        chan.sudog_put(m, sg)
 
 
 class WaitGroup(_SemaObject):

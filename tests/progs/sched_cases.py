@@ -195,15 +195,22 @@ def case_panic_main():
     inner()
 
 
-def case_panic_all():
-    ch, ready = mprt.chan(), mprt.chan()
+def blocked(ch, ready):
+    ready.send(1)
+    ch.recv()
 
-    def blocked(ch, ready):
-        ready.send(1)
-        ch.recv()
+
+def park_one():
+    """Start a goroutine that blocks on a channel receive for good, and let it get there."""
+    ch, ready = mprt.chan(), mprt.chan()
     mprt.go(blocked, ch, ready)
     ready.recv()
     mprt.sleep(0.1)
+    return ch
+
+
+def case_panic_all():
+    park_one()
     mprt.panic("with all")
 
 
@@ -479,14 +486,7 @@ def case_preempt():
 def case_debug():
     st = debug.Stack().decode()
     debug.SetTraceback("none")          # cannot lower the level: GOTRACEBACK=all stays
-    ch, ready = mprt.chan(), mprt.chan()
-
-    def blocked(ch, ready):
-        ready.send(1)
-        ch.recv()
-    mprt.go(blocked, ch, ready)
-    ready.recv()
-    mprt.sleep(0.1)
+    park_one()
     print(json.dumps({"stack": st, "version": runtime.Version(), "goos": runtime.GOOS}), flush=True)
     mprt.panic("after SetTraceback")
 
