@@ -1,1 +1,4 @@
-"""mprt/gc: the coordinator process and Go 1.9's collector over the shared heap (to come)."""
+"""mprt/gc: the collector.  mgc.py is the essay (the cycle, the pacer, the coordinator's part);
+mbarrier.py mark bytes, shading and the write barrier (every process); mgcmark.py roots and the
+vectorised mark; mfinal.py finalizers and the finalizer goroutine.  Sweeping frees through the
+allocator's own free path (mprt/shm/mcentral.py sweep_span_locked)."""

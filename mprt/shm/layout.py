@@ -22,13 +22,20 @@ Who may touch what (no GIL protects memory shared between processes):
                      the mcentral lock (never the same slot at once)
   t_* and tblob      the type table, append-only under the types lock; an entry is immutable once
                      hdr[H_NTYPES] covers it
+  gc[...]            the collector's words (GC_* below, mprt/gc/mgc.py says who writes each);
+                     the pause rings are the coordinator's alone
+  s_sweepgen[s]      the sweep generation a span was last swept in: under the mcentral lock of its
+                     class (small) or the heap lock (large); set for a new span when it is carved
+  gcdirty[s]         1 when a process greyed an object of span s (write barrier, root scan); set by
+                     anyone, cleared by the coordinator before it looks (mprt/gc/mgcmark.py)
+  specials, finq     finalizers set and finalizers queued: under the finalizer lock (mfinal.py)
 """
 import numpy as np
 
 from .sizeclasses import NUM_SIZE_CLASSES, PAGE_SHIFT, class_to_nobjs
 
 OS_PAGE = 4096
-MAGIC = 0x6D707274_19020001  # "mprt", go1.9.2 layout v1
+MAGIC = 0x6D707274_19020002  # "mprt", go1.9.2 layout v2 (collector)
 
 MAXP = 1024          # Go's GOMAXPROCS cap (_MaxGomaxprocs)
 MAXPROCS = 1024      # processes attached at once (each has a root table)
@@ -59,6 +66,25 @@ TBLOB_BYTES = 16 << 20
  ) = range(19)
 H_META_FREE = 32     # heap lock: H_META_FREE + sizeclass = head of that class's free meta blocks
 HDR_WORDS = H_META_FREE + NUM_SIZE_CLASSES + 1
+
+# The collector's words: region "gc" (see mprt/gc/mgc.py for their writers).
+_GC = """PHASE GEN SWEEPGEN NUMGC NUMFORCED PAUSETOTAL LASTGC REQ STARTED DONE HEAPMARKED TRIGGER
+TRIGRATIO TOTALTIME STARTNS KICKED SWEEPING NSPECIAL NFINQ FING FINGWAIT FINGRUNNING NSCVG GCTRACE
+GCPACERTRACE GCSTOPTHEWORLD GCCHECKMARK SBRK EFENCE INVALIDPTR ALLOCFREETRACE MARKBYTES MARKOBJS
+MARKNS LASTSCVG FORCEDREQ MARKCPUNS PROCRESIZENS""".split()
+for _i, _n in enumerate(_GC):
+    globals()["GC_" + _n] = _i
+GC_PAUSENS = 256          # 256-entry ring of pause lengths (ns), indexed by NumGC % 256
+GC_PAUSEEND = 512         # 256-entry ring of pause end times (Unix ns)
+GC_WORDS = 768
+assert len(_GC) <= GC_PAUSENS
+# GC_PHASE values (Go's _GCoff, _GCmark, _GCmarktermination)
+PH_OFF, PH_MARK, PH_MARKTERM = 0, 1, 2
+# mark bytes: 0 white, 1 grey (shaded by a process, waits in a dirty span), 2 black (the
+# coordinator has it, or it was allocated during the mark)
+WHITE, GREY, BLACK = 0, 1, 2
+MAXSPECIALS = 1 << 14     # finalizers set at once
+MAXFINQ = 1 << 14         # finalizers queued and not yet run
 
 # pstat columns: one row per P, written only by its holder.
 PS_NMALLOC = 0                   # + sizeclass: small objects allocated (class 0 unused)
@@ -99,6 +125,8 @@ PAGE_ARRAYS = [
     ("s_meta", np.int64, "mspan"),
     ("s_tid", np.int32, "mspan"),
     ("s_mark", np.uint8, "mspan"),
+    ("s_sweepgen", np.int32, "mspan"),
+    ("gcdirty", np.uint8, "gc"),
 ]
 SPAN_RECORD_BYTES = sum(np.dtype(d).itemsize for n, d, k in PAGE_ARRAYS if k == "mspan")
 
@@ -132,6 +160,9 @@ class Layout:
         add("free_heads", np.int32, 129, True)                 # [n] spans of n pages, [128] larger
         add("t_desc", np.int64, MAXTYPES + 1, True)            # blob offset << 24 | length
         add("t_ptroffs", np.int64, MAXTYPES + 1, True)         # blob offset << 24 | count (int32 words)
+        add("gc", np.int64, GC_WORDS, True)
+        add("specials", np.int64, MAXSPECIALS * 2, True)      # (object, finalizer message) pairs
+        add("finq", np.int64, MAXFINQ * 2, True)              # queued pairs, a FIFO from 0
         add("tblob", np.uint8, TBLOB_BYTES)
         for name, dtype, _ in PAGE_ARRAYS:
             add(name, dtype, self.maxpages)

@@ -50,6 +50,11 @@ import posix_ipc
 
 from . import mcentral, mheap
 from .layout import (
+    BLACK,
+    GC_GEN,
+    GC_KICKED,
+    GC_SWEEPGEN,
+    GC_TRIGGER,
     H_ARENA_MAX,
     H_ARENA_PAGES,
     H_GCPERCENT,
@@ -59,6 +64,7 @@ from .layout import (
     H_NEXTGC,
     H_NLARGEALLOC,
     H_OWNER_PID,
+    H_PAGES_INUSE,
     HDR_WORDS,
     MAGIC,
     MAXP,
@@ -70,6 +76,7 @@ from .layout import (
     PS_NMALLOC,
     PS_OWNER,
     PSTAT_WORDS,
+    WHITE,
     Layout,
     _round,
 )
@@ -150,6 +157,7 @@ class Heap(ObjectQueries):
             hdr[H_NEXTGC] = HEAP_MINIMUM * gcpercent // 100 if gcpercent >= 0 else -1
             hdr[H_ARENA_PAGES] = 1            # page 0 is nil
             hdr[H_META_BUMP] = 64             # meta offset 0 is "none"
+            self.gc[GC_SWEEPGEN] = 1
         self._central_locks = {}
         self.types = {}          # tid -> TypeInfo
         self.tcache = {}         # struct class / slice elem code -> TypeInfo
@@ -157,6 +165,8 @@ class Heap(ObjectQueries):
         self.types_scanned = 0
         self.mcache = None
         self.p = -1
+        self.dbg = None          # GODEBUG allocation modes (efence, allocfreetrace): mgc.set_alloc_debug
+        self._kick = None
         self._claim_slot()
         self.roots = Roots(rtid, self.slot, self.procs_mv[self.slot * PROC_WORDS:(self.slot + 1) * PROC_WORDS])
         self.lookups = self.procs_mv[self.slot * PROC_WORDS + PR_LOOKUPS:self.slot * PROC_WORDS + PR_LOOKUPS + 1]
@@ -179,6 +189,12 @@ class Heap(ObjectQueries):
 
         self._views = [base]
         self.pstat_mv = mv("pstat", "q")
+        self.gcq = mv("gc", "q")
+        self.hu8 = base               # every byte of the heap segment: mark bytes are addressed in it
+        self.hu8n = np.frombuffer(mm, dtype=np.uint8)
+        self.smark_off = self.layout.regions["s_mark"][0]
+        self.dirty_mv = mv("gcdirty", "B")
+        self._views += [self.gcq, self.dirty_mv]
         self.procs_mv = mv("procs", "q")
         self.spanof_mv = mv("spanof", "i")
         self.s_sc_mv = mv("s_sc", "h")
@@ -226,6 +242,19 @@ class Heap(ObjectQueries):
                     self.slot = i
                     return
         raise RuntimeError(f"mprt: more than {MAXPROCS} processes attached to runtime {self.rtid}")
+
+    def kick_gc(self):
+        """The heap grew past the collector's trigger: wake the coordinator (once per cycle)."""
+        gcq = self.gcq
+        if gcq[GC_KICKED] or (int(self.hdr[H_PAGES_INUSE]) << PAGE_SHIFT) < gcq[GC_TRIGGER] or gcq[GC_TRIGGER] <= 0:
+            return
+        gcq[GC_KICKED] = 1
+        try:
+            if self._kick is None:
+                self._kick = posix_ipc.Semaphore(shm_name(self.rtid, "note.sysmon"))
+            self._kick.release()
+        except posix_ipc.ExistentialError:
+            pass       # a heap with no scheduler (the allocator's own tests): no collector to wake
 
     # ---- Ps ----
 
@@ -316,17 +345,23 @@ class Heap(ObjectQueries):
         mc = self.mcache
         if mc is None:
             self._mcache()
+        if mc.gen != self.gcq[GC_GEN]:
+            mc.sync()
         fl = mc.free[sc]
         if not fl:
             mc.refill(sc)
         i = fl.pop()
         self.meta_tid_mv[mc.tidbase[sc] + i] = tid
+        if mc.black:
+            self.hu8[mc.markbase[sc] + i] = BLACK
         cls = sc >> 1
         mc.stats[PS_NMALLOC + cls] += 1
         return mc.base[sc] + i * class_to_size[cls]
 
     def alloc_large(self, nbytes, tid, noscan):
-        self._mcache()
+        mc = self._mcache()
+        if mc.gen != self.gcq[GC_GEN]:
+            mc.sync()
         npages = (nbytes + PAGE_SIZE - 1) >> PAGE_SHIFT
         if npages >= self.layout.maxpages:
             raise mheap.OutOfMemory(npages << PAGE_SHIFT, (int(self.hdr[H_ARENA_PAGES]) - 1) << PAGE_SHIFT)
@@ -336,8 +371,11 @@ class Heap(ObjectQueries):
             self.s_cached[s] = -1
             self.hdr[H_NLARGEALLOC] += 1
             self.hdr[H_LARGEALLOC] += npages << PAGE_SHIFT
+            self.s_sweepgen[s] = self.gcq[GC_SWEEPGEN]
+            self.s_mark[s] = BLACK if mc.black else WHITE
         mheap.prepare(self, s, npages, nz)
         self.s_tid[s] = tid
+        self.kick_gc()
         return s << PAGE_SHIFT
 
     def alloc_batch(self, t, n):
@@ -345,6 +383,8 @@ class Heap(ObjectQueries):
         if t.sizeclass == 0:
             return np.array([self.alloc_large(t.objsize, t.tid, t.noscan) for _ in range(n)], dtype=np.int64)
         mc = self._mcache()
+        if mc.gen != self.gcq[GC_GEN]:
+            mc.sync()
         sc, cls, stride, tid = t.spanclass, t.sizeclass, t.stride, t.tid
         nobj = class_to_nobjs[cls]
         parts = []
@@ -354,6 +394,8 @@ class Heap(ObjectQueries):
             idx = np.array(fl[-k:][::-1], dtype=np.int64)
             del fl[-k:]
             self.meta_tid[mc.tidbase[sc] + idx] = tid
+            if mc.black:
+                self.hu8n[mc.markbase[sc] + idx] = BLACK
             mc.stats[PS_NMALLOC + cls] += k
             return mc.base[sc] + idx * stride
 
@@ -364,7 +406,7 @@ class Heap(ObjectQueries):
             rem -= k
         full = rem // nobj
         if full:
-            starts = mcentral.alloc_full_spans(self, sc, full, tid)
+            starts = mcentral.alloc_full_spans(self, sc, full, tid, mc.black)
             mc.stats[PS_NMALLOC + cls] += full * nobj
             parts.append(((starts << PAGE_SHIFT)[:, None] + np.arange(nobj, dtype=np.int64) * stride).ravel())
             rem -= full * nobj

@@ -9,19 +9,30 @@ with it but its counters in pstat.
 
 Invariant: for a cached span of class sc, free[sc] holds indices of objects whose type id is zero,
 and ncached[sc] - len(free[sc]) objects were allocated from it since it was cached.
+
+The collector (mprt/gc/mgc.py): every allocation first compares `gen` with the heap's GC_GEN word,
+which changes when a mark starts and when it ends (sync).  While marking, objects are allocated
+black (their mark byte set).  When a mark has ended, the cache is flushed before anything else is
+allocated: the spans it held were not swept, and go back to their mcentral to be swept before
+anyone allocates from them again.  So an M never allocates from an unswept span, and the sweeper
+may sweep a span still cached by an M that has not synced: that M drops it unused.
 """
 import numpy as np
 
 from . import mcentral
-from .layout import NSPANCLASS, PSTAT_WORDS
+from .layout import GC_GEN, GC_PHASE, NSPANCLASS, PH_OFF, PSTAT_WORDS
 from .sizeclasses import PAGE_SHIFT, class_to_nobjs
 
 
 class MCache:
-    __slots__ = ("h", "p", "span", "free", "base", "tidbase", "ncached", "stats")
+    __slots__ = ("h", "p", "span", "free", "base", "tidbase", "markbase", "ncached", "stats", "gen",
+                 "black")
 
     def __init__(self, h, p):
         self.h, self.p = h, p
+        self.markbase = [0] * NSPANCLASS
+        self.gen = h.gcq[GC_GEN]
+        self.black = h.gcq[GC_PHASE] != PH_OFF
         self.span = [0] * NSPANCLASS
         self.free = [[] for _ in range(NSPANCLASS)]
         self.base = [0] * NSPANCLASS
@@ -45,6 +56,17 @@ class MCache:
         free = np.flatnonzero(h.meta_tid[tb:tb + nobj] == 0)[::-1].tolist()
         fl.extend(free)
         self.span[sc], self.base[sc], self.tidbase[sc], self.ncached[sc] = s, s << PAGE_SHIFT, tb, len(free)
+        self.markbase[sc] = h.meta_off + tb * 2 + 2 * nobj
+        h.kick_gc()
+
+    def sync(self):
+        """The collector changed phase since this cache last looked (see the module comment)."""
+        h = self.h
+        gen = h.gcq[GC_GEN]
+        black = h.gcq[GC_PHASE] != PH_OFF
+        if not black:
+            self.flush()
+        self.gen, self.black = gen, black
 
     def flush(self):
         """Give every cached span back (Go's releaseAll)."""

@@ -13,11 +13,18 @@ subtract at once.  A span whose count drops to zero while uncached goes back to 
 
 Free object slots are always zero, and so are their type ids: the free path zeroes an object before
 clearing its type id, so whoever sees a zero type id sees zeroed memory.  Allocation never zeroes.
+
+Sweeping (the collector's free path, `sweep_span_locked`): after a mark, every span whose
+s_sweepgen is behind the heap's GC_SWEEPGEN frees its allocated objects whose mark byte is white
+and clears its mark bytes.  The coordinator sweeps in the background; cache_span sweeps a span
+before a P may allocate from it, so no P allocates from an unswept span (mcache.py).
 """
 import numpy as np
 
 from . import mheap
 from .layout import (
+    BLACK,
+    GC_SWEEPGEN,
     H_ARENA_PAGES,
     H_LARGEFREE,
     H_META_BUMP,
@@ -96,12 +103,29 @@ def cache_span(h, sc, p):
     """Give P p a span of class sc with at least one free object (Go's mcentral.cacheSpan)."""
     cls = sc >> 1
     heads = h.central_heads
+    sg = h.gcq[GC_SWEEPGEN]
     with h.central_lock(cls):
-        s = int(heads[sc * 2])
-        if s:
+        while True:
+            s = int(heads[sc * 2])
+            if not s:
+                break
+            if h.s_sweepgen[s] != sg and not sweep_span_locked(h, s):
+                continue                       # swept empty: it went back to the page heap
             mheap.list_remove(h, heads, sc * 2, s)
             h.s_cached[s] = p
             return s
+        # spans full before the last mark may have room once swept (Go's cacheSpan does this too)
+        s = int(heads[sc * 2 + 1])
+        tries = 0
+        while s and tries < 16:
+            nxt = int(h.s_next[s])
+            if h.s_sweepgen[s] != sg:
+                tries += 1
+                if sweep_span_locked(h, s) and h.s_list[s] == L_PARTIAL:
+                    mheap.list_remove(h, heads, sc * 2, s)
+                    h.s_cached[s] = p
+                    return s
+            s = nxt
     npages = class_to_allocnpages[cls]
     with h.lock:
         s, nz, metas = _alloc_spans_locked(h, cls, npages)
@@ -109,6 +133,7 @@ def cache_span(h, sc, p):
         h.s_alloc[s] = 0
         h.s_cached[s] = p
         h.s_meta[s] = metas[0]
+        h.s_sweepgen[s] = h.gcq[GC_SWEEPGEN]
     mheap.prepare(h, s, npages, nz)
     return s
 
@@ -148,7 +173,7 @@ def _release_locked(h, cls, s):
         mheap.free_locked(h, s, needzero=False)   # every slot was zeroed when freed
 
 
-def alloc_full_spans(h, sc, k, tid):
+def alloc_full_spans(h, sc, k, tid, black=False):
     """k fresh spans of class sc with every object allocated to type tid, in one contiguous run,
     linked onto the full list (new_batch's path).  Returns the spans' first pages."""
     cls = sc >> 1
@@ -165,8 +190,11 @@ def alloc_full_spans(h, sc, k, tid):
         h.s_alloc[starts] = nobj
         h.s_cached[starts] = -1
         h.s_meta[starts] = metas
+        h.s_sweepgen[starts] = h.gcq[GC_SWEEPGEN]
     mheap.prepare(h, run, k * npg, nz)
     h.meta_tid[((metas >> 1)[:, None] + np.arange(nobj)).ravel()] = tid
+    if black:      # allocated during a mark: black
+        h.meta[((metas + 2 * nobj)[:, None] + np.arange(nobj)).ravel()] = BLACK
     heads = h.central_heads
     with h.central_lock(cls):
         first, last = int(starts[0]), int(starts[-1])
@@ -206,6 +234,56 @@ def free_small(h, s, idxs):
             elif lst == L_FULL:
                 mheap.list_remove(h, h.central_heads, sc * 2 + 1, s)
                 mheap.list_push(h, h.central_heads, sc * 2, s, L_PARTIAL)
+
+
+def sweep_span_locked(h, s, trace=None):
+    """Sweep small span s (its mcentral lock held): free the white objects, clear the marks.
+    Returns False if the span ended up empty and went back to the page heap."""
+    sc = int(h.s_sc[s])
+    cls = sc >> 1
+    size, nobj = class_to_size[cls], class_to_nobjs[cls]
+    mb = int(h.s_meta[s])
+    tids = h.meta_tid[mb >> 1:(mb >> 1) + nobj]
+    marks = h.meta[mb + 2 * nobj:mb + 3 * nobj]
+    dead = np.flatnonzero((tids != 0) & (marks == 0))
+    marks[:] = 0
+    h.s_sweepgen[s] = h.gcq[GC_SWEEPGEN]
+    k = len(dead)
+    if not k:
+        return True
+    base = s << PAGE_SHIFT
+    if trace is not None:
+        trace(base + dead * size, size)
+    h.arena_u8[base:base + nobj * size].reshape(nobj, size)[dead] = 0
+    tids[dead] = 0
+    a = int(h.s_alloc[s]) - k
+    h.s_alloc[s] = a
+    h.central_nfree[sc] += k
+    if h.s_cached[s] < 0:
+        lst = int(h.s_list[s])
+        if a == 0:
+            mheap.list_remove(h, h.central_heads, sc * 2 + (lst == L_FULL), s)
+            _release_locked(h, cls, s)
+            return False
+        if lst == L_FULL:
+            mheap.list_remove(h, h.central_heads, sc * 2 + 1, s)
+            mheap.list_push(h, h.central_heads, sc * 2, s, L_PARTIAL)
+    return True
+
+
+def sweep_large_locked(h, s, trace=None):
+    """Sweep large span s (heap lock held): free it if white, else clear its mark."""
+    h.s_sweepgen[s] = h.gcq[GC_SWEEPGEN]
+    if h.s_tid[s] == 0 or h.s_mark[s]:
+        h.s_mark[s] = 0
+        return True
+    n = int(h.s_npages[s])
+    if trace is not None:
+        trace(np.array([s << PAGE_SHIFT]), n << PAGE_SHIFT)
+    h.hdr[H_NLARGEFREE] += 1
+    h.hdr[H_LARGEFREE] += n << PAGE_SHIFT
+    mheap.free_locked(h, s, needzero=True)
+    return False
 
 
 def free_large(h, s):

@@ -11,7 +11,8 @@ identities below hold by construction for every read:
 
 What each Sys field counts in mprt (committed bytes of shared memory):
   HeapSys      the arena grown so far;           MSpanSys   span records of those pages
-  GCSys        per-object meta blocks and page maps (spanof, page flags)
+  GCSys        per-object meta blocks, page maps (spanof, page flags, dirty flags), the
+               collector's words and pause rings, the finalizer tables
   MCacheSys    the per-P counter rows;           OtherSys   header, lists, type table
   StackSys     the processes' root tables: in Go the roots live on goroutine stacks, in mprt
                they live in these tables (StackInuse is the same figure)
@@ -46,6 +47,7 @@ from .layout import (
 )
 from .sizeclasses import NUM_SIZE_CLASSES, PAGE_SHIFT, class_to_size
 
+GC_REGIONS = ("gc", "specials", "finq")
 NUM_BYSIZE = 61   # MemStats.BySize keeps Go 1.9's 61 entries
 _sizes = np.array(class_to_size, dtype=np.int64)
 
@@ -86,8 +88,9 @@ def read(h):
         "MCacheInuse": int(np.count_nonzero(pst[:, PS_OWNER])) * PSTAT_WORDS * 8,
         "MCacheSys": lay.fixed_bytes(["pstat"]),
         "BuckHashSys": 0,
-        "GCSys": int(hdr[H_META_COMMIT]) + page_arrays("gc"),
-        "OtherSys": lay.fixed_bytes([n for n in lay.fixed if n != "pstat"]) + int(hdr[H_TBLOB_COMMIT]),
+        "GCSys": int(hdr[H_META_COMMIT]) + page_arrays("gc") + lay.fixed_bytes(GC_REGIONS),
+        "OtherSys": (lay.fixed_bytes([n for n in lay.fixed if n != "pstat" and n not in GC_REGIONS])
+                     + int(hdr[H_TBLOB_COMMIT])),
         "NextGC": int(hdr[H_NEXTGC]) & (2**64 - 1),
         "EnableGC": True,
         "DebugGC": False,

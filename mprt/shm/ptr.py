@@ -22,7 +22,8 @@ import cloudpickle
 import numpy as np
 import posix_ipc
 
-from .layout import PR_ROOTBYTES
+from ..gc.mbarrier import shade, shade_vec
+from .layout import GC_PHASE, PR_ROOTBYTES
 from .segment import Segment, shm_name
 from .sizeclasses import class_to_size
 from .types import K_STRUCT, PTR_CODE, size_class
@@ -185,13 +186,22 @@ def ptr_value(h, v, where):
 
 
 def store_ptr(h, slot, a):
-    """Store address a into the pointer word at byte address slot (the write barrier's place)."""
-    h.mvq[slot >> 3] = a
+    """Store address a into the pointer word at byte address slot, through the write barrier
+    (mprt/gc/mbarrier.py): while the mark runs, the old and the new target are shaded."""
+    q = h.mvq
+    if h.gcq[GC_PHASE]:
+        shade(h, q[slot >> 3])
+        shade(h, a)
+    q[slot >> 3] = a
 
 
 def store_ptrs(h, slots, addrs):
     """Vector form of store_ptr."""
-    h.arena_i64[slots >> 3] = addrs
+    w = slots >> 3
+    if h.gcq[GC_PHASE]:
+        shade_vec(h, h.arena_i64[w])
+        shade_vec(h, addrs)
+    h.arena_i64[w] = addrs
 
 
 def _bad_value(where, dt, v, why=None):
