@@ -3,6 +3,8 @@
 This module grows with the runtime; each name does what Go's does, in Go's shapes (out-parameters
 filled in place, Go's messages).
 """
+from ..gc import mfinal as _mfinal
+from ..gc import mgc as _mgc
 from ..panic import Panic
 from ..sched import proc as _proc
 from ..sched.ctl import S_NCPU as _S_NCPU
@@ -96,12 +98,12 @@ def ReadMemStats(m):
     if pm is not None and pm.p != _proc.NONE:
         t0 = _proc.stop_the_world(pm, "read mem stats")
         try:
-            st = _mstats.read(h)
+            st = _mgc.read_stats(h, _mstats.read(h))
         finally:
             _proc.start_the_world(pm, t0)
             _proc.ensure_p(pm)
     else:
-        st = _mstats.read(h)
+        st = _mgc.read_stats(h, _mstats.read(h))
     for k, v in st.items():
         if k == "BySize":
             for e, (size, nm, nf) in zip(m.BySize, v):
@@ -163,5 +165,20 @@ def GOROOT():
 
 
 def KeepAlive(x):
-    """Go's KeepAlive: x stays reachable up to here (a Python reference does that already)."""
+    """Go's KeepAlive: x stays reachable up to here.  A Ptr held by a Python variable is a root
+    until the variable goes, so passing it here keeps it alive up to this call, as in Go."""
     return None
+
+
+# ---- the collector's part of package runtime ----
+
+def GC():
+    """Run a full collection (after the one in progress, if any) and wait until its sweep is done.
+    Only the calling goroutine waits."""
+    _mgc.request_and_wait(_proc.current_m())
+
+
+def SetFinalizer(obj, finalizer):
+    """Run finalizer(obj) once obj is unreachable (see mprt/gc/mfinal.py); finalizer None removes
+    it.  Bad arguments are fatal errors with Go's messages."""
+    _mfinal.set_finalizer(obj, finalizer)

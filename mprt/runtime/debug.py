@@ -1,9 +1,12 @@
-"""Go's runtime/debug: the scheduler's part (SetMaxThreads, SetTraceback, Stack, PrintStack)."""
+"""Go's runtime/debug: SetMaxThreads, SetTraceback, Stack, PrintStack (the scheduler's part);
+SetGCPercent, FreeOSMemory, GCStats and ReadGCStats (the collector's)."""
 import sys
 
+from ..gc import mgc as _mgc
 from ..sched import proc as _proc
 from ..sched import traceback as _tb
 from ..sched.ctl import S_TRACEBACK as _S_TRACEBACK
+from ..shm import malloc as _malloc
 
 
 def SetMaxThreads(n):
@@ -34,3 +37,61 @@ def Stack():
 
 def PrintStack():
     _tb.write_err(Stack().decode())
+
+
+# ---- the collector ----
+
+def SetGCPercent(percent):
+    """Set GOGC's value at run time (negative: off) and return the previous one.  The pacer's
+    trigger and NextGC follow at once, from the last cycle's marked heap."""
+    if isinstance(percent, bool) or not isinstance(percent, int):
+        raise TypeError(f"debug.SetGCPercent: {percent!r} is not an integer")
+    _proc.current_m()
+    return _mgc.set_gc_percent(_malloc.current(), percent)
+
+
+def FreeOSMemory():
+    """Force a collection, then return as much memory to the OS as possible (scvg-1 under gctrace)."""
+    from .. import runtime
+    runtime.GC()
+    _mgc.scavenge(_malloc.current(), -1)
+
+
+class GCStats:
+    """Go's debug.GCStats: LastGC (Unix ns), NumGC, PauseTotal, Pause (most recent first),
+    PauseEnd (likewise), PauseQuantiles; times in nanoseconds."""
+
+    __slots__ = ("LastGC", "NumGC", "PauseTotal", "Pause", "PauseEnd", "PauseQuantiles")
+
+    def __init__(self):
+        self.LastGC, self.NumGC, self.PauseTotal = 0, 0, 0
+        self.Pause, self.PauseEnd, self.PauseQuantiles = [], [], []
+
+    def __repr__(self):
+        return (f"GCStats(LastGC={self.LastGC}, NumGC={self.NumGC}, PauseTotal={self.PauseTotal}, "
+                f"Pause={self.Pause[:4]}..., PauseQuantiles={self.PauseQuantiles})")
+
+
+def ReadGCStats(stats):
+    """Fill stats as Go's does: Pause and PauseEnd most recent first (up to 256); if
+    PauseQuantiles has room (len > 0), it gets min, quantiles and max of the recorded pauses."""
+    if not isinstance(stats, GCStats):
+        raise TypeError(f"debug.ReadGCStats: want a *debug.GCStats, got {type(stats).__name__}")
+    from .. import runtime
+    ms = runtime.MemStats()
+    runtime.ReadMemStats(ms)
+    n = min(ms.NumGC, 256)
+    stats.NumGC = ms.NumGC
+    stats.LastGC = ms.LastGC
+    stats.PauseTotal = ms.PauseTotalNs
+    order = [(ms.NumGC - 1 - i) % 256 for i in range(n)]
+    stats.Pause = [ms.PauseNs[j] for j in order]
+    stats.PauseEnd = [ms.PauseEnd[j] for j in order]
+    nq = len(stats.PauseQuantiles)
+    if nq > 0:
+        if n == 0:
+            stats.PauseQuantiles = [0] * nq
+        else:
+            srt = sorted(stats.Pause)
+            stats.PauseQuantiles = [srt[int(i * (n - 1) / (nq - 1))] if nq > 1 else srt[-1] for i in range(nq)]
+

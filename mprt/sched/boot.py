@@ -26,6 +26,7 @@ import time
 import greenlet
 import posix_ipc
 
+from ..gc import mgc
 from ..shm import malloc
 from ..shm.layout import MAXP
 from ..shm.segment import Lock, shm_name, unlink_runtime
@@ -161,6 +162,8 @@ def run(main, *args):
     config.update(gomaxprocs=nprocs, gogc=gcpercent, godebug=godebug, gotraceback=tb)
     heap = malloc.create(gcpercent=gcpercent, p=0)
     rtid = heap.rtid
+    mgc.init_pacer(heap, gcpercent)
+    mgc.init_debug(heap, godebug)
     saved_affinity = os.sched_getaffinity(0)
     old_handlers = {}
     m = None
@@ -371,12 +374,10 @@ def _coordinator_main(m0):
     q, s = sm.q, ctl.sched
     children = {}
     delay, idle = SYSMON_MIN_S, 0
-    next_trace = 0
-    while True:
-        try:
-            sm.sysmonnote.acquire(delay)
-        except (posix_ipc.BusyError, posix_ipc.SignalError):
-            pass
+    trace = [0]
+
+    def tick():
+        """sysmon's duties, also run between the collector's batches of work."""
         if q[s + S_EXIT]:
             _coordinator_exit(sm, children)
         if os.getppid() != m0pid:
@@ -386,10 +387,22 @@ def _coordinator_main(m0):
         now = time.monotonic_ns()
         acted = _retake(sm, now)
         st = q[s + S_SCHEDTRACE]
-        if st > 0 and now >= next_trace:
-            if next_trace:
+        if st > 0 and now >= trace[0]:
+            if trace[0]:
                 write_schedtrace(sm, q[s + S_SCHEDDETAIL] > 0)
-            next_trace = now + st * 1_000_000
+            trace[0] = now + st * 1_000_000
+        return acted, now, st
+
+    sm.heap = malloc.attach(rtid)
+    collector = mgc.Collector(sm, sm.heap, tick)
+    while True:
+        try:
+            sm.sysmonnote.acquire(delay)
+        except (posix_ipc.BusyError, posix_ipc.SignalError):
+            pass
+        acted, now, st = tick()
+        if collector.poll(now):
+            acted = True
         if acted:
             idle = 0
             delay = SYSMON_MIN_S
@@ -398,7 +411,7 @@ def _coordinator_main(m0):
             if idle > 50:
                 delay = min(delay * 2, SYSMON_MAX_S)
         if st > 0:
-            delay = min(delay, max(SYSMON_MIN_S, (next_trace - now) / 1e9))
+            delay = min(delay, max(SYSMON_MIN_S, (trace[0] - now) / 1e9))
 
 
 def _spawn_ms(sm, children):

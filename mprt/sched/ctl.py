@@ -24,7 +24,8 @@ Who may write what (no GIL protects this memory):
   - a G's payload and bookkeeping words (creation site, parent): by its creator before it is queued.
   - an M's PID, TID, CPU, CURG, RQ* reads and its counters (GCREATED, GEXITED, NTIMERS): written by
     the M itself (RQ* with the sched lock, as other Ms push there); M_PREEMPT: set by sysmon,
-    cleared by the M.  A P's SM* words: sysmon's alone.
+    cleared by the M; M_GCSCAN: set by the collector with the world stopped, cleared by the M once
+    it has scanned its roots (mprt/gc/mgc.py).  A P's SM* words: sysmon's alone.
 Lists are singly linked through G_LINK (G lists) or M_LINK / P_LINK, -1 terminated.
 """
 import numpy as np
@@ -68,7 +69,7 @@ P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP, P_DEAD = range(5)
 
 # ---- M rows ----
 _M = """PID TID CPU P NEXTP CURG LOCKEDG STATE SPINNING RQHEAD RQTAIL PREEMPT NTIMERS STAMP WAKEUPS
-GCREATED GEXITED""".split()
+GCREATED GEXITED GCSCAN""".split()
 for _i, _n in enumerate(_M):
     globals()["M_" + _n] = _i
 M_WORDS = 32
@@ -90,9 +91,10 @@ G_INLINE_BYTES = (G_WORDS - G_INLINE) * WORD
 G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD = 0, 1, 2, 3, 4, 6
 
 WAIT_REASONS = ["", "chan receive", "chan send", "select", "select (no cases)", "semacquire", "sleep",
-                "chan receive (nil chan)", "chan send (nil chan)", "locked to thread", "GC assist wait"]
+                "chan receive (nil chan)", "chan send (nil chan)", "locked to thread", "GC assist wait",
+                "finalizer wait"]
 (W_NONE, W_CHANRECV, W_CHANSEND, W_SELECT, W_SELECTNOCASES, W_SEMACQUIRE, W_SLEEP, W_CHANRECVNIL,
- W_CHANSENDNIL, W_LOCKED, W_GCASSIST) = range(len(WAIT_REASONS))
+ W_CHANSENDNIL, W_LOCKED, W_GCASSIST, W_FINALIZER) = range(len(WAIT_REASONS))
 
 # ---- sudog rows ----
 _SG = "G NEXT PREV OBJ ISSELECT CASEI SUCCESS ELEMLEN ELEMADDR".split()

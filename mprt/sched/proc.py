@@ -66,6 +66,8 @@ import greenlet
 import numpy as np
 import posix_ipc
 
+from ..gc.mbarrier import shade_vec
+from ..gc.mfinal import fing_exists, fing_idle
 from ..shm.layout import MAXP
 from ..shm.ptr import loads
 from ..shm.segment import Lock, shm_name
@@ -101,6 +103,7 @@ from .ctl import (
     M_CPU,
     M_CURG,
     M_GCREATED,
+    M_GCSCAN,
     M_GEXITED,
     M_LOCKEDG,
     M_NEXTP,
@@ -180,6 +183,7 @@ EXIT_PANIC_CODE = 2
 
 SPIN_NS = 50_000          # how long an M with nothing to run polls before parking (a wakeup costs ~20 us)
 STW_SPIN_NS = 20_000      # how long a stopper polls for the Ms to stop before sleeping on note.stw
+STW_RESIGNAL_NS = 300_000  # and how long it waits before signalling the Ms that have not stopped again
                           # (longer would take the CPU from an M that must run to stop)
 LOCK_SPINS = 50           # sem_trywait attempts (~0.3 us each) before a contended lock sleeps
 GOID_BATCH = 16           # Go's _GoidCacheBatch
@@ -1563,7 +1567,8 @@ def stop_the_world(m, reason=""):
             pass
         if q[s + S_EXIT] and not m.is_m0:
             _exiting(m)
-        if _nanotime() - last > 10_000_000:    # a signal lost to a long C call: ask again
+        if _nanotime() - last > STW_RESIGNAL_NS:   # a signal that found the M in heap code, or lost
+            # to a long C call: ask again
             _signal_pids(pids)
             last = _nanotime()
     while True:   # drain extra posts
@@ -1697,6 +1702,10 @@ def _gcstopm(m):
         _park_m(m, 0.5 if m.is_m0 else None)
         if m.is_m0 and q[r + M_STATE] == MS_GCSTOP:
             _check_coordinator(m)
+    if q[r + M_GCSCAN]:
+        # the collector started a mark while we were stopped: our roots, before any goroutine runs
+        shade_vec(m.heap, m.heap.roots.live())
+        q[r + M_GCSCAN] = 0
     if q[r + M_P] == NONE:
         m.p = NONE
 
@@ -1723,13 +1732,29 @@ def _safepoint(m, from_signal=False):
             gosched()
 
 
+# Modules whose code a stop of the world must not interrupt: the allocator's books (an mcache
+# half-updated, a heap lock held) and the collector's barrier.  The stopper signals again.
+_HEAP_MODULES = frozenset(("mprt.shm.malloc", "mprt.shm.mcache", "mprt.shm.mcentral", "mprt.shm.mheap",
+                           "mprt.shm.ptr", "mprt.shm.mobject", "mprt.shm.segment", "mprt.gc.mbarrier",
+                           "mprt.sched.msg"))
+
+
+def _in_heap_code(frame, depth=8):
+    while frame is not None and depth:
+        if frame.f_globals.get("__name__") in _HEAP_MODULES:
+            return True
+        frame = frame.f_back
+        depth -= 1
+    return False
+
+
 def _on_sigurg(signum, frame):
     m = _m
     if m is None or m.dying:
         return
     from .traceback import maybe_dump
     maybe_dump(m, frame)
-    if m.locks:
+    if m.locks or _in_heap_code(frame):
         m.sigpending = True
         return
     _safepoint(m, from_signal=True)
@@ -1807,7 +1832,7 @@ def _checkdead_locked(m):
     for p in range(q[s + S_GOMAXPROCS]):
         if not _runqempty(m, p):
             return
-    ngor = int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum())
+    ngor = int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - fing_exists(m.heap)
     # M0 prints the report while every M is still there to show its goroutines, then ends it all
     q[s + S_DEAD] = EXIT_GOEXIT if ngor == 0 else EXIT_DEADLOCK
     _wakem(m, 0)
@@ -1865,8 +1890,9 @@ def set_max_threads(m, n):
 # ---- introspection ----
 
 def numgoroutine(m):
+    """Goroutines that exist, less the finalizer goroutine while it waits (a system goroutine)."""
     mt = _mstates(m)
-    return int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum())
+    return int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - fing_idle(m.heap)
 
 
 def wait_reason(code):

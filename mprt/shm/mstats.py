@@ -52,6 +52,25 @@ NUM_BYSIZE = 61   # MemStats.BySize keeps Go 1.9's 61 entries
 _sizes = np.array(class_to_size, dtype=np.int64)
 
 
+def _alloc_totals(h, nrows):
+    pst = h.pstat[:nrows * PSTAT_WORDS].reshape(nrows, PSTAT_WORDS)
+    nmalloc = pst[:, PS_NMALLOC:PS_NMALLOC + NUM_SIZE_CLASSES].sum(axis=0)
+    nfree = h.central_nfree.reshape(NUM_SIZE_CLASSES, 2).sum(axis=1)
+    nmalloc[0] = nfree[0] = 0
+    hdr = h.hdr
+    total = int(nmalloc @ _sizes) + int(hdr[H_LARGEALLOC])
+    return total, total - int(nfree @ _sizes) - int(hdr[H_LARGEFREE])
+
+
+def heap_alloc(h, nrows):
+    """HeapAlloc, summing only the first nrows P rows (the Ms that exist): the pacer's heap_live."""
+    return _alloc_totals(h, max(1, nrows))[1]
+
+
+def total_alloc(h, nrows):
+    return _alloc_totals(h, max(1, nrows))[0]
+
+
 def read(h):
     """A dict of every MemStats field."""
     with h.lock:

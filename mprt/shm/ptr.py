@@ -22,7 +22,7 @@ import cloudpickle
 import numpy as np
 import posix_ipc
 
-from ..gc.mbarrier import shade, shade_vec
+from ..gc import mbarrier as _mb  # (mbarrier imports shm; its functions are looked up at call time)
 from .layout import GC_PHASE, PR_ROOTBYTES
 from .segment import Segment, shm_name
 from .sizeclasses import class_to_size
@@ -190,8 +190,8 @@ def store_ptr(h, slot, a):
     (mprt/gc/mbarrier.py): while the mark runs, the old and the new target are shaded."""
     q = h.mvq
     if h.gcq[GC_PHASE]:
-        shade(h, q[slot >> 3])
-        shade(h, a)
+        _mb.shade(h, q[slot >> 3])
+        _mb.shade(h, a)
     q[slot >> 3] = a
 
 
@@ -199,8 +199,8 @@ def store_ptrs(h, slots, addrs):
     """Vector form of store_ptr."""
     w = slots >> 3
     if h.gcq[GC_PHASE]:
-        shade_vec(h, h.arena_i64[w])
-        shade_vec(h, addrs)
+        _mb.shade_vec(h, h.arena_i64[w])
+        _mb.shade_vec(h, addrs)
     h.arena_i64[w] = addrs
 
 

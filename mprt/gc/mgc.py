@@ -1,0 +1,593 @@
+"""The collector: Go 1.9's concurrent mark and sweep, run by the coordinator process.
+
+A cycle (Collector.cycle), as in mgc.go:
+  1. Sweep termination: finish sweeping the last cycle, stop the world, turn the write barrier on
+     (GC_PHASE = mark; GC_GEN moves so every mcache allocates black from its next allocation),
+     take the roots that no running M can give (root tables of Ms without a P, the control
+     segment, finalizers) and ask every M that was stopped holding a P to scan its own root table
+     at its next safe point (M_GCSCAN).  Start the world.
+  2. Concurrent mark: the coordinator drains grey objects (mgcmark.py) while the Ms run; their
+     pointer stores shade both targets, their allocations are black.  It also keeps doing sysmon's
+     work between batches (the `tick` it is given).
+  3. Mark termination: stop the world, drain what the barriers and root scans left, scan the
+     control segment again, gccheckmark if asked, queue the finalizers of unreachable objects,
+     turn the barrier off and advance GC_SWEEPGEN (every span is now unswept; the mark bytes are
+     the allocation bits to keep).  Record the pause, start the world.
+  4. Concurrent sweep: the coordinator sweeps span by span; an M that needs a span sweeps it first
+     (mcentral.cache_span); an M's cached spans are flushed before it allocates again (mcache.py).
+     Once all is swept the cycle is done (GC_DONE): runtime.GC() waits for that.
+
+The pacer is Go 1.9's: the goal is marked x (1 + GOGC/100), the trigger marked x (1 + ratio) with
+the ratio moved halfway towards the goal's each cycle (assists are not modelled: utilization is
+the 25% goal), both at least 4 MB x GOGC/100.  heap_live is HeapAlloc, exact (mstats.heap_alloc).
+An M whose allocation crosses the trigger wakes the coordinator (Heap.kick_gc); the coordinator
+also checks on every sysmon round that is a millisecond after the last check.  GOGC=off: no
+trigger, NextGC = 2^64-1, runtime.GC() still collects.  sysmon forces a cycle when none ran for
+two minutes.
+
+Shared words (heap segment region "gc", layout.py): PHASE, GEN, SWEEPGEN, the statistics and the
+pause rings are written by the coordinator only; REQ/FORCEDREQ by any M asking for a cycle (a
+max, so a lost race asks for the same cycle); KICKED by an M (set) and the coordinator (cleared);
+the GODEBUG words at boot.  H_NEXTGC and GC_TRIGGER by the coordinator and SetGCPercent, under the
+heap lock.
+
+Differences from Go, chosen: the mark is done by one process (Go's dedicated worker is 25% of
+GOMAXPROCS; here it is the coordinator, whatever GOMAXPROCS); no mark assists, so a program that
+allocates faster than the coordinator marks overshoots the goal rather than being slowed down;
+the root table of an M in a system call is read while it may be running Python (see README).
+"""
+import os
+import time
+
+import numpy as np
+
+from ..sched import proc
+from ..sched.ctl import (
+    M_GCSCAN,
+    M_PID,
+    M_STATE,
+    MS_GCSTOP,
+    MS_IDLE,
+    MS_LOCKEDWAIT,
+    MS_NEEDP,
+    MS_SYSCALL,
+    S_GOMAXPROCS,
+    S_MCOUNT,
+)
+from ..shm import mcentral, mheap, mstats
+from ..shm.layout import (
+    GC_ALLOCFREETRACE,
+    GC_CPUFRACTION,
+    GC_DONE,
+    GC_EFENCE,
+    GC_FORCEDREQ,
+    GC_GCCHECKMARK,
+    GC_GCPACERTRACE,
+    GC_GCSTOPTHEWORLD,
+    GC_GCTRACE,
+    GC_GEN,
+    GC_HEAPMARKED,
+    GC_INVALIDPTR,
+    GC_KICKED,
+    GC_LASTGC,
+    GC_LASTSCVG,
+    GC_MARKBYTES,
+    GC_MARKCPUNS,
+    GC_MARKNS,
+    GC_MARKOBJS,
+    GC_NSCVG,
+    GC_NUMFORCED,
+    GC_NUMGC,
+    GC_PAUSEEND,
+    GC_PAUSENS,
+    GC_PAUSETOTAL,
+    GC_PHASE,
+    GC_SBRK,
+    GC_STARTED,
+    GC_STARTNS,
+    GC_SWEEPGEN,
+    GC_SWEEPING,
+    GC_TOTALTIME,
+    GC_TRIGGER,
+    GC_TRIGRATIO,
+    H_ARENA_PAGES,
+    H_GCPERCENT,
+    H_NEXTGC,
+    PH_MARK,
+    PH_MARKTERM,
+    PH_OFF,
+    S_INUSE,
+)
+from ..shm.sizeclasses import PAGE_SHIFT
+from . import mfinal
+from .mbarrier import shade_vec
+from .mgcmark import BadPointer, Marker
+
+HEAP_MINIMUM = 4 << 20          # Go's defaultHeapMinimum
+TRIGGER_RATIO0 = 7 / 8          # the first cycle's trigger ratio
+GOAL_UTILIZATION = 0.25
+FORCEGC_PERIOD_NS = 2 * 60 * 1_000_000_000
+SCAVENGE_PERIOD_NS = 5 * 60 * 1_000_000_000 // 2    # Go's scavenger: every 2.5 min ...
+SCAVENGE_LIMIT_NS = 5 * 60 * 1_000_000_000          # ... releasing spans idle for 5 min
+POLL_NS = 1_000_000
+SWEEP_BATCH = 64
+MARK_BATCH = 20_000
+
+
+def _f64(h):
+    return h.gc.view(np.float64)
+
+
+# ---- the pacer (any process, heap lock held) ----
+
+def set_trigger_ratio_locked(h, ratio):
+    """Go's gcSetTriggerRatio: clamp ratio, then set GC_TRIGGER and NextGC from the marked heap."""
+    gogc = int(h.hdr[H_GCPERCENT])
+    if ratio < 0:
+        ratio = 0.0
+    elif gogc >= 0 and ratio > 0.95 * gogc / 100:
+        ratio = 0.95 * gogc / 100
+    _f64(h)[GC_TRIGRATIO] = ratio
+    marked = int(h.gc[GC_HEAPMARKED])
+    if gogc < 0:
+        h.gc[GC_TRIGGER] = -1
+        h.hdr[H_NEXTGC] = -1
+        return
+    trigger = int(marked * (1 + ratio))
+    trigger = max(trigger, HEAP_MINIMUM * gogc // 100)
+    goal = marked + marked * gogc // 100
+    h.gc[GC_TRIGGER] = trigger
+    h.hdr[H_NEXTGC] = max(goal, trigger)
+
+
+def init_pacer(h, gogc):
+    """At boot (Go's gcinit)."""
+    h.hdr[H_GCPERCENT] = gogc
+    h.gc[GC_HEAPMARKED] = int(HEAP_MINIMUM * max(gogc, 0) // 100 / (1 + TRIGGER_RATIO0))
+    with h.lock:
+        set_trigger_ratio_locked(h, TRIGGER_RATIO0)
+
+
+def set_gc_percent(h, pct):
+    """debug.SetGCPercent: returns the old setting."""
+    with h.lock:
+        old = int(h.hdr[H_GCPERCENT])
+        h.hdr[H_GCPERCENT] = -1 if pct < 0 else pct
+        set_trigger_ratio_locked(h, float(_f64(h)[GC_TRIGRATIO]))
+    return old
+
+
+def init_debug(h, godebug):
+    """GODEBUG's collector keys into the shared words (boot, before any M starts)."""
+    for key, word in (("gctrace", GC_GCTRACE), ("gcpacertrace", GC_GCPACERTRACE),
+                      ("gcstoptheworld", GC_GCSTOPTHEWORLD), ("gccheckmark", GC_GCCHECKMARK),
+                      ("sbrk", GC_SBRK), ("efence", GC_EFENCE), ("invalidptr", GC_INVALIDPTR),
+                      ("allocfreetrace", GC_ALLOCFREETRACE)):
+        h.gc[word] = max(0, int(godebug.get(key, 0)))
+    h.gc[GC_STARTNS] = time.monotonic_ns()
+
+
+# ---- gctrace formats ----
+
+def itoa_div(v, dec):
+    """Go's itoaDiv: v with a decimal point dec digits from the right."""
+    s = str(v)
+    if dec <= 0:
+        return s
+    s = s.rjust(dec + 1, "0")
+    return s[:-dec] + "." + s[-dec:]
+
+
+def fmt_ns_as_ms(ns):
+    """Go's fmtNSAsMS: whole ms from 10 ms up, else two significant digits, at most 3 decimals."""
+    ns = max(0, int(ns))
+    if ns >= 10_000_000:
+        return str(ns // 1_000_000)
+    x = ns // 1000
+    if x == 0:
+        return "0"
+    dec = 3
+    while x >= 100:
+        x //= 10
+        dec -= 1
+    return itoa_div(x, dec)
+
+
+def go_float(x):
+    """Go's print of a float64: +1.234560e+000."""
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "+Inf" if x > 0 else "-Inf"
+    m, e = f"{x:+.6e}".split("e")
+    return f"{m}e{e[0]}{int(e[1:]):03d}"
+
+
+def _err(text):
+    os.write(2, text.encode())
+
+
+# ---- the coordinator's collector ----
+
+class Collector:
+    def __init__(self, sm, h, tick):
+        self.sm, self.h, self.tick = sm, h, tick
+        self.marker = Marker(h, sm.ctl, invalidptr=bool(h.gc[GC_INVALIDPTR]))
+        self.next_poll = 0
+        self.sweep_pending = False
+        self.cycle_done = 0
+
+    # ---- deciding to run ----
+
+    def heap_live(self):
+        return mstats.heap_alloc(self.h, self.sm.q[self.sm.ctl.sched + S_MCOUNT])
+
+    def poll(self, now):
+        """One sysmon round's look: start a cycle when one is due; otherwise sweep a little."""
+        h = self.h
+        gc = h.gc
+        if gc[GC_SBRK]:
+            return False
+        forced = gc[GC_FORCEDREQ] > gc[GC_STARTED]
+        if not forced and not gc[GC_KICKED] and now < self.next_poll:
+            return self._sweep_some()
+        self.next_poll = now + POLL_NS
+        gogc = int(h.hdr[H_GCPERCENT])
+        periodic = False
+        if not forced and gogc >= 0:
+            last = int(gc[GC_LASTGC]) or int(gc[GC_STARTNS])
+            periodic = now - self._mono(last) > FORCEGC_PERIOD_NS
+        trig = gogc >= 0 and gc[GC_TRIGGER] > 0 and self.heap_live() >= gc[GC_TRIGGER]
+        gc[GC_KICKED] = 0
+        if forced or trig or periodic:
+            self.cycle(forced=forced, periodic=periodic and not trig)
+            return True
+        self._scavenge_idle(now)
+        return self._sweep_some()
+
+    def _mono(self, unix_or_mono):
+        # LASTGC is Unix time (Go's MemStats.LastGC); convert to the monotonic clock
+        if unix_or_mono > 10 ** 18:
+            return unix_or_mono - time.time_ns() + time.monotonic_ns()
+        return unix_or_mono
+
+    # ---- the cycle ----
+
+    def cycle(self, forced=False, periodic=False):
+        h, sm, mk = self.h, self.sm, self.marker
+        gc = h.gc
+        q, ctl = sm.q, sm.ctl
+        stw_mode = int(gc[GC_GCSTOPTHEWORLD])
+        self.sweep_all()
+        if periodic and gc[GC_GCTRACE]:
+            _err("GC forced\n")
+        gc[GC_STARTED] += 1
+        ncycle = int(gc[GC_STARTED])
+        goal = int(h.hdr[H_NEXTGC])
+        nprocs = int(q[ctl.sched + S_GOMAXPROCS])
+        cpu0 = time.thread_time_ns()
+
+        # 1. sweep termination
+        t_sweepterm = time.monotonic_ns()
+        t0 = proc.stop_the_world(sm, "GC sweep termination")
+        heap0 = self.heap_live()
+        alloc0 = mstats.total_alloc(h, q[ctl.sched + S_MCOUNT])
+        self.sweep_all()
+        mk.reset()
+        gc[GC_PHASE] = PH_MARK
+        gc[GC_GEN] += 1
+        self._roots_at_start(stw_mode)
+        if stw_mode:
+            self._drain_all()
+            pause1 = 0
+            t_mark = t_markterm = time.monotonic_ns()
+            t1 = t0
+        else:
+            pause1 = proc.start_the_world(sm, t0)
+            t_mark = time.monotonic_ns()
+            # 2. concurrent mark
+            idle = 0
+            while True:
+                got = mk.collect_dirty()
+                done = mk.drain(MARK_BATCH)
+                if done and not got and not self._scans_pending():
+                    idle += 1
+                    if idle > 2 and not mk.collect_dirty():
+                        break
+                    time.sleep(20e-6)
+                else:
+                    idle = 0
+                self.tick()
+            # 3. mark termination
+            t_markterm = time.monotonic_ns()
+            t1 = proc.stop_the_world(sm, "GC mark termination")
+        gc[GC_PHASE] = PH_MARKTERM
+        try:
+            self._scan_leftover_roots()
+            mk.blacken(mk.ctl_roots())
+            mk.blacken(mfinal.roots(h))
+            mk.blacken(mfinal.special_children(h))
+            self._drain_all()
+            if gc[GC_GCCHECKMARK]:
+                self._checkmark()
+        except BadPointer as e:
+            self._fatal_locked(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)")
+        nfin = mfinal.queue_unreachable(h, mk)
+        self._drain_all()          # what the queued objects point to stays too
+        alloc1 = mstats.total_alloc(h, q[ctl.sched + S_MCOUNT])
+        marked = mk.bytes + (alloc1 - alloc0)
+        heap1 = self.heap_live()
+        gc[GC_PHASE] = PH_OFF
+        gc[GC_GEN] += 1
+        gc[GC_SWEEPGEN] += 1
+        prev_marked = int(gc[GC_HEAPMARKED])
+        # the pacer, before heap_marked moves on (Go's endCycle order)
+        ratio = float(_f64(h)[GC_TRIGRATIO])
+        trig = int(gc[GC_TRIGGER])
+        if not forced and prev_marked > 0:
+            actual = heap1 / prev_marked - 1
+            gogc = int(h.hdr[H_GCPERCENT])
+            ratio_next = ratio + 0.5 * ((gogc / 100) - ratio - (actual - ratio))
+            if gc[GC_GCPACERTRACE]:
+                goalg = gogc / 100
+                _err(f"pacer: H_m_prev={prev_marked} h_t={go_float(ratio)} H_T={trig} h_a={go_float(actual)}"
+                     f" H_a={heap1} h_g={go_float(goalg)} H_g={int(prev_marked * (1 + goalg))}"
+                     f" u_a={go_float(GOAL_UTILIZATION)} u_g={go_float(GOAL_UTILIZATION)} W_a={mk.bytes}"
+                     f" goalΔ={go_float(goalg - ratio)} actualΔ={go_float(actual - ratio)}"
+                     f" u_a/u_g={go_float(1.0)}\n")
+        else:
+            ratio_next = ratio
+        gc[GC_HEAPMARKED] = marked
+        gc[GC_MARKBYTES] = mk.bytes
+        gc[GC_MARKOBJS] = mk.objs
+        if stw_mode == 2:
+            self.sweep_all()
+        # 4. restart, and the statistics of the cycle
+        pause2 = proc.start_the_world(sm, t1)
+        t_end = time.monotonic_ns()
+        if stw_mode:
+            pause1, pause2 = 0, t_end - t_sweepterm
+        with h.lock:
+            set_trigger_ratio_locked(h, ratio_next)
+        cpu = time.thread_time_ns() - cpu0
+        pause = pause1 + pause2
+        numgc = int(gc[GC_NUMGC])
+        unix_now = time.time_ns()
+        gc[GC_PAUSENS + numgc % 256] = pause
+        gc[GC_PAUSEEND + numgc % 256] = unix_now
+        gc[GC_PAUSETOTAL] += pause
+        gc[GC_LASTGC] = unix_now
+        stwprocs = min(nprocs, len(sm.cpus))
+        sweepterm_cpu = stwprocs * (t_mark - t_sweepterm)
+        markterm_cpu = stwprocs * (t_end - t_markterm)
+        mark_cpu = 0 if stw_mode else cpu
+        gc[GC_MARKCPUNS] = mark_cpu
+        gc[GC_MARKNS] = t_markterm - t_mark
+        gc[GC_TOTALTIME] += sweepterm_cpu + mark_cpu + markterm_cpu
+        total = (t_end - int(gc[GC_STARTNS])) * nprocs
+        _f64(h)[GC_CPUFRACTION] = gc[GC_TOTALTIME] / total if total > 0 else 0.0
+        if forced:
+            gc[GC_NUMFORCED] += 1
+        gc[GC_NUMGC] = numgc + 1
+        if gc[GC_GCTRACE]:
+            util = int(_f64(h)[GC_CPUFRACTION] * 100)
+            clock = "+".join(fmt_ns_as_ms(x) for x in (t_mark - t_sweepterm, t_markterm - t_mark, t_end - t_markterm))
+            cpus = (f"{fmt_ns_as_ms(sweepterm_cpu)}+{fmt_ns_as_ms(0)}/{fmt_ns_as_ms(mark_cpu)}/"
+                    f"{fmt_ns_as_ms(0)}+{fmt_ns_as_ms(markterm_cpu)}")
+            _err(f"gc {numgc + 1} @{itoa_div((t_sweepterm - int(gc[GC_STARTNS])) // 1_000_000, 3)}s {util}%: "
+                 f"{clock} ms clock, {cpus} ms cpu, {heap0 >> 20}->{heap1 >> 20}->{marked >> 20} MB, "
+                 f"{goal >> 20} MB goal, {nprocs} P" + (" (forced)" if forced else "") + "\n")
+        self.sweep_pending = True
+        self.cycle_done = ncycle
+        if nfin:
+            mfinal.wake_fing(sm, h)
+        if stw_mode == 2:
+            self._sweep_some()
+
+    # ---- roots ----
+
+    def _m_rows(self):
+        q, ctl = self.sm.q, self.sm.ctl
+        for mid in range(q[ctl.sched + S_MCOUNT]):
+            r = ctl.m(mid)
+            yield mid, r, q[r + M_STATE], q[r + M_PID]
+
+    def _roots_at_start(self, stw_mode):
+        mk, h, q = self.marker, self.h, self.sm.q
+        for mid, r, st, pid in self._m_rows():
+            if st == MS_GCSTOP and not stw_mode:
+                q[r + M_GCSCAN] = 1            # it scans its own table when the world restarts
+            elif st in (MS_GCSTOP, MS_IDLE, MS_NEEDP, MS_LOCKEDWAIT, MS_SYSCALL) and pid > 0:
+                slot = mk.slot_of_pid(pid)
+                if slot is not None:
+                    mk.blacken(mk.root_table(slot))
+        mk.blacken(mk.ctl_roots())
+        mk.blacken(mfinal.roots(h))
+        mk.blacken(mfinal.special_children(h))
+
+    def _scans_pending(self):
+        q = self.sm.q
+        return any(q[r + M_GCSCAN] for _, r, _, _ in self._m_rows())
+
+    def _scan_leftover_roots(self):
+        """At mark termination: an M that has not scanned its table yet (it died, or lost its P in
+        a resize) is scanned here, the world stopped."""
+        mk, q = self.marker, self.sm.q
+        for mid, r, st, pid in self._m_rows():
+            if q[r + M_GCSCAN]:
+                q[r + M_GCSCAN] = 0
+                slot = mk.slot_of_pid(pid) if pid > 0 else None
+                if slot is not None:
+                    mk.blacken(mk.root_table(slot))
+
+    def _drain_all(self):
+        mk = self.marker
+        while True:
+            mk.collect_dirty()
+            mk.drain()
+            if not mk.collect_dirty() and not mk.pending():
+                return
+
+    def _checkmark(self):
+        mk, h = self.marker, self.h
+        roots = [mk.ctl_roots(), mfinal.roots(h), mfinal.special_children(h)]
+        for mid, r, st, pid in self._m_rows():
+            slot = mk.slot_of_pid(pid) if pid > 0 else None
+            if slot is not None:
+                roots.append(mk.root_table(slot))
+        w = mk.checkmark(np.concatenate(roots))
+        if w is not None:
+            self._fatal_locked(f"runtime:greyobject: checkmarks finds unexpected unmarked object obj={w:#x}\n",
+                               "checkmark found unmarked object")
+
+    def _fatal_locked(self, pre, msg):
+        """A fatal error found while the world is stopped: report it, end the program."""
+        from ..sched import traceback as tb
+        tb.write_err(pre + f"fatal error: {msg}\n")
+        proc.request_exit(self.sm, 2, proc.EXIT_FATAL)
+        proc.start_the_world(self.sm, time.monotonic_ns())
+        raise SystemExit(2)
+
+    # ---- sweeping ----
+
+    def _unswept(self):
+        h = self.h
+        n = int(h.hdr[H_ARENA_PAGES])
+        sg = h.gc[GC_SWEEPGEN]
+        return np.flatnonzero((h.s_state[:n] == S_INUSE) & (h.s_sweepgen[:n] != sg))
+
+    def _sweep_some(self, limit=SWEEP_BATCH):
+        if not self.sweep_pending:
+            return False
+        spans = self._unswept()
+        if not len(spans):
+            self.sweep_pending = False
+            self.h.gc[GC_DONE] = self.cycle_done
+            self.h.gc[GC_SWEEPING] = 0
+            return False
+        self._sweep(spans[:limit])
+        return True
+
+    def sweep_all(self):
+        while True:
+            spans = self._unswept()
+            if not len(spans):
+                break
+            for i in range(0, len(spans), 256):
+                self._sweep(spans[i:i + 256])
+                self.tick()
+        if self.sweep_pending:
+            self.sweep_pending = False
+            self.h.gc[GC_DONE] = self.cycle_done
+
+    def _sweep(self, spans):
+        h = self.h
+        sg = h.gc[GC_SWEEPGEN]
+        trace = _tracefree if h.gc[GC_ALLOCFREETRACE] else None
+        cls = h.s_sc[spans].astype(np.int64) >> 1
+        for s, c in zip(spans.tolist(), cls.tolist()):
+            if c == 0:
+                with h.lock:
+                    if h.s_state[s] == S_INUSE and h.s_sweepgen[s] != sg and (int(h.s_sc[s]) >> 1) == 0:
+                        if h.gc[GC_EFENCE]:
+                            _efence_free_locked(h, s, trace)
+                        else:
+                            mcentral.sweep_large_locked(h, s, trace)
+                continue
+            with h.central_lock(c):
+                if h.s_state[s] == S_INUSE and h.s_sweepgen[s] != sg and (int(h.s_sc[s]) >> 1) == c:
+                    mcentral.sweep_span_locked(h, s, trace)
+
+    # ---- the scavenger ----
+
+    def _scavenge_idle(self, now):
+        gc = self.h.gc
+        last = int(gc[GC_LASTSCVG]) or int(gc[GC_STARTNS])
+        if now - last < SCAVENGE_PERIOD_NS:
+            return
+        gc[GC_LASTSCVG] = now
+        scavenge(self.h, int(gc[GC_NSCVG]))
+        gc[GC_NSCVG] += 1
+
+
+def scavenge(h, k):
+    """Return idle pages to the OS; scvg lines under gctrace (k = -1 for FreeOSMemory)."""
+    released = h.scavenge()
+    if h.gc[GC_GCTRACE]:
+        st = mstats.read(h)
+        if released >> 20:
+            _err(f"scvg{k}: {released >> 20} MB released\n")
+        _err(f"scvg{k}: inuse: {st['HeapInuse'] >> 20}, idle: {st['HeapIdle'] >> 20}, sys: {st['HeapSys'] >> 20}, "
+             f"released: {st['HeapReleased'] >> 20}, consumed: {(st['HeapSys'] - st['HeapReleased']) >> 20} (MB)\n")
+    return released
+
+
+def _tracefree(addrs, size):
+    _err("".join(f"tracefree({a:#x}, {size:#x})\n" for a in np.asarray(addrs).tolist()))
+
+
+def _efence_free_locked(h, s, trace):
+    """efence=1: a white large object's pages go back to the OS and are never handed out again."""
+    if h.s_tid[s] == 0 or h.s_mark[s]:
+        h.s_mark[s] = 0
+        h.s_sweepgen[s] = h.gc[GC_SWEEPGEN]
+        return
+    n = int(h.s_npages[s])
+    if trace is not None:
+        trace(np.array([s << PAGE_SHIFT]), n << PAGE_SHIFT)
+    from ..shm.layout import H_LARGEFREE, H_NLARGEFREE
+    h.hdr[H_NLARGEFREE] += 1
+    h.hdr[H_LARGEFREE] += n << PAGE_SHIFT
+    h.s_tid[s] = 0
+    h.s_mark[s] = 0
+    h.s_sweepgen[s] = h.gc[GC_SWEEPGEN]
+    h.arena.release(s << PAGE_SHIFT, n << PAGE_SHIFT)
+
+
+# ---- what the Ms call ----
+
+def request_and_wait(m):
+    """runtime.GC(): run a full cycle (after the one in progress, if any) and wait for its sweep.
+    Only the calling goroutine waits; its M runs others meanwhile."""
+    h = m.heap
+    gc = h.gc
+    if gc[GC_SBRK]:
+        return
+    target = int(gc[GC_STARTED]) + 1
+    if gc[GC_FORCEDREQ] < target:
+        gc[GC_FORCEDREQ] = target
+    m.sysmonnote.release()
+    delay = 50e-6
+    while gc[GC_DONE] < target:
+        if gc[GC_FORCEDREQ] < target:
+            gc[GC_FORCEDREQ] = target
+        proc.sleep(delay)
+        delay = min(delay * 2, 2e-3)
+
+
+def scan_if_asked(m):
+    """At a safe point: scan this M's root table if the collector asked (mgc step 1)."""
+    q, r = m.q, m.row
+    if r is not None and q[r + M_GCSCAN]:
+        shade_vec(m.heap, m.heap.roots.live())
+        q[r + M_GCSCAN] = 0
+
+
+def read_stats(h, st):
+    """Add the collector's MemStats fields to st (a dict from mstats.read)."""
+    gc = h.gc
+    st["NumGC"] = int(gc[GC_NUMGC])
+    st["NumForcedGC"] = int(gc[GC_NUMFORCED])
+    st["PauseTotalNs"] = int(gc[GC_PAUSETOTAL])
+    st["PauseNs"] = [int(x) for x in gc[GC_PAUSENS:GC_PAUSENS + 256]]
+    st["PauseEnd"] = [int(x) for x in gc[GC_PAUSEEND:GC_PAUSEEND + 256]]
+    st["LastGC"] = int(gc[GC_LASTGC])
+    st["GCCPUFraction"] = float(_f64(h)[GC_CPUFRACTION])
+    st["EnableGC"] = True
+    st["DebugGC"] = False
+    return st
+
+
+__all__ = ["Collector", "request_and_wait", "scan_if_asked", "read_stats", "set_gc_percent",
+           "init_pacer", "init_debug", "scavenge", "fmt_ns_as_ms", "itoa_div", "go_float", "mheap",
+           "PH_MARK"]
