@@ -213,10 +213,7 @@ def _runfinq():
         del batch, obj, fn
 
 
-def fing_idle(h):
-    """1 if the finalizer goroutine exists and is a system goroutine now (waiting), else 0."""
-    return 1 if h is not None and h.gc[GC_FING] > 0 and h.gc[GC_FINGWAIT] else 0
-
-
-def fing_exists(h):
+def fing_system(h):
+    """1 if the finalizer goroutine exists and counts as a system goroutine now (it is not running
+    finalizers: Go's isSystemGoroutine), else 0."""
     return 1 if h is not None and h.gc[GC_FING] != 0 and not h.gc[GC_FINGRUNNING] else 0

@@ -46,11 +46,9 @@ from ..sched.ctl import (
     M_GCSCAN,
     M_PID,
     M_STATE,
+    MS_DEAD,
+    MS_FREE,
     MS_GCSTOP,
-    MS_IDLE,
-    MS_LOCKEDWAIT,
-    MS_NEEDP,
-    MS_SYSCALL,
     S_GOMAXPROCS,
     S_MCOUNT,
 )
@@ -209,6 +207,14 @@ def _err(text):
 
 # ---- the coordinator's collector ----
 
+class _Fatal(Exception):
+    pass
+
+
+class _Aborted(Exception):
+    """The cycle ended the program (a fatal error)."""
+
+
 class Collector:
     def __init__(self, sm, h, tick):
         self.sm, self.h, self.tick = sm, h, tick
@@ -240,7 +246,12 @@ class Collector:
         trig = gogc >= 0 and gc[GC_TRIGGER] > 0 and self.heap_live() >= gc[GC_TRIGGER]
         gc[GC_KICKED] = 0
         if forced or trig or periodic:
-            self.cycle(forced=forced, periodic=periodic and not trig)
+            try:
+                self.cycle(forced=forced, periodic=periodic and not trig)
+            except BadPointer as e:
+                self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)")
+            except _Aborted:
+                pass
             return True
         self._scavenge_idle(now)
         return self._sweep_some()
@@ -310,8 +321,10 @@ class Collector:
             self._drain_all()
             if gc[GC_GCCHECKMARK]:
                 self._checkmark()
+        except _Fatal as e:
+            self._fatal(*e.args, stopped_at=t1)
         except BadPointer as e:
-            self._fatal_locked(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)")
+            self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)", t1)
         nfin = mfinal.queue_unreachable(h, mk)
         self._drain_all()          # what the queued objects point to stays too
         alloc1 = mstats.total_alloc(h, q[ctl.sched + S_MCOUNT])
@@ -376,7 +389,7 @@ class Collector:
                     f"{fmt_ns_as_ms(0)}+{fmt_ns_as_ms(markterm_cpu)}")
             _err(f"gc {numgc + 1} @{itoa_div((t_sweepterm - int(gc[GC_STARTNS])) // 1_000_000, 3)}s {util}%: "
                  f"{clock} ms clock, {cpus} ms cpu, {heap0 >> 20}->{heap1 >> 20}->{marked >> 20} MB, "
-                 f"{goal >> 20} MB goal, {nprocs} P" + (" (forced)" if forced else "") + "\n")
+                 f"{(goal & (2 ** 64 - 1)) >> 20} MB goal, {nprocs} P" + (" (forced)" if forced else "") + "\n")
         self.sweep_pending = True
         self.cycle_done = ncycle
         if nfin:
@@ -397,7 +410,8 @@ class Collector:
         for mid, r, st, pid in self._m_rows():
             if st == MS_GCSTOP and not stw_mode:
                 q[r + M_GCSCAN] = 1            # it scans its own table when the world restarts
-            elif st in (MS_GCSTOP, MS_IDLE, MS_NEEDP, MS_LOCKEDWAIT, MS_SYSCALL) and pid > 0:
+            elif pid > 0 and st not in (MS_FREE, MS_DEAD):
+                # no P: idle, waiting for a P, locked, in a system call, or on its way to one of these
                 slot = mk.slot_of_pid(pid)
                 if slot is not None:
                     mk.blacken(mk.root_table(slot))
@@ -437,16 +451,19 @@ class Collector:
                 roots.append(mk.root_table(slot))
         w = mk.checkmark(np.concatenate(roots))
         if w is not None:
-            self._fatal_locked(f"runtime:greyobject: checkmarks finds unexpected unmarked object obj={w:#x}\n",
-                               "checkmark found unmarked object")
+            raise _Fatal(f"runtime:greyobject: checkmarks finds unexpected unmarked object obj={w:#x}\n",
+                         "checkmark found unmarked object")
 
-    def _fatal_locked(self, pre, msg):
-        """A fatal error found while the world is stopped: report it, end the program."""
+    def _fatal(self, pre, msg, stopped_at=None):
+        """A fatal error found by the collector: report it and end the program (the world is
+        restarted first if it was stopped, so that M0 can tear down)."""
         from ..sched import traceback as tb
         tb.write_err(pre + f"fatal error: {msg}\n")
         proc.request_exit(self.sm, 2, proc.EXIT_FATAL)
-        proc.start_the_world(self.sm, time.monotonic_ns())
-        raise SystemExit(2)
+        self.h.gc[GC_PHASE] = PH_OFF
+        if stopped_at is not None:
+            proc.start_the_world(self.sm, stopped_at)
+        raise _Aborted()
 
     # ---- sweeping ----
 

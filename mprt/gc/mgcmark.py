@@ -51,6 +51,7 @@ from .mbarrier import mark_index, mark_indices, shade_vec
 
 _size = np.array(class_to_size, dtype=np.int64)
 _nobj = np.array(class_to_nobjs, dtype=np.int64)
+_STRUCT, _PTRS, _NOSCAN = "struct", "[]Ptr", "noscan"    # how an object is scanned
 NARROW = 64          # a frontier narrower than this is followed depth first
 WIDE = 1024          # ... until the depth-first stack holds this many
 
@@ -162,7 +163,7 @@ class Marker:
         """Blacken the objects other processes greyed (found through dirty spans)."""
         h = self.h
         npages = int(h.hdr[H_ARENA_PAGES])
-        d = np.flatnonzero(h.gcdirty[:npages])
+        d = np.flatnonzero(h.gcdirty[:npages] != 0)     # (a copy: other processes write the flags)
         if not len(d):
             return 0
         h.gcdirty[d] = 0
@@ -229,9 +230,9 @@ class Marker:
         if ent is None:
             t = self.h.typeinfo(tid)
             if t.kind == K_STRUCT:
-                ent = (K_STRUCT, t.ptroffs.tolist(), t.ptroffs)
+                ent = (_STRUCT, t.ptroffs.tolist(), t.ptroffs)
             else:
-                ent = (0 if t.elem is not None else 1, None, None)     # 0: no pointers, 1: []Ptr
+                ent = (_NOSCAN if t.elem is not None else _PTRS, None, None)
             self._offs[tid] = ent
         return ent
 
@@ -282,10 +283,10 @@ class Marker:
             if tid == 0:
                 continue          # freed while queued (an explicitly freed message): nothing to scan
             kind, _, offs = self._type(tid)
-            if kind == K_STRUCT:
+            if kind == _STRUCT:
                 if len(offs):
                     slots.append((sel[:, None] + offs).ravel())
-            elif kind == 1:
+            elif kind == _PTRS:
                 lens = h.arena_i64[(h.object_ends(sel) - 8) >> 3]
                 tot = int(lens.sum())
                 if tot:
@@ -333,25 +334,22 @@ class Marker:
             if not tid:
                 continue
             kind, offs, _ = self._type(tid)
-            if kind == K_STRUCT:
+            if kind == _STRUCT:
                 if not offs:
                     continue
                 kids = [mvq[(a + o) >> 3] for o in offs]
-            elif kind == 1:
+            elif kind == _PTRS:
                 ln = mvq[(h.object_end(a) - 8) >> 3]
-                if ln > 64:
-                    self.frontier.append(np.array([a], dtype=np.int64))   # rescanned wide: harmless
-                    continue
                 kids = mvq[a >> 3:(a >> 3) + ln].tolist()
             else:
                 continue
             for k in kids:
-                if k <= 0 or k >= limit:
-                    if k and self.invalidptr:
-                        self._valid(np.array([k], dtype=np.int64), np.array([a], dtype=np.int64))
+                if not k:
                     continue
                 if self.invalidptr:
                     self._valid(np.array([k], dtype=np.int64), np.array([a], dtype=np.int64))
+                elif k < 0 or k >= limit:
+                    continue
                 i = mark_index(h, k)
                 if hu8[i] != BLACK:
                     hu8[i] = BLACK
@@ -377,10 +375,7 @@ class Marker:
             slots = h.pointer_slots(front)
             c = h.arena_i64[slots >> 3] if len(slots) else np.zeros(0, dtype=np.int64)
             c = np.unique(self._valid(c[c != 0], None))
-            if len(c):
-                c = c[~np.isin(c, np.fromiter(seen, dtype=np.int64, count=len(seen)))] if len(seen) < 4 * len(c) \
-                    else np.array([x for x in c.tolist() if x not in seen], dtype=np.int64)
-            front = c
+            front = np.array([x for x in c.tolist() if x not in seen], dtype=np.int64)
         return None
 
 

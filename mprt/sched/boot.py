@@ -177,6 +177,9 @@ def run(main, *args):
             old_handlers[sig] = signal.getsignal(sig)
         _setup_common_signals()
         signal.signal(signal.SIGTERM, _on_sigterm)
+        for sig in (signal.SIGCHLD, signal.SIGALRM):
+            old_handlers[sig] = signal.getsignal(sig)
+        signal.signal(signal.SIGCHLD, _on_sigchld)
         if old_handlers[signal.SIGINT] is signal.default_int_handler:
             signal.signal(signal.SIGINT, _on_sigterm)
         proc._acquirep(m, 0)
@@ -194,6 +197,44 @@ def run(main, *args):
         os.kill(os.getpid(), signal.SIGABRT)
     if code:
         raise SystemExit(code)
+
+
+def _on_sigchld(signum, frame):
+    """M0's child is the coordinator: if it died, the program ends with a fatal error at once (the
+    Ms, its children, die with it: PR_SET_PDEATHSIG)."""
+    m = proc._m
+    if m is None or m.dying or not m.is_m0:
+        return
+    q, s = m.q, m.ctl.sched
+    pid = q[s + S_COORDPID]
+    if pid <= 0:
+        return
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        done, status = pid, 0
+    if not done:
+        return
+    q[s + S_COORDPID] = 0
+    if not q[s + S_EXIT]:
+        how = (f"signal {signal.Signals(-os.waitstatus_to_exitcode(status)).name}" if os.WIFSIGNALED(status)
+               else f"exit status {os.waitstatus_to_exitcode(status)}")
+        traceback.write_err(f"fatal error: runtime: the coordinator process (sysmon and the collector, "
+                            f"pid {pid}) died: {how}\n")
+        proc.request_exit(m, 2, EXIT_FATAL)
+    _unwind_m0(signal.SIGALRM, frame)
+
+
+def _unwind_m0(signum, frame):
+    """The program ends: unwind main, unless it is inside heap code, where a timer asks again."""
+    m = proc._m
+    if m is None or m.dying:
+        return
+    if m.locks or proc._in_heap_code(frame):
+        signal.signal(signal.SIGALRM, _unwind_m0)
+        signal.setitimer(signal.ITIMER_REAL, 0.002)
+        return
+    raise proc._Exiting()
 
 
 class _Terminated(BaseException):
@@ -378,12 +419,7 @@ def _coordinator_main(m0):
 
     def tick():
         """sysmon's duties, also run between the collector's batches of work."""
-        if q[s + S_EXIT]:
-            _coordinator_exit(sm, children)
-        if os.getppid() != m0pid:
-            _orphaned(sm, children)
-        _spawn_ms(sm, children)
-        _reap(sm, children)
+        must_do()
         now = time.monotonic_ns()
         acted = _retake(sm, now)
         st = q[s + S_SCHEDTRACE]
@@ -393,6 +429,15 @@ def _coordinator_main(m0):
             trace[0] = now + st * 1_000_000
         return acted, now, st
 
+    def must_do():
+        if q[s + S_EXIT]:
+            _coordinator_exit(sm, children)
+        if os.getppid() != m0pid:
+            _orphaned(sm, children)
+        _spawn_ms(sm, children)
+        _reap(sm, children)
+
+    sm.stw_hook = must_do
     sm.heap = malloc.attach(rtid)
     collector = mgc.Collector(sm, sm.heap, tick)
     while True:
@@ -645,6 +690,7 @@ def _teardown(m, heap, saved_affinity, old_handlers):
         from . import msg
         msg._FN_CACHE.clear()       # their handles belong to this runtime
         msg._FN_DEC.clear()
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, h in old_handlers.items():
             try:
                 signal.signal(sig, h)

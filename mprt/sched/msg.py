@@ -3,7 +3,9 @@
 A value is pickled once by the sender.  Where it lands is a *slot*: a length word, an address word
 and some inline bytes, in a G row (the payload of a goroutine not yet started), a sudog (an element
 handed to a parked goroutine) or a channel's buffer (a heap object).  A short pickle that carries no
-heap pointer sits inline (length >= 0).  Anything else is a heap message (length -1, the address
+heap pointer sits inline (length >= 0).  Every heap message address written to or taken from a
+slot is shaded while the collector marks (mprt/gc/mbarrier.py): slots move pointers between
+processes, so they take the write barrier's both halves.  Anything else is a heap message (length -1, the address
 word set): a pointer slice [bytes, p1, ..., pk] whose element 0 is a uint8 slice holding the pickle
 and whose other elements are the heap objects the value points to, so the collector finds them by
 tracing from the slot.  The receiver frees the heap message once it has unpickled it.
@@ -18,6 +20,7 @@ import types
 import numpy as np
 from cloudpickle import cloudpickle as _cp
 
+from ..gc.mbarrier import shade_word
 from ..shm import malloc
 from ..shm.ptr import Ptr, _Pickler, loads
 
@@ -70,7 +73,9 @@ def put(mv8, q, lenw, inline_off, inline_cap, data, ptrs):
         q[lenw + 1] = 0
         q[lenw] = n
         return
-    q[lenw + 1] = heap_message(data, ptrs)
+    a = heap_message(data, ptrs)
+    shade_word(malloc._cur, a)
+    q[lenw + 1] = a
     q[lenw] = HEAP
 
 
@@ -90,7 +95,8 @@ def take(mv8, q, lenw, inline_off):
     if n >= 0:
         return bytes(mv8[inline_off:inline_off + n])
     a = q[lenw + 1]
-    q[lenw + 1] = 0
+    shade_word(malloc._cur, a)     # the deletion half of the barrier: a slot in a channel's buffer
+    q[lenw + 1] = 0                # is a heap word the mark may not have reached yet
     q[lenw] = 0
     return a
 
@@ -104,6 +110,7 @@ def put_raw(mv8, q, lenw, inline_off, inline_cap, raw):
             q[lenw] = len(raw)
             return
         raw = heap_message(raw, ())
+    shade_word(malloc._cur, raw)
     q[lenw + 1] = raw
     q[lenw] = HEAP
 

@@ -66,8 +66,8 @@ import greenlet
 import numpy as np
 import posix_ipc
 
-from ..gc.mbarrier import shade_vec
-from ..gc.mfinal import fing_exists, fing_idle
+from ..gc.mbarrier import shade_vec, shade_word
+from ..gc.mfinal import fing_system
 from ..shm.layout import MAXP
 from ..shm.ptr import loads
 from ..shm.segment import Lock, shm_name
@@ -244,6 +244,8 @@ class _M:
         self.cpus = sorted(os.sched_getaffinity(0))
         self.pinned = None
         self.dumped = 0
+        self.in_gcstop = False    # parked for a stop of the world (a signal then has nothing to do)
+        self.stw_hook = None      # the coordinator: sysmon's must-do work while it waits for a stop
 
     def plock(self, p):
         lk = self.plocks.get(p)
@@ -485,8 +487,10 @@ def go(fn, *args, **kwargs):
         q[r + G_NPTR] = len(ptrs)
         for i, p in enumerate(ptrs):
             q[r + G_PTR0 + i] = p._a       # the arguments' heap objects stay reachable from the row
+            shade_word(m.heap, p._a)
     else:
-        q[r + G_PAYADDR] = msg.heap_message(data, ptrs)
+        q[r + G_PAYADDR] = a = msg.heap_message(data, ptrs)
+        shade_word(m.heap, a)
         q[r + G_PAYLEN] = msg.HEAP
         q[r + G_NPTR] = len(ptrs)
     q[r + G_STATUS] = G_RUNNABLE
@@ -1311,6 +1315,7 @@ def _gmain(g):
     """A goroutine's greenlet: runs one goroutine, then waits in the pool for the next."""
     m = _m
     while True:
+        fn = args = kwargs = None
         try:
             fn, args, kwargs = _payload(m, g)
             fn(*args, **kwargs)
@@ -1326,6 +1331,7 @@ def _gmain(g):
         except BaseException as e:
             from .traceback import gopanic
             gopanic(m, e)
+        fn = args = kwargs = None       # an ended goroutine holds nothing (its Ptrs are roots)
         g = _goexit0(m, g)
 
 
@@ -1561,6 +1567,8 @@ def stop_the_world(m, reason=""):
     while q[s + S_STOPWAIT] > 0 and _nanotime() < spin_until:
         pass      # a brief poll: the Ms often stop within a signal's delivery
     while q[s + S_STOPWAIT] > 0:
+        if m.stw_hook is not None:
+            m.stw_hook()        # the coordinator forks Ms: one may be owed a P we wait for
         try:
             m.stwnote.acquire(0.002)
         except (posix_ipc.BusyError, posix_ipc.SignalError):
@@ -1696,12 +1704,16 @@ def _gcstopm(m):
             m.stwnote.release()
     q[r + M_STATE] = MS_GCSTOP
     _rel(m.schedlock)
-    while q[r + M_STATE] == MS_GCSTOP:
-        if q[s + S_EXIT]:
-            _exiting(m)
-        _park_m(m, 0.5 if m.is_m0 else None)
-        if m.is_m0 and q[r + M_STATE] == MS_GCSTOP:
-            _check_coordinator(m)
+    m.in_gcstop = True
+    try:
+        while q[r + M_STATE] == MS_GCSTOP:
+            if q[s + S_EXIT]:
+                _exiting(m)
+            _park_m(m, 0.5 if m.is_m0 else None)
+            if m.is_m0 and q[r + M_STATE] == MS_GCSTOP:
+                _check_coordinator(m)
+    finally:
+        m.in_gcstop = False
     if q[r + M_GCSCAN]:
         # the collector started a mark while we were stopped: our roots, before any goroutine runs
         shade_vec(m.heap, m.heap.roots.live())
@@ -1754,6 +1766,8 @@ def _on_sigurg(signum, frame):
         return
     from .traceback import maybe_dump
     maybe_dump(m, frame)
+    if m.in_gcstop:
+        return
     if m.locks or _in_heap_code(frame):
         m.sigpending = True
         return
@@ -1832,7 +1846,7 @@ def _checkdead_locked(m):
     for p in range(q[s + S_GOMAXPROCS]):
         if not _runqempty(m, p):
             return
-    ngor = int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - fing_exists(m.heap)
+    ngor = int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - fing_system(m.heap)
     # M0 prints the report while every M is still there to show its goroutines, then ends it all
     q[s + S_DEAD] = EXIT_GOEXIT if ngor == 0 else EXIT_DEADLOCK
     _wakem(m, 0)
@@ -1890,9 +1904,9 @@ def set_max_threads(m, n):
 # ---- introspection ----
 
 def numgoroutine(m):
-    """Goroutines that exist, less the finalizer goroutine while it waits (a system goroutine)."""
+    """Goroutines that exist, less the finalizer goroutine unless it is running finalizers."""
     mt = _mstates(m)
-    return int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - fing_idle(m.heap)
+    return int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - fing_system(m.heap)
 
 
 def wait_reason(code):
