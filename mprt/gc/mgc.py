@@ -278,12 +278,11 @@ class Collector:
         nprocs = int(q[ctl.sched + S_GOMAXPROCS])
         cpu0 = time.thread_time_ns()
 
-        # 1. sweep termination
+        # 1. sweep termination (the sweep was finished above: no span turns unswept until the
+        # mark ends, so nothing is left to sweep with the world stopped)
+        alloc0, heap0 = mstats.alloc_totals(h, q[ctl.sched + S_MCOUNT])
         t_sweepterm = time.monotonic_ns()
         t0 = proc.stop_the_world(sm, "GC sweep termination")
-        heap0 = self.heap_live()
-        alloc0 = mstats.total_alloc(h, q[ctl.sched + S_MCOUNT])
-        self.sweep_all()
         mk.reset()
         gc[GC_PHASE] = PH_MARK
         gc[GC_GEN] += 1
@@ -315,9 +314,7 @@ class Collector:
         gc[GC_PHASE] = PH_MARKTERM
         try:
             self._scan_leftover_roots()
-            mk.blacken(mk.ctl_roots())
-            mk.blacken(mfinal.roots(h))
-            mk.blacken(mfinal.special_children(h))
+            mk.blacken(np.concatenate([mk.ctl_roots(), mfinal.roots(h), mfinal.special_children(h)]))
             self._drain_all()
             if gc[GC_GCCHECKMARK]:
                 self._checkmark()
@@ -327,16 +324,23 @@ class Collector:
             self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)", t1)
         nfin = mfinal.queue_unreachable(h, mk)
         self._drain_all()          # what the queued objects point to stays too
-        alloc1 = mstats.total_alloc(h, q[ctl.sched + S_MCOUNT])
-        marked = mk.bytes + (alloc1 - alloc0)
-        heap1 = self.heap_live()
         gc[GC_PHASE] = PH_OFF
         gc[GC_GEN] += 1
         gc[GC_SWEEPGEN] += 1
+        # the world is stopped: what was allocated during the mark (black) is counted after the
+        # restart, a few microseconds of allocation later, to keep the pause short
         prev_marked = int(gc[GC_HEAPMARKED])
+        mark_bytes = mk.bytes
         # the pacer, before heap_marked moves on (Go's endCycle order)
         ratio = float(_f64(h)[GC_TRIGRATIO])
         trig = int(gc[GC_TRIGGER])
+        if stw_mode == 2:
+            self.sweep_all()
+        # 4. restart, and the statistics of the cycle
+        pause2 = proc.start_the_world(sm, t1)
+        t_end = time.monotonic_ns()
+        alloc1, heap1 = mstats.alloc_totals(h, q[ctl.sched + S_MCOUNT])
+        marked = mark_bytes + (alloc1 - alloc0)
         if not forced and prev_marked > 0:
             actual = heap1 / prev_marked - 1
             gogc = int(h.hdr[H_GCPERCENT])
@@ -353,11 +357,6 @@ class Collector:
         gc[GC_HEAPMARKED] = marked
         gc[GC_MARKBYTES] = mk.bytes
         gc[GC_MARKOBJS] = mk.objs
-        if stw_mode == 2:
-            self.sweep_all()
-        # 4. restart, and the statistics of the cycle
-        pause2 = proc.start_the_world(sm, t1)
-        t_end = time.monotonic_ns()
         if stw_mode:
             pause1, pause2 = 0, t_end - t_sweepterm
         with h.lock:
@@ -407,6 +406,7 @@ class Collector:
 
     def _roots_at_start(self, stw_mode):
         mk, h, q = self.marker, self.h, self.sm.q
+        roots = [mk.ctl_roots(), mfinal.roots(h), mfinal.special_children(h)]
         for mid, r, st, pid in self._m_rows():
             if st == MS_GCSTOP and not stw_mode:
                 q[r + M_GCSCAN] = 1            # it scans its own table when the world restarts
@@ -414,10 +414,8 @@ class Collector:
                 # no P: idle, waiting for a P, locked, in a system call, or on its way to one of these
                 slot = mk.slot_of_pid(pid)
                 if slot is not None:
-                    mk.blacken(mk.root_table(slot))
-        mk.blacken(mk.ctl_roots())
-        mk.blacken(mfinal.roots(h))
-        mk.blacken(mfinal.special_children(h))
+                    roots.append(mk.root_table(slot))
+        mk.blacken(np.concatenate(roots))
 
     def _scans_pending(self):
         q = self.sm.q

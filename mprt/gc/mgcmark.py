@@ -30,8 +30,8 @@ import numpy as np
 import posix_ipc
 
 from ..sched.ctl import (
-    CHUNK,
     G_NPTR,
+    G_NPTRS,
     G_PAYADDR,
     G_PAYLEN,
     G_PTR0,
@@ -114,20 +114,17 @@ class Marker:
         q = ctl.q
         s = ctl.sched
         ng = q[s + S_NGALLOC]
-        ng = (ng + CHUNK - 1) // CHUNK * CHUNK
         out = []
         if ng:
             g = ctl.table("g", ng, G_WORDS)
-            heap = g[:, G_PAYLEN] == -1
-            out.append(g[heap, G_PAYADDR])
-            npt = g[:, G_NPTR]
-            for i in range(4):
-                out.append(g[(npt > i) & (g[:, G_PAYLEN] != -1), G_PTR0 + i])
+            pl = g[:, G_PAYLEN]
+            out.append(g[pl == -1, G_PAYADDR])
+            inline = (np.arange(G_NPTRS) < g[:, G_NPTR, None]) & (pl != -1)[:, None]
+            out.append(g[:, G_PTR0:G_PTR0 + G_NPTRS][inline])
             sg = ctl.table("sudog", ng, SG_WORDS)
             out.append(sg[sg[:, SG_ELEMLEN] == -1, SG_ELEMADDR])
         nsg = q[s + S_NSGALLOC]
         if nsg:
-            nsg = (nsg + CHUNK - 1) // CHUNK * CHUNK
             b = ctl.base["sudog"] + MAXG * SG_WORDS
             sg = ctl.words[b:b + nsg * SG_WORDS].reshape(nsg, SG_WORDS)
             out.append(sg[sg[:, SG_ELEMLEN] == -1, SG_ELEMADDR])

@@ -230,7 +230,7 @@ def _unwind_m0(signum, frame):
     m = proc._m
     if m is None or m.dying:
         return
-    if m.locks or proc._in_heap_code(frame):
+    if m.locks or proc._in_heap_code(frame) is not None:
         signal.signal(signal.SIGALRM, _unwind_m0)
         signal.setitimer(signal.ITIMER_REAL, 0.002)
         return

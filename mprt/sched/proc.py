@@ -1752,12 +1752,40 @@ _HEAP_MODULES = frozenset(("mprt.shm.malloc", "mprt.shm.mcache", "mprt.shm.mcent
 
 
 def _in_heap_code(frame, depth=8):
+    """The outermost frame of heap code among the innermost `depth` frames, or None."""
+    outer = None
     while frame is not None and depth:
         if frame.f_globals.get("__name__") in _HEAP_MODULES:
-            return True
+            outer = frame
         frame = frame.f_back
         depth -= 1
-    return False
+    return outer
+
+
+def _stop_after(m, frame):
+    """A stop request found the M in heap code: stop as soon as that code returns.  The outermost
+    heap frame gets a trace function for its return event (tracing is on only until then, so the
+    hot paths pay nothing); under a debugger's tracer the stopper's repeated signal does it."""
+    m.sigpending = True
+    if sys.gettrace() is not None and sys.gettrace() is not _trace_calls:
+        return
+
+    def on_event(f, event, arg):
+        if event == "return":
+            sys.settrace(None)
+            f.f_trace = None
+            if m.sigpending and not m.locks:
+                m.sigpending = False
+                _safepoint(m, from_signal=True)
+        return on_event
+
+    frame.f_trace_lines = False
+    frame.f_trace = on_event
+    sys.settrace(_trace_calls)
+
+
+def _trace_calls(frame, event, arg):
+    return None        # frames called meanwhile are not traced
 
 
 def _on_sigurg(signum, frame):
@@ -1768,8 +1796,12 @@ def _on_sigurg(signum, frame):
     maybe_dump(m, frame)
     if m.in_gcstop:
         return
-    if m.locks or _in_heap_code(frame):
+    if m.locks:
         m.sigpending = True
+        return
+    heap = _in_heap_code(frame)
+    if heap is not None:
+        _stop_after(m, heap)
         return
     _safepoint(m, from_signal=True)
 

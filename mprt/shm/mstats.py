@@ -52,6 +52,11 @@ NUM_BYSIZE = 61   # MemStats.BySize keeps Go 1.9's 61 entries
 _sizes = np.array(class_to_size, dtype=np.int64)
 
 
+def alloc_totals(h, nrows):
+    """(TotalAlloc, HeapAlloc), summing only the first nrows P rows (the Ms that exist)."""
+    return _alloc_totals(h, max(1, nrows))
+
+
 def _alloc_totals(h, nrows):
     pst = h.pstat[:nrows * PSTAT_WORDS].reshape(nrows, PSTAT_WORDS)
     nmalloc = pst[:, PS_NMALLOC:PS_NMALLOC + NUM_SIZE_CLASSES].sum(axis=0)
