@@ -49,6 +49,9 @@ from ..sched.ctl import (
     MS_DEAD,
     MS_FREE,
     MS_GCSTOP,
+    MS_IDLE,
+    MS_LOCKEDWAIT,
+    MS_NEEDP,
     S_GOMAXPROCS,
     S_MCOUNT,
 )
@@ -207,6 +210,10 @@ def _err(text):
 
 # ---- the coordinator's collector ----
 
+_IDLE = (MS_IDLE, MS_NEEDP, MS_LOCKEDWAIT)
+_PARKED = (MS_GCSTOP,) + _IDLE
+
+
 class _Fatal(Exception):
     pass
 
@@ -247,9 +254,10 @@ class Collector:
         gc[GC_KICKED] = 0
         if forced or trig or periodic:
             try:
-                self.cycle(forced=forced, periodic=periodic and not trig)
-            except BadPointer as e:
-                self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)")
+                try:
+                    self.cycle(forced=forced, periodic=periodic and not trig)
+                except BadPointer as e:       # found during the concurrent mark
+                    self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)")
             except _Aborted:
                 pass
             return True
@@ -298,6 +306,7 @@ class Collector:
             # 2. concurrent mark
             idle = 0
             while True:
+                self._scan_idle()
                 got = mk.collect_dirty()
                 done = mk.drain(MARK_BATCH)
                 if done and not got and not self._scans_pending():
@@ -408,10 +417,14 @@ class Collector:
         mk, h, q = self.marker, self.h, self.sm.q
         roots = [mk.ctl_roots(), mfinal.roots(h), mfinal.special_children(h)]
         for mid, r, st, pid in self._m_rows():
-            if st == MS_GCSTOP and not stw_mode:
-                q[r + M_GCSCAN] = 1            # it scans its own table when the world restarts
-            elif pid > 0 and st not in (MS_FREE, MS_DEAD):
-                # no P: idle, waiting for a P, locked, in a system call, or on its way to one of these
+            if pid <= 0 or st in (MS_FREE, MS_DEAD):
+                continue
+            if st in _PARKED and not stw_mode:
+                # stopped for us, or idle: the M scans its table before it runs a goroutine again
+                # (proc.gcscan_self), or we do it while it stays idle (_scan_idle)
+                q[r + M_GCSCAN] = 1
+            else:
+                # in a system call, or on its way to park: now, with the world stopped
                 slot = mk.slot_of_pid(pid)
                 if slot is not None:
                     roots.append(mk.root_table(slot))
@@ -421,12 +434,30 @@ class Collector:
         q = self.sm.q
         return any(q[r + M_GCSCAN] for _, r, _, _ in self._m_rows())
 
+    def _scan_idle(self):
+        """Scan the tables of Ms still idle since the mark started (claimed under the sched lock,
+        so an M that wakes meanwhile waits for us in proc.gcscan_self)."""
+        mk, sm, q = self.marker, self.sm, self.sm.q
+        for mid, r, st, pid in self._m_rows():
+            if q[r + M_GCSCAN] != 1 or st not in _IDLE or pid <= 0:
+                continue
+            proc._acq(sm.schedlock)
+            claim = q[r + M_GCSCAN] == 1 and q[r + M_STATE] in _IDLE
+            if claim:
+                q[r + M_GCSCAN] = 2
+            proc._rel(sm.schedlock)
+            if claim:
+                slot = mk.slot_of_pid(pid)
+                if slot is not None:
+                    mk.blacken(mk.root_table(slot))
+                q[r + M_GCSCAN] = 0
+
     def _scan_leftover_roots(self):
         """At mark termination: an M that has not scanned its table yet (it died, or lost its P in
         a resize) is scanned here, the world stopped."""
         mk, q = self.marker, self.sm.q
         for mid, r, st, pid in self._m_rows():
-            if q[r + M_GCSCAN]:
+            if q[r + M_GCSCAN]:          # (3: stopped halfway through its own scan: done again)
                 q[r + M_GCSCAN] = 0
                 slot = mk.slot_of_pid(pid) if pid > 0 else None
                 if slot is not None:

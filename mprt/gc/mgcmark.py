@@ -17,8 +17,8 @@ Values in channel buffers and goroutine arguments are heap objects reached by tr
 The drain (`Marker.drain`) runs in the coordinator, breadth first and vectorised: a frontier of
 black objects is scanned as numpy arrays (type ids, then each type's pointer offsets gathered at
 once, then the children's mark bytes), giving the next frontier of newly blackened children.  A
-narrow frontier (a linked list) is followed depth first in a plain loop instead, until it widens,
-so a long chain costs per object rather than per level of numpy calls.  Objects greyed by the
+narrow frontier (a linked list) is followed in a plain loop instead, still breadth first, until it
+widens, so a long chain costs per object rather than per level of numpy calls.  Objects greyed by the
 other processes are found through the dirty flags of their spans; the coordinator clears a flag
 before it reads the span's mark bytes (and fences), so a grey mark made meanwhile leaves the flag
 set again.
@@ -26,6 +26,8 @@ set again.
 The mark is over when every M has scanned its roots, no span is dirty and the frontier is empty;
 mark termination then drains once more with the world stopped (mgc.py).
 """
+import collections
+
 import numpy as np
 import posix_ipc
 
@@ -72,7 +74,7 @@ class Marker:
         self.h, self.ctl = h, ctl
         self.invalidptr = invalidptr
         self.frontier = []          # arrays of black objects still to scan
-        self.stack = []             # depth-first stack (narrow frontiers)
+        self.stack = collections.deque()   # breadth-first queue (narrow frontiers)
         self.bytes = 0              # bytes of objects blackened this cycle
         self.objs = 0
         self.tables = {}            # slot -> (pid, Segment) of other processes' root tables
@@ -139,7 +141,7 @@ class Marker:
     # ---- greying and blackening ----
 
     def reset(self):
-        self.frontier, self.stack = [], []
+        self.frontier, self.stack = [], collections.deque()
         self.bytes = self.objs = 0
 
     def blacken(self, addrs):
@@ -207,7 +209,7 @@ class Marker:
                 done += self._scan_narrow()
                 if len(self.stack) >= WIDE:
                     self.frontier.append(np.array(self.stack, dtype=np.int64))
-                    self.stack = []
+                    self.stack = collections.deque()
             else:
                 f = np.concatenate(self.frontier) if len(self.frontier) > 1 else self.frontier[0]
                 self.frontier = []
@@ -307,9 +309,11 @@ class Marker:
         return c[take]
 
     def _scan_narrow(self):
-        """Depth first over the stack, one object at a time, until it empties or widens."""
+        """Breadth first over the queue, one object at a time, until it empties or widens (a tree
+        widens within a few levels and goes to the vectorised scan; a list never does)."""
         h = self.h
         st = self.stack
+        pop = st.popleft
         mvq, hu8 = h.mvq, h.hu8
         spanof, s_sc, s_meta, s_tid, s_np = h.spanof_mv, h.s_sc_mv, h.s_meta_mv, h.s_tid_mv, h.s_npages
         meta_tid = h.meta_tid_mv
@@ -317,7 +321,7 @@ class Marker:
         n = 0
         nbytes = 0
         while st and len(st) < WIDE:
-            a = st.pop()
+            a = pop()
             n += 1
             s = spanof[a >> PAGE_SHIFT]
             c = s_sc[s] >> 1

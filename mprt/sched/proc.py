@@ -1277,9 +1277,33 @@ def _stoplockedm(m):
     _rel(m.schedlock)
 
 
+def gcscan_self(m):
+    """The collector asked for this M's roots (M_GCSCAN, mprt/gc/mgc.py): 1, scan them now, before
+    any goroutine runs; 2, the coordinator is scanning them (we were idle): wait until it is done."""
+    q, r = m.q, m.row
+    while True:
+        v = q[r + M_GCSCAN]
+        if v == 0:
+            return
+        if v == 2:
+            time.sleep(0)
+            continue
+        _acq(m.schedlock)
+        v = q[r + M_GCSCAN]
+        if v == 1:
+            q[r + M_GCSCAN] = 3
+        _rel(m.schedlock)
+        if v == 1:
+            shade_vec(m.heap, m.heap.roots.live())
+            q[r + M_GCSCAN] = 0
+            return
+
+
 def _execute_mark(m, g):
     """g runs now on this M (the P's schedtick is what sysmon watches)."""
     q = m.q
+    if q[m.row + M_GCSCAN]:
+        gcscan_self(m)
     gr = m.ctl.gbase + g * G_WORDS
     q[gr + G_STATUS] = G_RUNNING
     # order matters against sysmon, which reads M_CURG, then the tick: tick first, curg last
@@ -1715,9 +1739,7 @@ def _gcstopm(m):
     finally:
         m.in_gcstop = False
     if q[r + M_GCSCAN]:
-        # the collector started a mark while we were stopped: our roots, before any goroutine runs
-        shade_vec(m.heap, m.heap.roots.live())
-        q[r + M_GCSCAN] = 0
+        gcscan_self(m)     # the collector started a mark while we were stopped
     if q[r + M_P] == NONE:
         m.p = NONE
 

@@ -1,0 +1,258 @@
+"""Collector benchmarks, with their peers in the same run where a peer exists (the machine is
+shared and noisy: compare ratios, not absolute figures).
+
+    python scripts/bench_gc.py [--json FILE] [--depths 16,18] [--seconds S] [only ...]
+
+    pauses       2 goroutines on 2 Ms allocate short-lived objects (structs, small trees, slices)
+                 for S seconds at the default GOGC: PauseNs per cycle (both stops of the world),
+                 each stop alone, cycles run, GCCPUFraction
+    mark         the coordinator marking a 1M-object binary tree (and a 100k-object linked list)
+                 that main holds, the Ms idle: MB/ms and objects/s of mark work (CPU and wall)
+    binarytrees  examples/binarytrees.py at each depth with GODEBUG=gctrace=1, against the same
+                 algorithm on plain CPython objects spread over a multiprocessing.Pool of the
+                 same size (GOMAXPROCS), in the same run: wall time and the ratio
+
+Each mprt figure comes from a fresh program (a subprocess), so runtimes never meet.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+# ---- the mprt programs (run as: python bench_gc.py --child KIND ARG) ----
+
+def child(kind, arg):
+    import numpy as np
+
+    import mprt
+    from mprt import runtime
+    from mprt.shm import malloc
+    from mprt.shm.layout import GC_MARKBYTES, GC_MARKCPUNS, GC_MARKNS, GC_MARKOBJS
+
+    @mprt.struct
+    class Node:
+        left: mprt.Ptr
+        right: mprt.Ptr
+        v: np.int64
+
+    def churn(seconds, done):
+        t = time.monotonic()
+        n = 0
+        while time.monotonic() - t < seconds:
+            for _ in range(100):
+                a = mprt.new(Node)
+                a.left = mprt.new(Node)
+                a.right = mprt.new(Node)
+                a.left.left = mprt.new(Node)
+                s = mprt.make(np.float64, 16)
+                s.np[:] = 1.0
+                n += 5
+            del a, s
+        done.send(n)
+
+    def main():
+        out = {}
+        if kind == "pauses":
+            from mprt.sched import proc
+            from mprt.sched.ctl import NPAUSE, S_NSTW, S_PAUSEIDX
+            m = proc._m
+            q, s = m.q, m.ctl.sched
+            keep = [mprt.new(Node) for _ in range(20000)]       # some live heap to mark
+            done = mprt.chan(2)
+            ms0 = runtime.MemStats()
+            runtime.ReadMemStats(ms0)
+            i0 = q[s + S_PAUSEIDX]
+            for _ in range(2):
+                mprt.go(churn, float(arg), done)
+            n = done.recv() + done.recv()
+            i1 = q[s + S_PAUSEIDX]
+            ms = runtime.MemStats()
+            runtime.ReadMemStats(ms)
+            cycles = ms.NumGC - ms0.NumGC
+            pauses = [ms.PauseNs[(ms0.NumGC + k) % 256] for k in range(min(cycles, 256))]
+            pb = m.ctl.base["pause"]
+            stops = [q[pb + 2 * (k % NPAUSE)] for k in range(max(i0 + 1, i1 - NPAUSE), i1)]
+            out.update(allocs=n, cycles=cycles, pauses=pauses, stops=stops, gccpu=ms.GCCPUFraction,
+                       nstw=q[s + S_NSTW], kept=len(keep))
+        elif kind == "mark":
+            h = malloc.current()
+            n = (1 << 20) - 1
+            b = mprt.new_batch(Node, n)                    # a complete binary tree, heap order
+            idx = np.arange(n)
+            kids = np.where(2 * idx + 2 < n, 2 * idx + 1, -1)
+            b.set("left", np.where(kids >= 0, b.addrs[np.maximum(kids, 0)], 0))
+            b.set("right", np.where(kids >= 0, b.addrs[np.minimum(kids + 1, n - 1)], 0))
+            root = b[0]
+            del b
+
+            def measure():
+                rows = []
+                for _ in range(3):
+                    runtime.GC()
+                    g = h.gc
+                    rows.append((int(g[GC_MARKBYTES]), int(g[GC_MARKOBJS]), int(g[GC_MARKNS]),
+                                 int(g[GC_MARKCPUNS])))
+                return rows
+
+            res = {"tree": measure()}                     # root holds the tree
+            del root
+            runtime.GC()
+            head = None
+            for _ in range(100_000):                       # a linked list: the narrow path
+                x = mprt.new(Node)
+                x.left = head
+                head = x
+            del x
+            res["list"] = measure()
+            out.update(res)
+        print(json.dumps(out), flush=True)
+
+    mprt.run(main)
+
+
+def run_child(kind, arg, env=None, timeout=1200):
+    e = dict(os.environ)
+    for k in ("GOMAXPROCS", "GODEBUG", "GOGC"):
+        e.pop(k, None)
+    e.update(env or {})
+    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind, str(arg)],
+                       capture_output=True, text=True, env=e, timeout=timeout)
+    if p.returncode:
+        raise RuntimeError(f"{kind} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return 0
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+# ---- benchmarks ----
+
+def bench_pauses(seconds):
+    r = run_child("pauses", seconds, {"GOMAXPROCS": "2"})
+    p, st = r["pauses"], r["stops"]
+    res = {"cycles": r["cycles"], "allocs": r["allocs"], "gccpu": r["gccpu"],
+           "pause_p50_us": pct(p, 50) / 1e3, "pause_p90_us": pct(p, 90) / 1e3, "pause_p99_us": pct(p, 99) / 1e3,
+           "pause_max_us": max(p) / 1e3 if p else 0,
+           "stop_p50_us": pct(st, 50) / 1e3, "stop_p99_us": pct(st, 99) / 1e3}
+    print(f"pauses: {r['cycles']} cycles in {seconds} s of allocation on 2 Ms ({r['allocs'] / seconds / 1e3:.0f}k objects/s)")
+    print(f"  PauseNs per cycle (two stops): p50 {res['pause_p50_us']:.0f} us, p90 {res['pause_p90_us']:.0f} us, "
+          f"p99 {res['pause_p99_us']:.0f} us, max {res['pause_max_us']:.0f} us")
+    print(f"  each stop of the world: p50 {res['stop_p50_us']:.0f} us, p99 {res['stop_p99_us']:.0f} us")
+    print(f"  GCCPUFraction {r['gccpu']:.3f}")
+    return res
+
+
+def bench_mark():
+    r = run_child("mark", 0, {"GOMAXPROCS": "2"})
+    res = {}
+    for name in ("tree", "list"):
+        rows = r[name]
+        b, o, wall, cpu = (statistics.median(x[i] for x in rows) for i in range(4))
+        res[name] = {"bytes": b, "objects": o, "wall_ms": wall / 1e6, "cpu_ms": cpu / 1e6,
+                     "mb_per_ms_cpu": b / 2**20 / (cpu / 1e6), "mb_per_ms_wall": b / 2**20 / (wall / 1e6),
+                     "objs_per_s": o / (cpu / 1e9)}
+        x = res[name]
+        print(f"mark {name}: {o:,.0f} objects, {b / 2**20:.1f} MB in {x['cpu_ms']:.0f} ms CPU ({x['wall_ms']:.0f} ms wall):"
+              f" {x['mb_per_ms_cpu']:.2f} MB/ms, {x['objs_per_s'] / 1e6:.2f} M objects/s")
+    return res
+
+
+# the peer: the same algorithm on plain CPython objects, the trees of each depth split over a Pool
+
+class _Node:
+    __slots__ = ("left", "right")
+
+    def __init__(self, left, right):
+        self.left, self.right = left, right
+
+
+def _bottom_up(d):
+    return _Node(_bottom_up(d - 1), _bottom_up(d - 1)) if d > 0 else _Node(None, None)
+
+
+def _check(n):
+    return 1 if n.left is None else 1 + _check(n.left) + _check(n.right)
+
+
+def _trees(args):
+    depth, k = args
+    c = 0
+    for _ in range(k):
+        c += _check(_bottom_up(depth))
+    return c
+
+
+def peer_binarytrees(max_depth, procs):
+    lines = []
+    with mp.Pool(procs) as pool:
+        t = time.perf_counter()
+        lines.append(f"stretch tree of depth {max_depth + 1}\t check: {_check(_bottom_up(max_depth + 1))}")
+        long_lived = _bottom_up(max_depth)
+        for d in range(4, max_depth + 1, 2):
+            it = 1 << (max_depth - d + 4)
+            share = [it // procs + (i < it % procs) for i in range(procs)]
+            c = sum(pool.map(_trees, [(d, k) for k in share if k]))
+            lines.append(f"{it}\t trees of depth {d}\t check: {c}")
+        lines.append(f"long lived tree of depth {max_depth}\t check: {_check(long_lived)}")
+        return time.perf_counter() - t, lines
+
+
+def bench_binarytrees(depths, procs=2):
+    res = {}
+    for d in depths:
+        env = dict(os.environ, GOMAXPROCS=str(procs), GODEBUG="gctrace=1")
+        t = time.perf_counter()
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "binarytrees.py"), str(d)],
+                           capture_output=True, text=True, env=env, timeout=3600)
+        wall = time.perf_counter() - t
+        if p.returncode:
+            raise RuntimeError(p.stderr[-2000:])
+        gcs = [ln for ln in p.stderr.splitlines() if ln.startswith("gc ")]
+        peer, lines = peer_binarytrees(d, procs)
+        same = p.stdout.strip().splitlines() == lines
+        res[d] = {"mprt_s": wall, "cpython_pool_s": peer, "ratio": wall / peer, "gc_cycles": len(gcs),
+                  "output_matches": same, "last_gctrace": gcs[-1] if gcs else ""}
+        print(f"binarytrees {d}: mprt {wall:.1f} s ({len(gcs)} GC cycles), CPython objects + Pool({procs}) "
+              f"{peer:.1f} s: {wall / peer:.1f}x; output identical: {same}")
+        if gcs:
+            print(f"  {gcs[-1]}")
+    return res
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json")
+    ap.add_argument("--depths", default="16,18")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("only", nargs="*")
+    a = ap.parse_args()
+    todo = a.only or ["pauses", "mark", "binarytrees"]
+    out = {}
+    if "pauses" in todo:
+        out["pauses"] = bench_pauses(a.seconds)
+    if "mark" in todo:
+        out["mark"] = bench_mark()
+    if "binarytrees" in todo:
+        out["binarytrees"] = bench_binarytrees([int(x) for x in a.depths.split(",")])
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
