@@ -216,12 +216,13 @@ def _on_sigchld(signum, frame):
     if not done:
         return
     q[s + S_COORDPID] = 0
-    if not q[s + S_EXIT]:
-        how = (f"signal {signal.Signals(-os.waitstatus_to_exitcode(status)).name}" if os.WIFSIGNALED(status)
-               else f"exit status {os.waitstatus_to_exitcode(status)}")
-        traceback.write_err(f"fatal error: runtime: the coordinator process (sysmon and the collector, "
-                            f"pid {pid}) died: {how}\n")
-        proc.request_exit(m, 2, EXIT_FATAL)
+    if q[s + S_EXIT]:
+        return            # the program is ending anyway: the coordinator left as it should
+    how = (f"signal {signal.Signals(-os.waitstatus_to_exitcode(status)).name}" if os.WIFSIGNALED(status)
+           else f"exit status {os.waitstatus_to_exitcode(status)}")
+    traceback.write_err(f"fatal error: runtime: the coordinator process (sysmon and the collector, "
+                        f"pid {pid}) died: {how}\n")
+    proc.request_exit(m, 2, EXIT_FATAL)
     _unwind_m0(signal.SIGALRM, frame)
 
 
