@@ -303,6 +303,9 @@ class Collector:
         else:
             pause1 = proc.start_the_world(sm, t0)
             t_mark = time.monotonic_ns()
+            # the control segment's words take both halves of the barrier (msg.py, proc.go and
+            # proc._payload), so they are scanned like a heap object: once, concurrently
+            mk.blacken(mk.ctl_roots())
             # 2. concurrent mark
             idle = 0
             while True:
@@ -323,7 +326,7 @@ class Collector:
         gc[GC_PHASE] = PH_MARKTERM
         try:
             self._scan_leftover_roots()
-            mk.blacken(np.concatenate([mk.ctl_roots(), mfinal.roots(h), mfinal.special_children(h)]))
+            mk.blacken(np.concatenate([mfinal.roots(h), mfinal.special_children(h)]))
             self._drain_all()
             if gc[GC_GCCHECKMARK]:
                 self._checkmark()
@@ -415,7 +418,9 @@ class Collector:
 
     def _roots_at_start(self, stw_mode):
         mk, h, q = self.marker, self.h, self.sm.q
-        roots = [mk.ctl_roots(), mfinal.roots(h), mfinal.special_children(h)]
+        roots = [mfinal.roots(h), mfinal.special_children(h)]
+        if stw_mode:
+            roots.append(mk.ctl_roots())
         for mid, r, st, pid in self._m_rows():
             if pid <= 0 or st in (MS_FREE, MS_DEAD):
                 continue

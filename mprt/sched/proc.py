@@ -68,7 +68,7 @@ import posix_ipc
 
 from ..gc.mbarrier import shade_vec, shade_word
 from ..gc.mfinal import fing_system
-from ..shm.layout import MAXP
+from ..shm.layout import GC_PHASE, MAXP
 from ..shm.ptr import loads
 from ..shm.segment import Lock, shm_name
 from . import msg
@@ -183,6 +183,7 @@ EXIT_PANIC_CODE = 2
 
 SPIN_NS = 50_000          # how long an M with nothing to run polls before parking (a wakeup costs ~20 us)
 STW_SPIN_NS = 20_000      # how long a stopper polls for the Ms to stop before sleeping on note.stw
+STW_YIELD_NS = 2_000_000  # ... and a stopper holding no P (the collector), yielding the CPU meanwhile
 STW_RESIGNAL_NS = 300_000  # and how long it waits before signalling the Ms that have not stopped again
                           # (longer would take the CPU from an M that must run to stop)
 LOCK_SPINS = 50           # sem_trywait attempts (~0.3 us each) before a contended lock sleeps
@@ -1378,6 +1379,11 @@ def _payload(m, g):
         args, kwargs = loads(data[fl:]) if hasptr else pickle.loads(data[fl:])
     else:
         args, kwargs = (), {}
+    if m.heap.gcq[GC_PHASE]:
+        # the deletion half of the barrier: the row is read by the collector concurrently
+        for i in range(q[r + G_NPTR]):
+            shade_word(m.heap, q[r + G_PTR0 + i])
+        shade_word(m.heap, a)
     q[r + G_NPTR] = 0
     if a:
         q[r + G_PAYADDR] = 0
@@ -1587,9 +1593,11 @@ def stop_the_world(m, reason=""):
     pids = {q[ctl.m(mid) + M_PID] for mid in running if mid != NONE and mid != m.id}
     _signal_pids(pids)
     last = _nanotime()
-    spin_until = last + STW_SPIN_NS
+    spin_until = last + (STW_SPIN_NS if m.p != NONE else STW_YIELD_NS)
     while q[s + S_STOPWAIT] > 0 and _nanotime() < spin_until:
-        pass      # a brief poll: the Ms often stop within a signal's delivery
+        if m.p == NONE:
+            os.sched_yield()   # the collector: give the CPU to an M on its way to stop, stay awake
+    # (a brief poll: the Ms often stop within a signal's delivery; a sleep and wakeup costs more)
     while q[s + S_STOPWAIT] > 0:
         if m.stw_hook is not None:
             m.stw_hook()        # the coordinator forks Ms: one may be owed a P we wait for

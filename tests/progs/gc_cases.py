@@ -62,13 +62,20 @@ def verify(root):
 
 # ---- stress: rewiring a shared graph on 2 Ms while cycles run back to back ----
 
+def put_back(root, k, x, wg):
+    root[k] = x
+    wg.done()
+
+
 def mutator(root, ch, seed, iters, wg, res):
     rng = random.Random(seed)
     n = len(root)
     made = 0
     for i in range(iters):
-        op = rng.randrange(8)
+        op = rng.randrange(9)
         j, k = rng.randrange(n), rng.randrange(n)
+        if op == 7 and i % 2:
+            op = 8
         if op < 3:                              # a new node, linked in
             x = new_node(rng.randrange(1 << 40))
             x.a = root[j]
@@ -90,6 +97,11 @@ def mutator(root, ch, seed, iters, wg, res):
             root[k] = s
         elif op == 6:                           # drop a subtree
             root[j] = None
+        elif op == 8:                           # a pointer as a goroutine's argument, back into the graph
+            x = root[j]
+            root[j] = None
+            wg.add(1)
+            mprt.go(put_back, root, k, x, wg)
         else:                                   # a deep chain, then cut it loose again
             x = root[j]
             for _ in range(20):
