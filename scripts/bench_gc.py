@@ -6,8 +6,9 @@ shared and noisy: compare ratios, not absolute figures).
     pauses       2 goroutines on 2 Ms allocate short-lived objects (structs, small trees, slices)
                  for S seconds at the default GOGC: PauseNs per cycle (both stops of the world),
                  each stop alone, cycles run, GCCPUFraction
-    mark         the coordinator marking a 1M-object binary tree (and a 100k-object linked list)
-                 that main holds, the Ms idle: MB/ms and objects/s of mark work (CPU and wall)
+    mark         the coordinator marking a 1M-object binary tree of 24-byte nodes, the same of
+                 256-byte nodes (2 pointers and 30 float64), and a 100k-object linked list, that
+                 main holds, the Ms idle: MB/ms and objects/s of mark work (CPU and wall)
     binarytrees  examples/binarytrees.py at each depth with GODEBUG=gctrace=1, against the same
                  algorithm on plain CPython objects spread over a multiprocessing.Pool of the
                  same size (GOMAXPROCS), in the same run: wall time and the ratio
@@ -42,6 +43,41 @@ def child(kind, arg):
         left: mprt.Ptr
         right: mprt.Ptr
         v: np.int64
+
+    @mprt.struct
+    class Fat:                  # a node that carries data: 2 pointers and 240 bytes of numbers
+        left: mprt.Ptr
+        right: mprt.Ptr
+        data: np.float64
+        d1: np.float64
+        d2: np.float64
+        d3: np.float64
+        d4: np.float64
+        d5: np.float64
+        d6: np.float64
+        d7: np.float64
+        d8: np.float64
+        d9: np.float64
+        d10: np.float64
+        d11: np.float64
+        d12: np.float64
+        d13: np.float64
+        d14: np.float64
+        d15: np.float64
+        d16: np.float64
+        d17: np.float64
+        d18: np.float64
+        d19: np.float64
+        d20: np.float64
+        d21: np.float64
+        d22: np.float64
+        d23: np.float64
+        d24: np.float64
+        d25: np.float64
+        d26: np.float64
+        d27: np.float64
+        d28: np.float64
+        d29: np.float64
 
     def churn(seconds, done):
         t = time.monotonic()
@@ -85,13 +121,14 @@ def child(kind, arg):
         elif kind == "mark":
             h = malloc.current()
             n = (1 << 20) - 1
-            b = mprt.new_batch(Node, n)                    # a complete binary tree, heap order
-            idx = np.arange(n)
-            kids = np.where(2 * idx + 2 < n, 2 * idx + 1, -1)
-            b.set("left", np.where(kids >= 0, b.addrs[np.maximum(kids, 0)], 0))
-            b.set("right", np.where(kids >= 0, b.addrs[np.minimum(kids + 1, n - 1)], 0))
-            root = b[0]
-            del b
+
+            def tree(T):                                   # a complete binary tree, heap order
+                b = mprt.new_batch(T, n)
+                idx = np.arange(n)
+                kids = np.where(2 * idx + 2 < n, 2 * idx + 1, -1)
+                b.set("left", np.where(kids >= 0, b.addrs[np.maximum(kids, 0)], 0))
+                b.set("right", np.where(kids >= 0, b.addrs[np.minimum(kids + 1, n - 1)], 0))
+                return b[0]
 
             def measure():
                 rows = []
@@ -102,7 +139,11 @@ def child(kind, arg):
                                  int(g[GC_MARKCPUNS])))
                 return rows
 
+            root = tree(Node)
             res = {"tree": measure()}                     # root holds the tree
+            root = tree(Fat)
+            runtime.GC()
+            res["fat"] = measure()
             del root
             runtime.GC()
             head = None
@@ -157,7 +198,7 @@ def bench_pauses(seconds):
 def bench_mark():
     r = run_child("mark", 0, {"GOMAXPROCS": "2"})
     res = {}
-    for name in ("tree", "list"):
+    for name in ("tree", "fat", "list"):
         rows = r[name]
         b, o, wall, cpu = (statistics.median(x[i] for x in rows) for i in range(4))
         res[name] = {"bytes": b, "objects": o, "wall_ms": wall / 1e6, "cpu_ms": cpu / 1e6,

@@ -192,3 +192,31 @@ def test_coordinator_dying_ends_the_program_at_once():
         psutil.Process(first["coordinator"]).status() == psutil.STATUS_ZOMBIE
     left = [f for f, rt in runtime_entries()]
     assert not any(str(p.pid) in f for f in left), left
+
+
+# ---- GODEBUG allocation and collection modes ----
+
+def test_efence_gives_every_object_its_own_pages_never_reused():
+    r, _ = result("debug_alloc", env={"GODEBUG": "efence=1"})
+    assert r["a"] == 5 and r["b"] == 6 and r["s"] == [1, 2, 3]
+    addrs = [r["addr"], r["baddr"], r["junk"], r["saddr"], *r["more"]]
+    assert all(a % 8192 == 0 for a in addrs), addrs
+    assert len(set(addrs)) == len(addrs), addrs        # the freed object's pages are not handed out again
+
+
+def test_allocfreetrace_traces_allocations_and_frees():
+    r, err = result("debug_alloc", env={"GODEBUG": "allocfreetrace=1"})
+    assert re.search(rf"^tracealloc\({r['addr']:#x}, 0x20, __main__\.Node\)\ngoroutine 1 \[running\]:\n"
+                     rf"__main__\.new_node\(\.\.\.\)\n\t.*gc_cases\.py:\d+ \+0x[0-9a-f]+$", err, re.M), err[:2000]
+    assert f"tracefree({r['junk']:#x}, 0x20)" in err, err[-2000:]
+
+
+def test_gctrace_2_marks_twice_and_prints_the_same_lines():
+    r, err = result("memstats", env={"GODEBUG": "gctrace=2"})
+    lines = [ln for ln in err.splitlines() if ln.startswith("gc ")]
+    assert len(lines) == r["NumGC"] == 3 and all(GCTRACE.match(ln) for ln in lines), err
+
+
+def test_sbrk_never_collects():
+    r, _ = result("debug_alloc", env={"GODEBUG": "sbrk=1"})
+    assert r["numgc"] == 0 and r["a"] == 5 and r["b"] == 6

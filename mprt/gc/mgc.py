@@ -166,6 +166,8 @@ def init_debug(h, godebug):
                       ("allocfreetrace", GC_ALLOCFREETRACE)):
         h.gc[word] = max(0, int(godebug.get(key, 0)))
     h.gc[GC_STARTNS] = time.monotonic_ns()
+    from ..shm.malloc import set_alloc_debug
+    set_alloc_debug(h, h.gc[GC_EFENCE], h.gc[GC_ALLOCFREETRACE])
 
 
 # ---- gctrace formats ----
@@ -328,7 +330,8 @@ class Collector:
             self._scan_leftover_roots()
             mk.blacken(np.concatenate([mfinal.roots(h), mfinal.special_children(h)]))
             self._drain_all()
-            if gc[GC_GCCHECKMARK]:
+            if gc[GC_GCCHECKMARK] or gc[GC_GCTRACE] > 1:
+                # gctrace=2 also marks again with the world stopped, as Go's does
                 self._checkmark()
         except _Fatal as e:
             self._fatal(*e.args, stopped_at=t1)

@@ -517,6 +517,8 @@ def create(arena_max=None, gcpercent=100, p=0):
 
 def _make_current(h, p, undo):
     global _cur
+    from .layout import GC_ALLOCFREETRACE, GC_EFENCE
+    set_alloc_debug(h, h.gc[GC_EFENCE], h.gc[GC_ALLOCFREETRACE])
     if p is not None:
         try:
             h.bind_p(p)
@@ -577,6 +579,8 @@ def new(T):
     t = h.tcache.get(T)
     if t is None:
         t = h.bind_class(T)
+    if h.dbg is not None:
+        return t.make(_debug_alloc(h, t.objsize, t.tid, t.noscan, t.name))
     if t.sizeclass:
         return t.make(h.alloc_small(t.spanclass, t.tid))
     return t.make(h.alloc_large(t.objsize, t.tid, t.noscan))
@@ -592,9 +596,34 @@ def make(elem, n):
     if n < 0 or n * t.elemsize > h.max_alloc:
         from ..runtime import Error
         raise Error("makeslice: len out of range")
-    a = h.alloc(n * t.elemsize + 8, t.tid, t.noscan)
+    if h.dbg is not None:
+        a = _debug_alloc(h, n * t.elemsize + 8, t.tid, t.noscan, t.name)
+    else:
+        a = h.alloc(n * t.elemsize + 8, t.tid, t.noscan)
     h.mvq[(h.object_end(a) - 8) >> 3] = n
     return t.make(a)
+
+
+def set_alloc_debug(h, efence, tracealloc):
+    """GODEBUG efence=1 (every object on pages of its own, never handed out again once freed: the
+    collector releases them) and allocfreetrace=1 (a tracealloc line and the goroutine's stack for
+    every allocation, a tracefree line for every object swept)."""
+    h.dbg = (bool(efence), bool(tracealloc)) if efence or tracealloc else None
+
+
+def _debug_alloc(h, nbytes, tid, noscan, name):
+    efence, trace = h.dbg
+    a = h.alloc_large(max(nbytes, 8), tid, noscan) if efence else h.alloc(nbytes, tid, noscan)
+    if trace:
+        import sys
+
+        from ..sched import proc, traceback
+        m = proc._m
+        text = f"tracealloc({a:#x}, {h.object_end(a) - a:#x}, {name})\n"
+        if m is not None and m.curg != proc.NONE:
+            text += traceback.goroutine_stack(m, sys._getframe(2)) + "\n"
+        traceback.write_err(text)
+    return a
 
 
 def new_batch(T, n):
@@ -605,7 +634,11 @@ def new_batch(T, n):
     t = h.tcache.get(T) or h.bind_class(T)
     from .ptr import Ptr
     root = make(Ptr, int(n))
-    addrs = h.alloc_batch(t, int(n))
+    if h.dbg is not None:
+        addrs = np.array([_debug_alloc(h, t.objsize, t.tid, t.noscan, t.name) for _ in range(int(n))],
+                         dtype=np.int64)
+    else:
+        addrs = h.alloc_batch(t, int(n))
     store_ptrs(h, root.addr + np.arange(len(addrs), dtype=np.int64) * 8, addrs)
     return Batch(root, t)
 

@@ -356,6 +356,23 @@ def case_kill_coordinator():
     out(survived=True)
 
 
+def case_debug_alloc():
+    """efence / allocfreetrace: objects still work; sizes and addresses as the mode says."""
+    runtime.GC()
+    a = new_node(5)
+    b = new_node(6)
+    a.a = b
+    junk = new_node(7)
+    addr = junk.addr
+    del junk
+    runtime.GC()
+    s = mprt.make(np.int32, 3)
+    s.np[:] = [1, 2, 3]
+    more = [new_node(i).addr for i in range(4)]
+    out(a=int(a.v), b=int(a.a.v), addr=a.addr, baddr=b.addr, junk=addr, s=s.np.tolist(), saddr=s.addr,
+        more=more, numgc=memstats().NumGC)
+
+
 def main():
     globals()["case_" + sys.argv[1]]()
 
