@@ -90,6 +90,13 @@ def main(n=200_000, chunks=400):
     runtime.ReadMemStats(m)
     print(f"runtime.MemStats: HeapAlloc={m.HeapAlloc} HeapObjects={m.HeapObjects} Mallocs={m.Mallocs} "
           f"HeapInuse={m.HeapInuse} HeapIdle={m.HeapIdle} HeapSys={m.HeapSys} Sys={m.Sys} NextGC={m.NextGC}")
+    print(f"  collector: NumGC={m.NumGC} PauseTotalNs={m.PauseTotalNs} GCCPUFraction={m.GCCPUFraction:.3f}")
+    before = m.HeapObjects
+    del head, data, arr, results, mids
+    runtime.GC()
+    runtime.ReadMemStats(m)
+    print(f"  after dropping the lists and arrays and runtime.GC(): HeapObjects {before} -> {m.HeapObjects}, "
+          f"HeapAlloc={m.HeapAlloc}, NumGC={m.NumGC}")
 
 
 def run(n=200_000):
