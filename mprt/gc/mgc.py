@@ -99,7 +99,6 @@ from ..shm.layout import (
     PH_OFF,
     S_INUSE,
 )
-from ..shm.sizeclasses import PAGE_SHIFT
 from . import mfinal
 from .mbarrier import shade_vec
 from .mgcmark import BadPointer, Marker
@@ -543,10 +542,7 @@ class Collector:
             if c == 0:
                 with h.lock:
                     if h.s_state[s] == S_INUSE and h.s_sweepgen[s] != sg and (int(h.s_sc[s]) >> 1) == 0:
-                        if h.gc[GC_EFENCE]:
-                            _efence_free_locked(h, s, trace)
-                        else:
-                            mcentral.sweep_large_locked(h, s, trace)
+                        mcentral.sweep_large_locked(h, s, trace)
                 continue
             with h.central_lock(c):
                 if h.s_state[s] == S_INUSE and h.s_sweepgen[s] != sg and (int(h.s_sc[s]) >> 1) == c:
@@ -578,24 +574,6 @@ def scavenge(h, k):
 
 def _tracefree(addrs, size):
     _err("".join(f"tracefree({a:#x}, {size:#x})\n" for a in np.asarray(addrs).tolist()))
-
-
-def _efence_free_locked(h, s, trace):
-    """efence=1: a white large object's pages go back to the OS and are never handed out again."""
-    if h.s_tid[s] == 0 or h.s_mark[s]:
-        h.s_mark[s] = 0
-        h.s_sweepgen[s] = h.gc[GC_SWEEPGEN]
-        return
-    n = int(h.s_npages[s])
-    if trace is not None:
-        trace(np.array([s << PAGE_SHIFT]), n << PAGE_SHIFT)
-    from ..shm.layout import H_LARGEFREE, H_NLARGEFREE
-    h.hdr[H_NLARGEFREE] += 1
-    h.hdr[H_LARGEFREE] += n << PAGE_SHIFT
-    h.s_tid[s] = 0
-    h.s_mark[s] = 0
-    h.s_sweepgen[s] = h.gc[GC_SWEEPGEN]
-    h.arena.release(s << PAGE_SHIFT, n << PAGE_SHIFT)
 
 
 # ---- what the Ms call ----

@@ -24,6 +24,7 @@ import numpy as np
 from . import mheap
 from .layout import (
     BLACK,
+    GC_EFENCE,
     GC_SWEEPGEN,
     H_ARENA_PAGES,
     H_LARGEFREE,
@@ -214,48 +215,22 @@ def alloc_full_spans(h, sc, k, tid, black=False):
 
 def free_small(h, s, idxs):
     """Free the objects at indices idxs (unique, validated as allocated) of small span s."""
+    with h.central_lock(int(h.s_sc[s]) >> 1):
+        _free_slots_locked(h, s, idxs)
+
+
+def _free_slots_locked(h, s, idxs):
+    """The free path of a small span (its mcentral lock held): zero the objects, clear their type
+    ids, keep the counts and the span's list; an emptied span goes back to the page heap.
+    Returns False in that case."""
     sc = int(h.s_sc[s])
     cls = sc >> 1
     size, nobj = class_to_size[cls], class_to_nobjs[cls]
     base = s << PAGE_SHIFT
-    tids = h.meta_tid[int(h.s_meta[s]) >> 1:(int(h.s_meta[s]) >> 1) + nobj]
-    k = len(idxs)
-    with h.central_lock(cls):
-        h.arena_u8[base:base + nobj * size].reshape(nobj, size)[idxs] = 0
-        tids[idxs] = 0
-        a = int(h.s_alloc[s]) - k
-        h.s_alloc[s] = a
-        h.central_nfree[sc] += k
-        if h.s_cached[s] < 0:
-            lst = int(h.s_list[s])
-            if a == 0:
-                mheap.list_remove(h, h.central_heads, sc * 2 + (lst == L_FULL), s)
-                _release_locked(h, cls, s)
-            elif lst == L_FULL:
-                mheap.list_remove(h, h.central_heads, sc * 2 + 1, s)
-                mheap.list_push(h, h.central_heads, sc * 2, s, L_PARTIAL)
-
-
-def sweep_span_locked(h, s, trace=None):
-    """Sweep small span s (its mcentral lock held): free the white objects, clear the marks.
-    Returns False if the span ended up empty and went back to the page heap."""
-    sc = int(h.s_sc[s])
-    cls = sc >> 1
-    size, nobj = class_to_size[cls], class_to_nobjs[cls]
     mb = int(h.s_meta[s])
-    tids = h.meta_tid[mb >> 1:(mb >> 1) + nobj]
-    marks = h.meta[mb + 2 * nobj:mb + 3 * nobj]
-    dead = np.flatnonzero((tids != 0) & (marks == 0))
-    marks[:] = 0
-    h.s_sweepgen[s] = h.gcq[GC_SWEEPGEN]
-    k = len(dead)
-    if not k:
-        return True
-    base = s << PAGE_SHIFT
-    if trace is not None:
-        trace(base + dead * size, size)
-    h.arena_u8[base:base + nobj * size].reshape(nobj, size)[dead] = 0
-    tids[dead] = 0
+    k = len(idxs)
+    h.arena_u8[base:base + nobj * size].reshape(nobj, size)[idxs] = 0
+    h.meta_tid[(mb >> 1) + np.asarray(idxs)] = 0
     a = int(h.s_alloc[s]) - k
     h.s_alloc[s] = a
     h.central_nfree[sc] += k
@@ -271,27 +246,52 @@ def sweep_span_locked(h, s, trace=None):
     return True
 
 
+def sweep_span_locked(h, s, trace=None):
+    """Sweep small span s (its mcentral lock held): free the white objects, clear the marks.
+    Returns False if the span ended up empty and went back to the page heap."""
+    cls = int(h.s_sc[s]) >> 1
+    size, nobj = class_to_size[cls], class_to_nobjs[cls]
+    mb = int(h.s_meta[s])
+    tids = h.meta_tid[mb >> 1:(mb >> 1) + nobj]
+    marks = h.meta[mb + 2 * nobj:mb + 3 * nobj]
+    dead = np.flatnonzero((tids != 0) & (marks == 0))
+    marks[:] = 0
+    h.s_sweepgen[s] = h.gcq[GC_SWEEPGEN]
+    if not len(dead):
+        return True
+    if trace is not None:
+        trace((s << PAGE_SHIFT) + dead * size, size)
+    return _free_slots_locked(h, s, dead)
+
+
 def sweep_large_locked(h, s, trace=None):
     """Sweep large span s (heap lock held): free it if white, else clear its mark."""
     h.s_sweepgen[s] = h.gcq[GC_SWEEPGEN]
     if h.s_tid[s] == 0 or h.s_mark[s]:
         h.s_mark[s] = 0
         return True
-    n = int(h.s_npages[s])
     if trace is not None:
-        trace(np.array([s << PAGE_SHIFT]), n << PAGE_SHIFT)
-    h.hdr[H_NLARGEFREE] += 1
-    h.hdr[H_LARGEFREE] += n << PAGE_SHIFT
-    mheap.free_locked(h, s, needzero=True)
+        trace(np.array([s << PAGE_SHIFT]), int(h.s_npages[s]) << PAGE_SHIFT)
+    _free_large_locked(h, s)
     return False
 
 
 def free_large(h, s):
     with h.lock:
-        n = int(h.s_npages[s])
-        h.hdr[H_NLARGEFREE] += 1
-        h.hdr[H_LARGEFREE] += n << PAGE_SHIFT
-        mheap.free_locked(h, s, needzero=True)
+        _free_large_locked(h, s)
+
+
+def _free_large_locked(h, s):
+    n = int(h.s_npages[s])
+    h.hdr[H_NLARGEFREE] += 1
+    h.hdr[H_LARGEFREE] += n << PAGE_SHIFT
+    if h.gc[GC_EFENCE]:
+        # GODEBUG=efence=1: the pages go back to the OS and the span is never handed out again
+        h.s_tid[s] = 0
+        h.s_mark[s] = 0
+        h.arena.release(s << PAGE_SHIFT, n << PAGE_SHIFT)
+        return
+    mheap.free_locked(h, s, needzero=True)
 
 
 def check_locked(h):
