@@ -22,7 +22,7 @@ a process inside this module or the allocator (proc._in_heap_code).
 """
 import numpy as np
 
-from ..shm.layout import BLACK, GC_PHASE, GREY, WHITE
+from ..shm.layout import GC_PHASE, GREY, WHITE
 from ..shm.sizeclasses import PAGE_SHIFT, class_to_nobjs, class_to_size
 
 _size = np.array(class_to_size, dtype=np.int64)
@@ -70,16 +70,8 @@ def shade_vec(h, addrs):
         h.gcdirty[s[white]] = 1
 
 
-def marking(h):
-    return h.gcq[GC_PHASE] != 0
-
-
 def shade_word(h, a):
     """The barrier for an address written outside a heap pointer word (control segment, a channel's
     slot words): the object written is shaded while the mark runs."""
     if a and h.gcq[GC_PHASE]:
         shade(h, a)
-
-
-def is_black(h, a):
-    return h.hu8[mark_index(h, a)] == BLACK

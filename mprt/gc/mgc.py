@@ -26,7 +26,7 @@ trigger, NextGC = 2^64-1, runtime.GC() still collects.  sysmon forces a cycle wh
 two minutes.
 
 Shared words (heap segment region "gc", layout.py): PHASE, GEN, SWEEPGEN, the statistics and the
-pause rings are written by the coordinator only; REQ/FORCEDREQ by any M asking for a cycle (a
+pause rings are written by the coordinator only; FORCEDREQ by any M asking for a cycle (a
 max, so a lost race asks for the same cycle); KICKED by an M (set) and the coordinator (cleared);
 the GODEBUG words at boot.  H_NEXTGC and GC_TRIGGER by the coordinator and SetGCPercent, under the
 heap lock.
@@ -55,7 +55,7 @@ from ..sched.ctl import (
     S_GOMAXPROCS,
     S_MCOUNT,
 )
-from ..shm import mcentral, mheap, mstats
+from ..shm import mcentral, mstats
 from ..shm.layout import (
     GC_ALLOCFREETRACE,
     GC_CPUFRACTION,
@@ -87,7 +87,6 @@ from ..shm.layout import (
     GC_STARTED,
     GC_STARTNS,
     GC_SWEEPGEN,
-    GC_SWEEPING,
     GC_TOTALTIME,
     GC_TRIGGER,
     GC_TRIGRATIO,
@@ -100,7 +99,6 @@ from ..shm.layout import (
     S_INUSE,
 )
 from . import mfinal
-from .mbarrier import shade_vec
 from .mgcmark import BadPointer, Marker
 
 HEAP_MINIMUM = 4 << 20          # Go's defaultHeapMinimum
@@ -230,6 +228,7 @@ class Collector:
         self.next_poll = 0
         self.sweep_pending = False
         self.cycle_done = 0
+        self.last_end = time.monotonic_ns()     # sysmon's forced GC counts from here
 
     # ---- deciding to run ----
 
@@ -247,10 +246,7 @@ class Collector:
             return self._sweep_some()
         self.next_poll = now + POLL_NS
         gogc = int(h.hdr[H_GCPERCENT])
-        periodic = False
-        if not forced and gogc >= 0:
-            last = int(gc[GC_LASTGC]) or int(gc[GC_STARTNS])
-            periodic = now - self._mono(last) > FORCEGC_PERIOD_NS
+        periodic = not forced and gogc >= 0 and now - self.last_end > FORCEGC_PERIOD_NS
         trig = gogc >= 0 and gc[GC_TRIGGER] > 0 and self.heap_live() >= gc[GC_TRIGGER]
         gc[GC_KICKED] = 0
         if forced or trig or periodic:
@@ -264,12 +260,6 @@ class Collector:
             return True
         self._scavenge_idle(now)
         return self._sweep_some()
-
-    def _mono(self, unix_or_mono):
-        # LASTGC is Unix time (Go's MemStats.LastGC); convert to the monotonic clock
-        if unix_or_mono > 10 ** 18:
-            return unix_or_mono - time.time_ns() + time.monotonic_ns()
-        return unix_or_mono
 
     # ---- the cycle ----
 
@@ -405,6 +395,7 @@ class Collector:
                  f"{(goal & (2 ** 64 - 1)) >> 20} MB goal, {nprocs} P" + (" (forced)" if forced else "") + "\n")
         self.sweep_pending = True
         self.cycle_done = ncycle
+        self.last_end = t_end
         if nfin:
             mfinal.wake_fing(sm, h)
         if stw_mode == 2:
@@ -516,7 +507,6 @@ class Collector:
         if not len(spans):
             self.sweep_pending = False
             self.h.gc[GC_DONE] = self.cycle_done
-            self.h.gc[GC_SWEEPING] = 0
             return False
         self._sweep(spans[:limit])
         return True
@@ -597,14 +587,6 @@ def request_and_wait(m):
         delay = min(delay * 2, 2e-3)
 
 
-def scan_if_asked(m):
-    """At a safe point: scan this M's root table if the collector asked (mgc step 1)."""
-    q, r = m.q, m.row
-    if r is not None and q[r + M_GCSCAN]:
-        shade_vec(m.heap, m.heap.roots.live())
-        q[r + M_GCSCAN] = 0
-
-
 def read_stats(h, st):
     """Add the collector's MemStats fields to st (a dict from mstats.read)."""
     gc = h.gc
@@ -618,8 +600,3 @@ def read_stats(h, st):
     st["EnableGC"] = True
     st["DebugGC"] = False
     return st
-
-
-__all__ = ["Collector", "request_and_wait", "scan_if_asked", "read_stats", "set_gc_percent",
-           "init_pacer", "init_debug", "scavenge", "fmt_ns_as_ms", "itoa_div", "go_float", "mheap",
-           "PH_MARK"]

@@ -52,7 +52,6 @@ from ..shm.types import K_STRUCT
 from .mbarrier import mark_index, mark_indices, shade_vec
 
 _size = np.array(class_to_size, dtype=np.int64)
-_nobj = np.array(class_to_nobjs, dtype=np.int64)
 _STRUCT, _PTRS, _NOSCAN = "struct", "[]Ptr", "noscan"    # how an object is scanned
 NARROW = 64          # a frontier narrower than this is followed depth first
 WIDE = 1024          # ... until the depth-first stack holds this many
@@ -387,10 +386,3 @@ def object_children(h, addrs):
         return np.zeros(0, dtype=np.int64)
     c = h.arena_i64[slots >> 3]
     return c[c != 0]
-
-
-def mark_byte(h, a):
-    return h.hu8[mark_index(h, a)]
-
-
-__all__ = ["Marker", "BadPointer", "scan_own_roots", "object_children", "mark_byte", "_nobj"]
