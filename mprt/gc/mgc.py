@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from ..sched import proc
+from ..sched import mprof, proc, trace
 from ..sched.ctl import (
     M_GCSCAN,
     M_PID,
@@ -276,6 +276,9 @@ class Collector:
         goal = int(h.hdr[H_NEXTGC])
         nprocs = int(q[ctl.sched + S_GOMAXPROCS])
         cpu0 = time.thread_time_ns()
+        trace.sync_state(sm)
+        if sm.tracing:
+            trace.ev(sm, trace.EV_GCSTART, ncycle)
 
         # 1. sweep termination (the sweep was finished above: no span turns unswept until the
         # mark ends, so nothing is left to sweep with the world stopped)
@@ -328,6 +331,7 @@ class Collector:
             self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)", t1)
         nfin = mfinal.queue_unreachable(h, mk)
         self._drain_all()          # what the queued objects point to stays too
+        mprof.mark_termination(sm, h)   # the heap profile's cycle, while the marks are final
         gc[GC_PHASE] = PH_OFF
         gc[GC_GEN] += 1
         gc[GC_SWEEPGEN] += 1
@@ -393,6 +397,10 @@ class Collector:
             _err(f"gc {numgc + 1} @{itoa_div((t_sweepterm - int(gc[GC_STARTNS])) // 1_000_000, 3)}s {util}%: "
                  f"{clock} ms clock, {cpus} ms cpu, {heap0 >> 20}->{heap1 >> 20}->{marked >> 20} MB, "
                  f"{(goal & (2 ** 64 - 1)) >> 20} MB goal, {nprocs} P" + (" (forced)" if forced else "") + "\n")
+        if sm.tracing:
+            trace.ev(sm, trace.EV_GCDONE, ncycle)
+            trace.ev(sm, trace.EV_HEAPALLOC, heap1)
+            trace.ev(sm, trace.EV_NEXTGC, int(h.hdr[H_NEXTGC]))
         self.sweep_pending = True
         self.cycle_done = ncycle
         self.last_end = t_end

@@ -3,10 +3,20 @@
 This module grows with the runtime; each name does what Go's does, in Go's shapes (out-parameters
 filled in place, Go's messages).
 """
+import copyreg as _copyreg
+import os as _os
+import sys as _sys
+import types as _types
+
 from ..gc import mfinal as _mfinal
 from ..gc import mgc as _mgc
 from ..panic import Panic
+from ..sched import ctl as _ctl
+from ..sched import mprof as _mprof
 from ..sched import proc as _proc
+from ..sched import symtab as _symtab
+from ..sched import trace as _trace
+from ..sched import traceback as _tb
 from ..sched.ctl import S_NCPU as _S_NCPU
 from ..sched.proc import Goexit as _Goexit
 from ..shm import malloc as _malloc
@@ -182,3 +192,433 @@ def SetFinalizer(obj, finalizer):
     """Run finalizer(obj) once obj is unreachable (see mprt/gc/mfinal.py); finalizer None removes
     it.  Bad arguments are fatal errors with Go's messages."""
     _mfinal.set_finalizer(obj, finalizer)
+
+
+# ---- callers and stacks (symtab.go, traceback.go, mprof.go) ----
+
+class Func:
+    """A function that PCs name: a Python code object (mprt/sched/symtab.py)."""
+
+    __slots__ = ("_f",)
+
+    def __init__(self, f):
+        self._f = f
+
+    def Name(self):
+        return self._f.name
+
+    def Entry(self):
+        return self._f.entry
+
+    def FileLine(self, pc):
+        """(file, line) of pc in this function."""
+        return self._f.file, self._f.line(pc - self._f.entry)
+
+    def __repr__(self):
+        return f"<runtime.Func {self._f.name} {self._f.file}:{self._f.firstline}>"
+
+
+def FuncForPC(pc):
+    """The Func that pc is in, or None."""
+    f = _symtab.findfunc(pc)
+    return None if f is None else Func(f)
+
+
+def Caller(skip=0):
+    """(pc, file, line, ok) of the frame `skip` levels above the caller of Caller (0: that caller)."""
+    if isinstance(skip, bool) or not isinstance(skip, int):
+        raise TypeError(f"runtime.Caller: skip {skip!r} is not an integer")
+    if skip < 0:
+        return 0, "", 0, False
+    try:
+        f = _sys._getframe(skip + 1)
+    except ValueError:
+        return 0, "", 0, False
+    if _reaches_bottom(f):
+        return 0, "", 0, False
+    pc = _symtab.pc_of(f)
+    return pc, f.f_code.co_filename, f.f_lineno, True
+
+
+def _reaches_bottom(f):
+    g = _sys._getframe(1)
+    while g is not None and g is not f:
+        if _symtab.is_bottom(g):
+            return True
+        g = g.f_back
+    return _symtab.is_bottom(f)
+
+
+def Callers(skip, pc):
+    """Fill the list pc with the PCs of the calling goroutine's stack; skip=0 is Callers itself,
+    1 its caller.  Returns how many were written (at most len(pc))."""
+    if isinstance(skip, bool) or not isinstance(skip, int):
+        raise TypeError(f"runtime.Callers: skip {skip!r} is not an integer")
+    if not isinstance(pc, list):
+        raise TypeError(f"runtime.Callers: want a list to fill, got {type(pc).__name__}")
+    if not pc:
+        return 0
+    pcs = _symtab.callers(_sys._getframe(0), len(pc) + max(skip, 0))[max(skip, 0):]
+    pc[:len(pcs)] = pcs
+    return len(pcs)
+
+
+class Frame:
+    """One frame of CallersFrames: PC, Func, Function (module.qualname), File, Line, Entry."""
+
+    __slots__ = ("PC", "Func", "Function", "File", "Line", "Entry")
+
+    def __init__(self, PC=0, Func=None, Function="", File="", Line=0, Entry=0):
+        self.PC, self.Func, self.Function, self.File, self.Line, self.Entry = PC, Func, Function, File, Line, Entry
+
+    def __repr__(self):
+        return f"Frame(Function={self.Function!r}, File={self.File!r}, Line={self.Line}, PC={self.PC:#x})"
+
+
+class Frames:
+    """runtime.Frames: Next() -> (Frame, more)."""
+
+    def __init__(self, pcs):
+        self._pcs = list(pcs)
+
+    def Next(self):
+        while self._pcs:
+            pc = self._pcs.pop(0)
+            f = _symtab.findfunc(pc)
+            if f is None:
+                continue
+            fr = Frame(pc, Func(f), f.name, f.file, f.line(pc - f.entry), f.entry)
+            return fr, bool(self._pcs)
+        return Frame(), False
+
+    def __iter__(self):
+        while True:
+            fr, more = self.Next()
+            if fr.PC:
+                yield fr
+            if not more:
+                return
+
+
+def CallersFrames(callers):
+    """Frames for a list of PCs from Callers."""
+    return Frames(callers)
+
+
+def Stack(buf, all=False):
+    """Write the calling goroutine's stack (all=True: every goroutine's, on every M) into the
+    bytearray buf in Go's format; returns the bytes written."""
+    if not isinstance(buf, bytearray):
+        raise TypeError(f"runtime.Stack: want a bytearray, got {type(buf).__name__}")
+    m = _proc.current_m()
+    text = _tb.goroutine_stack(m, _sys._getframe(1))
+    if all:
+        level, _, _ = _tb.level_of(m.q, m.ctl.sched)
+        mine = _tb.own_goroutines(m, _sys._getframe(1), level >= 2)
+        mine.pop(m.curgoid, None)
+        text += _tb._others_text(m, mine, {m.curgoid})
+    data = text.encode()
+    n = min(len(buf), len(data))
+    buf[:n] = data[:n]
+    return n
+
+
+class StackRecord:
+    """One stack of a profile: Stack0 (a list of PCs); Stack() the PCs up to the first 0."""
+
+    __slots__ = ("Stack0",)
+
+    def __init__(self, stack=()):
+        self.Stack0 = list(stack)
+
+    def Stack(self):
+        out = []
+        for pc in self.Stack0:
+            if not pc:
+                break
+            out.append(pc)
+        return out
+
+    def __repr__(self):
+        return f"StackRecord({self.Stack0!r})"
+
+
+def _all_goroutine_pcs(m):
+    """{goid: PCs} of every goroutine (system ones left out), the caller's included."""
+    pcs = {}
+    level, _, _ = _tb.level_of(m.q, m.ctl.sched)
+    _tb.own_goroutines(m, _sys._getframe(2), level >= 2, pcs)
+    _tb.collect_others(m, set(pcs), pcs)
+    from ..sched.ctl import G_DEAD, G_GOID, G_STATUS, S_NGALLOC
+    q, ctl = m.q, m.ctl
+    for g in range(q[ctl.sched + S_NGALLOC]):     # goroutines not started: no stack yet
+        r = ctl.g(g)
+        goid = q[r + G_GOID]
+        if q[r + G_STATUS] != G_DEAD and goid > 0 and goid not in pcs:
+            pcs[goid] = []
+    fing = _mfinal.fing_system(m)
+    if fing:
+        pcs.pop(fing, None)
+    return pcs
+
+
+def GoroutineProfile(p):
+    """n, ok: the number of goroutines, and whether p (a list of StackRecord) was long enough to
+    be filled with their stacks (the caller's first)."""
+    m = _proc.current_m()
+    pcs = _all_goroutine_pcs(m)
+    n = len(pcs)
+    if n > len(p):
+        return n, False
+    order = [m.curgoid] + sorted(k for k in pcs if k != m.curgoid)
+    for i, goid in enumerate(order):
+        p[i] = StackRecord(pcs.get(goid, []))
+    return n, True
+
+
+# ---- profiles (mprof.go) ----
+
+class MemProfileRecord:
+    """Go's MemProfileRecord: AllocBytes, FreeBytes, AllocObjects, FreeObjects, Stack0."""
+
+    __slots__ = ("AllocBytes", "FreeBytes", "AllocObjects", "FreeObjects", "Stack0")
+
+    def __init__(self):
+        self.AllocBytes = self.FreeBytes = self.AllocObjects = self.FreeObjects = 0
+        self.Stack0 = []
+
+    def InUseBytes(self):
+        return self.AllocBytes - self.FreeBytes
+
+    def InUseObjects(self):
+        return self.AllocObjects - self.FreeObjects
+
+    def Stack(self):
+        return StackRecord.Stack(self)
+
+    def __repr__(self):
+        return (f"MemProfileRecord(AllocBytes={self.AllocBytes}, FreeBytes={self.FreeBytes}, "
+                f"AllocObjects={self.AllocObjects}, FreeObjects={self.FreeObjects})")
+
+
+class BlockProfileRecord(StackRecord):
+    """Go's BlockProfileRecord: Count, Cycles (here nanoseconds) and Stack0."""
+
+    __slots__ = ("Count", "Cycles")
+
+    def __init__(self, count=0, cycles=0, stack=()):
+        super().__init__(stack)
+        self.Count, self.Cycles = count, cycles
+
+    def __repr__(self):
+        return f"BlockProfileRecord(Count={self.Count}, Cycles={self.Cycles}, Stack0={self.Stack0!r})"
+
+
+def MemProfile(p, inuseZero):
+    """n, ok as Go's: the heap profile's records as of the last completed cycle (see
+    mprt/sched/mprof.py); p, a list, is filled when len(p) >= n."""
+    m = _proc.current_m()
+    recs = [r for r in _mprof.mem_records(m) if inuseZero or r[2] != r[3]]
+    n = len(recs)
+    if n > len(p):
+        return n, False
+    for i, (na, nf, ba, bf, stk) in enumerate(recs):
+        r = MemProfileRecord()
+        r.AllocObjects, r.FreeObjects, r.AllocBytes, r.FreeBytes, r.Stack0 = na, nf, ba, bf, stk
+        p[i] = r
+    return n, True
+
+
+def _event_profile(kind, p):
+    m = _proc.current_m()
+    recs = _mprof.event_records(m.ctl, kind)
+    n = len(recs)
+    if n > len(p):
+        return n, False
+    for i, (count, cycles, stk) in enumerate(recs):
+        p[i] = BlockProfileRecord(count, cycles, stk)
+    return n, True
+
+
+def BlockProfile(p):
+    """n, ok: the blocking profile's records (Cycles in nanoseconds)."""
+    return _event_profile(_mprof.BLOCK, p)
+
+
+def MutexProfile(p):
+    """n, ok: the mutex contention profile's records (Cycles in nanoseconds)."""
+    return _event_profile(_mprof.MUTEX, p)
+
+
+def SetBlockProfileRate(rate):
+    """Sample one blocking event per `rate` nanoseconds blocked (1: every event; <= 0: off)."""
+    if isinstance(rate, bool) or not isinstance(rate, int):
+        raise TypeError(f"runtime.SetBlockProfileRate: {rate!r} is not an integer")
+    m = _proc.current_m()
+    m.q[m.ctl.sched + _ctl.S_BLOCKRATE] = max(rate, 0)
+
+
+def SetMutexProfileFraction(rate):
+    """Report one in `rate` contention events (0: off; negative: only read).  Returns the old rate."""
+    if isinstance(rate, bool) or not isinstance(rate, int):
+        raise TypeError(f"runtime.SetMutexProfileFraction: {rate!r} is not an integer")
+    m = _proc.current_m()
+    w = m.ctl.sched + _ctl.S_MUTEXRATE
+    old = m.q[w]
+    if rate >= 0:
+        m.q[w] = rate
+    return old
+
+
+def ThreadCreateProfile(p):
+    """n, ok: one record per M started (the stack of the goroutine whose wakeup started it; M0's
+    is empty)."""
+    m = _proc.current_m()
+    q, ctl = m.q, m.ctl
+    n = _proc._mcount(m)
+    if n > len(p):
+        return n, False
+    for mid in range(n):
+        b = q[ctl.m(mid) + _ctl.M_CREATEBK] if mid else -1
+        p[mid] = StackRecord(_mprof.thread_stack(ctl, b))
+    return n, True
+
+
+def SetCPUProfileRate(hz):
+    """Sample the running goroutine's stack hz times a second of CPU on every M (SIGPROF); 0 stops.
+    As Go's, the rate cannot change while a profile runs."""
+    if isinstance(hz, bool) or not isinstance(hz, int):
+        raise TypeError(f"runtime.SetCPUProfileRate: {hz!r} is not an integer")
+    m = _proc.current_m()
+    q, s = m.q, m.ctl.sched
+    hz = min(max(hz, 0), 1_000_000)
+    if hz > 0 and q[s + _ctl.S_CPUHZ] > 0:
+        _tb.write_err("runtime: cannot set cpu profile rate until previous profile has finished.\n")
+        return
+    q[s + _ctl.S_CPUHZ] = hz
+    q[s + _ctl.S_PROFSYNC] += 1
+    _proc.sync_prof(m)
+    _trace._signal_ms(m)
+
+
+def _cpu_samples(m):
+    """Stop sampling and gather every M's samples: [(count, PCs)]."""
+    SetCPUProfileRate(0)
+    cpu = []
+    _tb.collect_others(m, set(), None, cpu)
+    cpu.extend([n, list(k)] for k, n in m.cpusamples.items())
+    m.cpusamples.clear()
+    return cpu
+
+
+def CPUProfile():
+    """Gone since Go 1.9, as in Go: it panics."""
+    raise Panic("CPUProfile no longer available")
+
+
+# ---- the execution tracer (trace.go; format in mprt/sched/trace.py) ----
+
+def StartTrace():
+    """Start tracing every M; RuntimeError("tracing is already enabled") if it is on."""
+    _trace.start(_proc.current_m())
+
+
+def StopTrace():
+    """Stop tracing; what was traced stays readable with ReadTrace."""
+    _trace.stop(_proc.current_m())
+
+
+def ReadTrace():
+    """The next chunk of the trace (bytes); None once tracing stopped and everything was read."""
+    return _trace.read(_proc.current_m())
+
+
+# ---- the rest of package runtime ----
+
+def NumCgoCall():
+    """Calls into foreign code so far, over every M: mprt counts each `with mprt.syscall():` block
+    (the way a goroutine tells the scheduler it enters foreign, possibly blocking code, as Go's
+    cgocall enters a system call).  Plain ctypes calls are not seen by the runtime."""
+    m = _proc.current_m()
+    q, ctl = m.q, m.ctl
+    return int(sum(q[ctl.m(i) + _ctl.M_NCGOCALL] for i in range(_proc._mcount(m))))
+
+
+_cgo_hooks = {}
+
+
+def SetCgoTraceback(version, traceback, context, symbolizer):
+    """Go's hooks for printing foreign (C) frames.  version must be 0 (Go panics otherwise).  The
+    hooks are kept but never called: a Python process cannot walk the C stack below the
+    interpreter, so mprt's tracebacks show Python frames only."""
+    if version != 0:
+        raise Panic("unsupported version")
+    _cgo_hooks.update(traceback=traceback, context=context, symbolizer=symbolizer)
+
+
+def Breakpoint():
+    """Go's breakpoint trap.  Under a Python debugger (a trace function is set) it stops there;
+    otherwise the program dies as a Go program does on SIGTRAP: `SIGTRAP: trace trap`, the
+    goroutines, exit status 2."""
+    if _sys.gettrace() is not None:
+        breakpoint()
+        return
+    m = _proc.current_m()
+    pc = _symtab.pc_of(_sys._getframe(1))
+    _proc.fatal("", head=f"SIGTRAP: trace trap\nPC={pc:#x} m={m.id} sigcode=128\n\n")
+
+
+class TypeAssertionError(Error):
+    """Go's *runtime.TypeAssertionError: a failed type assertion x.(T)."""
+
+    def __init__(self, interface="interface {}", concrete="", asserted="", missingMethod=""):
+        self._interface, self.concreteString, self.assertedString = interface, concrete, asserted
+        self.missingMethod = missingMethod
+        super().__init__(self._text())
+
+    def _text(self):
+        inter = self._interface or "interface"
+        if not self.concreteString:
+            return f"interface conversion: {inter} is nil, not {self.assertedString}"
+        if not self.missingMethod:
+            return f"interface conversion: {inter} is {self.concreteString}, not {self.assertedString}"
+        return (f"interface conversion: {self.concreteString} is not {self.assertedString}: "
+                f"missing method {self.missingMethod}")
+
+    def __str__(self):
+        return self._text()
+
+
+# MemProfileRate is a variable in Go: reading and assigning the module attribute go to the shared
+# word every M's allocator samples by (mprt/sched/mprof.py).
+class _RuntimeModule(_types.ModuleType):
+    @property
+    def MemProfileRate(self):
+        m = _proc._m
+        if m is None:
+            return _boot_memprofilerate()
+        return int(m.q[m.ctl.sched + _ctl.S_MEMPROFRATE])
+
+    @MemProfileRate.setter
+    def MemProfileRate(self, v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"runtime.MemProfileRate: {v!r} is not an integer")
+        m = _proc.current_m()
+        m.q[m.ctl.sched + _ctl.S_MEMPROFRATE] = v
+        if m.heap is not None:
+            m.heap.sample_left = _mprof.next_sample(v)
+
+
+def _boot_memprofilerate():
+    from ..sched.boot import MEMPROFRATE, parse_godebug
+    v = parse_godebug(_os.environ.get("GODEBUG")).get("memprofilerate")
+    return MEMPROFRATE if v is None else v
+
+
+def _reduce_module(mod):
+    import importlib
+    return importlib.import_module, (mod.__name__,)
+
+
+_sys.modules[__name__].__class__ = _RuntimeModule
+_copyreg.pickle(_RuntimeModule, _reduce_module)     # goroutines that use runtime pickle it by name

@@ -30,7 +30,7 @@ from ..gc import mgc
 from ..shm import malloc
 from ..shm.layout import MAXP
 from ..shm.segment import Lock, shm_name, unlink_runtime
-from . import proc, traceback
+from . import mprof, proc, symtab, traceback
 from .chan import NLOCKS
 from .ctl import (
     EXIT_FATAL,
@@ -78,6 +78,7 @@ from .ctl import (
     S_MAINGOEXIT,
     S_MAXMCOUNT,
     S_MCOUNT,
+    S_MEMPROFRATE,
     S_NCPU,
     S_NMSPINNING,
     S_NPIDLE,
@@ -99,6 +100,9 @@ EXIT_GRACE_S = 0.2
 _PR_SET_PDEATHSIG = 1
 
 config = {}      # what boot read from the environment (process-local; inherited by forks)
+
+
+MEMPROFRATE = 512 * 1024      # Go's default runtime.MemProfileRate
 
 
 def parse_gomaxprocs(val, ncpu):
@@ -170,8 +174,11 @@ def run(main, *args):
     code, exc = 0, None
     try:
         ctl = _create_control(rtid, nprocs, ncpu, tb, godebug)
+        symtab.reset()
+        mprof.reset()
         m = proc._M(ctl, heap, 0, rtid, True)
         proc._m = m
+        heap.sample_left = mprof.next_sample(q_rate(m))
         m.g1 = _boot_m0(m)
         for sig in (signal.SIGURG, signal.SIGTERM, signal.SIGINT):
             old_handlers[sig] = signal.getsignal(sig)
@@ -258,6 +265,8 @@ def _on_sigterm(signum, frame):
 def _create_control(rtid, nprocs, ncpu, tb, godebug):
     ctl = Ctl(shm_name(rtid, "ctl"), create=True)
     Lock(shm_name(rtid, "lock.sched"), create=True).close()
+    Lock(shm_name(rtid, "lock.symtab"), create=True).close()
+    Lock(shm_name(rtid, "lock.prof"), create=True).close()
     for i in range(NLOCKS):
         Lock(shm_name(rtid, f"lock.o{i}"), create=True).close()
     for p in range(nprocs):
@@ -275,6 +284,8 @@ def _create_control(rtid, nprocs, ncpu, tb, godebug):
     q[s + S_SCHEDDETAIL] = godebug.get("scheddetail", 0)
     q[s + S_STARTNS] = time.monotonic_ns()
     q[s + S_M0PID] = os.getpid()
+    mpr = godebug.get("memprofilerate")
+    q[s + S_MEMPROFRATE] = MEMPROFRATE if mpr is None else mpr
     for p in range(MAXP):
         b = ctl.p(p)
         q[b + P_SMTICK] = q[b + P_SMSTICK] = NONE     # sysmon has not seen it yet
@@ -394,6 +405,10 @@ def _fork(fn, *args):
 
 def _start_coordinator(m):
     m.q[m.ctl.sched + S_COORDPID] = _fork(_coordinator_main, m)
+
+
+def q_rate(m):
+    return m.q[m.ctl.sched + S_MEMPROFRATE]
 
 
 def _SysmonM(ctl, rtid):
@@ -644,6 +659,8 @@ def _worker_main(sm, mid):
     m.sched_gr = greenlet.getcurrent()
     proc._m = m
     _setup_common_signals()
+    heap.sample_left = mprof.next_sample(q_rate(m))
+    proc.sync_prof(m)
     if q[ctl.sched + S_EXIT]:
         proc._worker_exit(0)
     proc._schedule_loop(m)
@@ -692,6 +709,9 @@ def _teardown(m, heap, saved_affinity, old_handlers):
         msg._FN_CACHE.clear()       # their handles belong to this runtime
         msg._FN_DEC.clear()
         signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        symtab.reset()
+        mprof.reset()
         for sig, h in old_handlers.items():
             try:
                 signal.signal(sig, h)

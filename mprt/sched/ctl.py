@@ -11,6 +11,9 @@ One segment, /mprt.<rtid>.ctl, mapped by every process of the runtime and read a
     sudog   sudog rows, grown in chunks: a G waiting on a channel or a sync object.  Row g (g < MAXG)
             belongs to G slot g, for the common one-wait case; select takes rows from the pool above
     sites   creation sites ("created by" lines), appended once per site and process
+    func    the functions that PCs name (symtab.py)
+    prof    profile buckets, their hash index and the sampled heap objects (mprof.py)
+    trace   the execution tracer's event rings, committed while tracing (trace.py)
     stw     the last 256 stop-the-world pauses
 
 Who may write what (no GIL protects this memory):
@@ -32,6 +35,9 @@ import numpy as np
 
 from ..shm.layout import MAXP
 from ..shm.segment import Segment
+from .mprof import BK_WORDS, NBUCKET, NBUCKHASH, NPROFOBJ
+from .symtab import FT_WORDS, FUNCBYTES, NFUNC
+from .trace import NTRACEBUF, TRACEBUF_WORDS
 
 WORD = 8
 MAXM = 10000            # Go's default thread limit; debug.SetMaxThreads cannot raise it past this
@@ -48,7 +54,8 @@ NONE = -1
 _S = """GOMAXPROCS GOIDGEN GQHEAD GQTAIL GQSIZE PIDLE NPIDLE NMSPINNING MCOUNT MAXMCOUNT GCWAITING
 STOPWAIT STOPPER SYSMONWAIT EXIT EXITKIND MAINGOEXIT GFREE NGALLOC SGFREE NSGALLOC NSITES SITEBYTES
 TRACEBACK SCHEDTRACE SCHEDDETAIL STARTNS NSTW STWTOTAL M0PID COORDPID DUMPREQ PANICKING PAUSEIDX NCPU
-DEAD ATTN""".split()
+DEAD ATTN NFUNC FUNCBYTES PROFCYCLE NBUCKET NPROFOBJ MEMPROFRATE BLOCKRATE MUTEXRATE CPUHZ TRACE
+TRACESTART PROFSYNC NCGOCALL""".split()
 for _i, _n in enumerate(_S):
     globals()["S_" + _n] = _i
 SCHED_WORDS = 64
@@ -69,7 +76,7 @@ P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP, P_DEAD = range(5)
 
 # ---- M rows ----
 _M = """PID TID CPU P NEXTP CURG LOCKEDG STATE SPINNING RQHEAD RQTAIL PREEMPT NTIMERS STAMP WAKEUPS
-GCREATED GEXITED GCSCAN""".split()
+GCREATED GEXITED GCSCAN CREATEBK NCGOCALL""".split()
 for _i, _n in enumerate(_M):
     globals()["M_" + _n] = _i
 M_WORDS = 32
@@ -80,7 +87,7 @@ MSTATE_NAMES = ["free", "starting", "running", "idle", "needp", "lockedwait", "s
 
 # ---- G rows ----
 _G = """GOID STATUS WAIT M LOCKEDM LINK PARENT SITE PAYLEN PAYADDR PARAM SELDONE FNLEN NPTR PTR0 PTR1
-PTR2 PTR3""".split()
+PTR2 PTR3 WAITSINCE""".split()
 for _i, _n in enumerate(_G):
     globals()["G_" + _n] = _i
 G_NPTRS = 4             # heap pointers a payload may carry in the row itself (G_PTR0..3, traced)
@@ -115,6 +122,12 @@ _REGIONS = [
     ("gq", MAXG),            # the global run queue: a ring of G slots that never fills (<= MAXG Gs)
     ("siteidx", NSITES * 2),
     ("sitebytes", SITEBYTES // WORD),
+    ("functab", NFUNC * FT_WORDS),          # symtab.py: the functions PCs name
+    ("funcbytes", FUNCBYTES // WORD),
+    ("buckets", NBUCKET * BK_WORDS),        # mprof.py: profile buckets, their hash index, sampled objects
+    ("buckhash", NBUCKHASH),
+    ("profobj", NPROFOBJ * 2),
+    ("trace", NTRACEBUF * TRACEBUF_WORDS),  # trace.py: one event ring per M (+ the coordinator's)
     ("g", MAXG * G_WORDS),
     ("sudog", (MAXG + MAXSUDOG) * SG_WORDS),   # row g < MAXG is G slot g's own; the rest a pool
 ]
@@ -124,7 +137,8 @@ for _name, _words in _REGIONS:
     OFF[_name] = _o
     _o += (_words * WORD + 4095) & ~4095
 CTL_SIZE = _o
-FIXED = ("sched", "p", "m", "pause", "gq", "siteidx", "sitebytes")
+FIXED = ("sched", "p", "m", "pause", "gq", "siteidx", "sitebytes", "functab", "funcbytes", "buckets", "buckhash",
+         "profobj")
 
 
 class Ctl:

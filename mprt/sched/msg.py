@@ -13,6 +13,7 @@ tracing from the slot.  The receiver frees the heap message once it has unpickle
 Plain values (int, float, str, bytes, None, bool) take the C pickler; everything else goes through
 the runtime's pickler (cloudpickle, with Ptrs carried as addresses).
 """
+import collections
 import io
 import pickle
 import types
@@ -38,7 +39,8 @@ def _code_reduce(co):
 
 
 class _PtrPickler(_Pickler):
-    dispatch_table = {**_Pickler.dispatch_table, types.CodeType: _code_reduce}
+    # a live view: reducers registered later with copyreg (mprt.runtime's module type) count too
+    dispatch_table = collections.ChainMap({types.CodeType: _code_reduce}, _Pickler.dispatch_table)
 
     def __init__(self, f):
         super().__init__(f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -71,7 +71,10 @@ from ..gc.mfinal import fing_system
 from ..shm.layout import GC_PHASE, MAXP
 from ..shm.ptr import loads
 from ..shm.segment import Lock, shm_name
+from . import mprof as _mprof
 from . import msg
+from . import symtab as _symtab
+from . import trace as _trace
 from .ctl import (
     CHUNK,
     EXIT_DEADLOCK,
@@ -99,13 +102,16 @@ from .ctl import (
     G_SYSCALL,
     G_WAIT,
     G_WAITING,
+    G_WAITSINCE,
     G_WORDS,
     M_CPU,
+    M_CREATEBK,
     M_CURG,
     M_GCREATED,
     M_GCSCAN,
     M_GEXITED,
     M_LOCKEDG,
+    M_NCGOCALL,
     M_NEXTP,
     M_NTIMERS,
     M_P,
@@ -149,7 +155,9 @@ from .ctl import (
     P_WORDS,
     RUNQ,
     S_ATTN,
+    S_BLOCKRATE,
     S_COORDPID,
+    S_CPUHZ,
     S_DEAD,
     S_EXIT,
     S_EXITKIND,
@@ -162,6 +170,7 @@ from .ctl import (
     S_GQTAIL,
     S_MAXMCOUNT,
     S_MCOUNT,
+    S_MUTEXRATE,
     S_NGALLOC,
     S_NMSPINNING,
     S_NPIDLE,
@@ -169,17 +178,23 @@ from .ctl import (
     S_NSTW,
     S_PAUSEIDX,
     S_PIDLE,
+    S_PROFSYNC,
     S_SITEBYTES,
     S_STOPPER,
     S_STOPWAIT,
     S_STWTOTAL,
     SG_WORDS,
     SITEBYTES,
+    W_CHANRECV,
+    W_CHANSEND,
+    W_SELECT,
+    W_SEMACQUIRE,
     W_SLEEP,
     WAIT_REASONS,
 )
 
 EXIT_PANIC_CODE = 2
+_BLOCK_REASONS = frozenset((W_CHANRECV, W_CHANSEND, W_SELECT, W_SEMACQUIRE))   # the block profile's
 
 SPIN_NS = 50_000          # how long an M with nothing to run polls before parking (a wakeup costs ~20 us)
 STW_SPIN_NS = 20_000      # how long a stopper polls for the Ms to stop before sleeping on note.stw
@@ -215,6 +230,8 @@ class _M:
         self.is_m0 = is_m0
         self.mv8 = memoryview(ctl.seg.mm)
         self.schedlock = Lock(shm_name(rtid, "lock.sched"))
+        self.symlock = Lock(shm_name(rtid, "lock.symtab"))
+        self.proflock = Lock(shm_name(rtid, "lock.prof"))
         self.plocks = {}
         self.msems = {}
         self.sem = None if mid is None else self.msem(mid)
@@ -247,6 +264,11 @@ class _M:
         self.dumped = 0
         self.in_gcstop = False    # parked for a stop of the world (a signal then has nothing to do)
         self.stw_hook = None      # the coordinator: sysmon's must-do work while it waits for a stop
+        self.tracing = False      # emitting execution-trace events (trace.py); tbase: this M's ring
+        self.tbase = 0
+        self.profsync = 0         # the S_PROFSYNC this M last acted on (tracing, CPU profiling)
+        self.cpuhz = 0            # SIGPROF rate armed here, and the samples taken: {stack: count}
+        self.cpusamples = {}
 
     def plock(self, p):
         lk = self.plocks.get(p)
@@ -262,7 +284,7 @@ class _M:
         return s
 
     def close(self):
-        for lk in [self.schedlock, *self.plocks.values()]:
+        for lk in [self.schedlock, self.symlock, self.proflock, *self.plocks.values()]:
             lk.close()
         for s in [*self.msems.values(), self.stwnote, self.sysmonnote]:
             try:
@@ -496,6 +518,8 @@ def go(fn, *args, **kwargs):
         q[r + G_NPTR] = len(ptrs)
     q[r + G_STATUS] = G_RUNNABLE
     q[m.row + M_GCREATED] += 1
+    if m.tracing:
+        _trace.ev(m, _trace.EV_GOCREATE, goid, q[r + G_SITE])
     # runqput(p, g, next=True), inline: g takes runnext, the old runnext goes to the ring's tail
     p = m.p
     b = m.ctl.pbase + p * P_WORDS
@@ -842,6 +866,8 @@ def _newm_locked(m, p, spinning):
         fatal("thread exhaustion", pre=f"runtime: program exceeds {limit}-thread limit\n", locked=True)
     r = ctl.m(mid)
     init_mrow(q, r)
+    if m.row is not None:
+        q[r + M_CREATEBK] = _mprof.bucket(m, _mprof.THREAD, _mprof.user_stack(sys._getframe(1)))
     q[r + M_NEXTP] = p
     q[r + M_SPINNING] = int(spinning)
     q[r + M_STATE] = MS_STARTING
@@ -876,6 +902,8 @@ def ready(m, g):
     it, and the M is running, so nothing else needs to know."""
     q = m.q
     gr = m.ctl.gbase + g * G_WORDS
+    if m.tracing:
+        _trace.ev(m, _trace.EV_GOUNBLOCK, q[gr + G_GOID])
     if q[gr + G_M] == m.id and m.p != NONE:
         # only while this M holds a P: then it counts as running for checkdead, and will look at
         # its local queue; an M without a P must show its ready goroutine in shared memory
@@ -916,14 +944,25 @@ def park(reason, unlock=None):
     g = m.curg
     q = m.q
     gr = m.ctl.gbase + g * G_WORDS
+    s = m.ctl.sched
+    prof = (q[s + S_BLOCKRATE] or q[s + S_MUTEXRATE]) and reason in _BLOCK_REASONS
+    if prof:
+        t0 = q[gr + G_WAITSINCE] = _nanotime()
     q[gr + G_WAIT] = reason
     q[gr + G_STATUS] = G_WAITING
+    if m.tracing:
+        _trace.ev(m, _trace.EV_GOBLOCK, m.curgoid, reason)
     if unlock is not None:
         if isinstance(unlock, Lock):
             _rel(unlock)
         else:
             unlock()
     _switch_out(m)
+    if prof:
+        t = _nanotime() - t0
+        rate = q[s + S_BLOCKRATE]
+        if rate > 0 and _mprof.blocksampled(rate, t):
+            _mprof.record_event(m, _mprof.BLOCK, t, sys._getframe(1))
 
 
 def _switch_out(m):
@@ -958,6 +997,8 @@ def gosched():
     q, ctl = m.q, m.ctl
     _acq(m.schedlock)
     q[ctl.g(g) + G_STATUS] = G_RUNNABLE
+    if m.tracing:
+        _trace.ev(m, _trace.EV_GOSCHED, m.curgoid)
     if m.lockedg == g:
         m.localq.append(g)
     else:
@@ -986,6 +1027,8 @@ def _release_p_to_needp_locked(m):
 
 def _dropp_locked(m):
     q = m.q
+    if m.tracing:
+        _trace.ev(m, _trace.EV_PROCSTOP, m.p)
     q[m.row + M_P] = NONE
     m.p = NONE
 
@@ -995,6 +1038,8 @@ def _acquirep(m, p):
     m.p = p
     q = m.q
     q[m.row + M_P] = p
+    if m.tracing:
+        _trace.ev(m, _trace.EV_PROCSTART, p)
     cpu = m.cpus[p % len(m.cpus)]
     if m.pinned != cpu:
         try:
@@ -1314,6 +1359,8 @@ def _execute_mark(m, g):
     q[m.row + M_CURG] = g
     m.curg = g
     m.curgoid = q[gr + G_GOID]
+    if m.tracing:
+        _trace.ev(m, _trace.EV_GOSTART, m.curgoid)
 
 
 def _schedule_loop(m):
@@ -1343,6 +1390,8 @@ def _gmain(g):
         fn = args = kwargs = None
         try:
             fn, args, kwargs = _payload(m, g)
+            if m.tracing:
+                _trace_func(m, fn)
             fn(*args, **kwargs)
         except Goexit:
             pass
@@ -1358,6 +1407,14 @@ def _gmain(g):
             gopanic(m, e)
         fn = args = kwargs = None       # an ended goroutine holds nothing (its Ptrs are roots)
         g = _goexit0(m, g)
+
+
+def _trace_func(m, fn):
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is not None:
+        fi = _symtab._table.register(code, getattr(fn, "__module__", None) or "?")
+        if fi is not None:
+            _trace.ev(m, _trace.EV_GOFUNC, m.curgoid, _symtab.FUNC_BASE + (fi << _symtab.FUNC_SHIFT))
 
 
 def _payload(m, g):
@@ -1402,6 +1459,8 @@ def _goexit0(m, g):
     q[gr + G_LOCKEDM] = NONE
     q[gr + G_M] = NONE
     q[m.row + M_GEXITED] += 1
+    if m.tracing:
+        _trace.ev(m, _trace.EV_GOEND, m.curgoid)
     gl = m.greenlets.pop(g)
     _gslot_put(m, g)
     # fast path: the next goroutine is a new one from our P's queue, and nothing else is due
@@ -1507,6 +1566,9 @@ def entersyscall():
     q[b + P_STATUS] = P_SYSCALL
     q[b + P_SYSCALLTICK] += 1
     q[m.row + M_STATE] = MS_SYSCALL
+    q[m.row + M_NCGOCALL] += 1
+    if m.tracing:
+        _trace.ev(m, _trace.EV_GOSYSCALL, m.curgoid)
     q[ctl.g(m.curg) + G_STATUS] = G_SYSCALL
     wake = q[s + S_NPIDLE] == 0 and (q[s + S_GQSIZE] or not _runqempty(m, m.p) or _needp_get_locked(m) != NONE)
     _rel(m.schedlock)
@@ -1570,6 +1632,8 @@ def stop_the_world(m, reason=""):
     q[s + S_GCWAITING] = 1
     q[s + S_ATTN] = 1
     q[s + S_STOPPER] = m.id
+    if m.tracing:
+        _trace.ev(m, _trace.EV_STWSTART, _trace.stw_reason(reason))
     wait = n
     if m.p != NONE:
         q[ctl.p(m.p) + P_STATUS] = P_GCSTOP
@@ -1679,6 +1743,8 @@ def start_the_world(m, t0, newprocs=0):
     q[s + S_PAUSEIDX] += 1
     q[s + S_NSTW] += 1
     q[s + S_STWTOTAL] += dt
+    if m.tracing:
+        _trace.ev(m, _trace.EV_STWDONE)
     _rel(m.schedlock)
     for mid in wake:
         _wakem(m, mid)
@@ -1824,6 +1890,8 @@ def _on_sigurg(signum, frame):
         return
     from .traceback import maybe_dump
     maybe_dump(m, frame)
+    if m.profsync != m.q[m.ctl.sched + S_PROFSYNC]:
+        sync_prof(m)
     if m.in_gcstop:
         return
     if m.locks:
@@ -1834,6 +1902,30 @@ def _on_sigurg(signum, frame):
         _stop_after(m, heap)
         return
     _safepoint(m, from_signal=True)
+
+
+def sync_prof(m):
+    """Tracing and CPU profiling follow the shared words (after SIGURG, at an M's start)."""
+    q, s = m.q, m.ctl.sched
+    m.profsync = q[s + S_PROFSYNC]
+    _trace.sync_state(m)
+    hz = q[s + S_CPUHZ]
+    if hz != m.cpuhz and m.row is not None:
+        m.cpuhz = hz
+        if hz > 0:
+            signal.signal(signal.SIGPROF, _on_sigprof)
+            signal.setitimer(signal.ITIMER_PROF, 1.0 / hz, 1.0 / hz)
+        else:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+
+
+def _on_sigprof(signum, frame):
+    """A CPU profile sample: the running goroutine's Python stack (or the scheduler's)."""
+    m = _m
+    if m is None or not m.cpuhz or frame is None:
+        return
+    key = tuple(_symtab.callers(frame, 64, in_signal=True))
+    m.cpusamples[key] = m.cpusamples.get(key, 0) + 1
 
 
 # ---- endings ----
@@ -1878,13 +1970,14 @@ def request_exit(m, code, kind):
     return True
 
 
-def fatal(text, pre="", locked=False):
+def fatal(text, pre="", locked=False, head=None):
     """Go's throw: `fatal error: text`, the goroutines per GOTRACEBACK, exit status 2.  `locked`:
-    the caller holds the sched lock (the process ends or unwinds to teardown holding it)."""
+    the caller holds the sched lock (the process ends or unwinds to teardown holding it).  `head`
+    replaces the `fatal error:` line (a crash on a signal: `SIGTRAP: trace trap`)."""
     m = current_m()
     from .traceback import fatal_report, request_exit_first
     if request_exit_first(m, locked):
-        fatal_report(m, text, pre)
+        fatal_report(m, text, pre, head)
     request_exit(m, 2, EXIT_FATAL)
     _exiting(m)
     raise _Exiting()

@@ -8,13 +8,16 @@ Each is a heap object: a state word and a FIFO of waiting sudogs, guarded by the
                (it stays locked; the waiter wakes owning it), so waiters are served in order.
 Both park the goroutine, never the M, and work across Ms.
 """
+import random
+import sys
+
 import numpy as np
 
 from ..panic import Panic
 from ..shm import malloc
 from ..shm.types import struct
-from . import chan, proc
-from .ctl import M_PREEMPT, NONE, S_ATTN, SG_G, W_SEMACQUIRE
+from . import chan, mprof, proc
+from .ctl import G_WAITSINCE, M_PREEMPT, NONE, S_ATTN, S_MUTEXRATE, SG_G, W_SEMACQUIRE
 
 
 @struct
@@ -146,6 +149,10 @@ class Mutex(_SemaObject):
         else:
             g = m.q[m.ctl.sg(sg) + SG_G]
             proc._rel(lk)
+            rate = m.q[m.ctl.sched + S_MUTEXRATE]
+            if rate > 0 and random.randrange(rate) == 0:
+                t = proc._nanotime() - m.q[m.ctl.g(g) + G_WAITSINCE]
+                mprof.record_event(m, mprof.MUTEX, t, sys._getframe(0))
             proc.ready(m, g)
         proc._check_safepoint(m)
 

@@ -33,10 +33,12 @@ from .ctl import (
     M_STATE,
     MS_DEAD,
     NONE,
+    S_CPUHZ,
     S_DUMPREQ,
     S_NGALLOC,
     S_TRACEBACK,
 )
+from .symtab import callers
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DUMP_WAIT_S = 1.0
@@ -152,8 +154,9 @@ def _dump_path(m, mid):
     return f"/dev/shm/mprt.{m.rtid}.dump.{mid}"
 
 
-def own_goroutines(m, frame, system):
-    """{goid: block text} for goroutines started on this M.  `frame`: where this M is now."""
+def own_goroutines(m, frame, system, pcs=None, in_signal=False):
+    """{goid: block text} for goroutines started on this M.  `frame`: where this M is now.
+    `pcs`: a dict to fill with each goroutine's PCs (symtab.py) as well."""
     q, ctl = m.q, m.ctl
     out = {}
     if m.row is None:
@@ -161,7 +164,10 @@ def own_goroutines(m, frame, system):
     if m.is_m0:
         g = m.g1
         if g != NONE and q[ctl.g(g) + G_STATUS] != G_DEAD:
-            out[1] = _block(q, ctl, g, _frames_from(_m0_goroutine_frame(frame), system, stop_at_run=True))
+            f = _m0_goroutine_frame(frame)
+            out[1] = _block(q, ctl, g, _frames_from(f, system, stop_at_run=True))
+            if pcs is not None:
+                pcs[1] = callers(f, 64, in_signal)
         return out
     for g, gl in list(m.greenlets.items()):
         if g == m.curg:
@@ -171,6 +177,8 @@ def own_goroutines(m, frame, system):
         if q[ctl.g(g) + G_STATUS] == G_DEAD:
             continue
         out[q[ctl.g(g) + G_GOID]] = _block(q, ctl, g, _frames_from(f, system))
+        if pcs is not None:
+            pcs[q[ctl.g(g) + G_GOID]] = callers(f, 64, in_signal)
     return out
 
 
@@ -183,17 +191,25 @@ def maybe_dump(m, frame):
     m.dumped = req
     level, _, _ = level_of(q, s)
     try:
-        blocks = own_goroutines(m, frame, level >= 2)
+        pcs = {}
+        blocks = own_goroutines(m, frame, level >= 2, pcs, in_signal=True)
+        cpu = []
+        if not q[s + S_CPUHZ]:
+            # profiling stopped: hand the samples over (StopCPUProfile's dump)
+            cpu = [[n, list(k)] for k, n in m.cpusamples.items()]
+            m.cpusamples.clear()
         tmp = _dump_path(m, m.id) + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"req": int(req), "blocks": {str(k): v for k, v in blocks.items()}}, f)
+            json.dump({"req": int(req), "blocks": {str(k): v for k, v in blocks.items()},
+                       "pcs": {str(k): v for k, v in pcs.items()}, "cpu": cpu}, f)
         os.rename(tmp, _dump_path(m, m.id))
     except Exception as e:
         write_err(f"runtime: M{m.id} could not dump its goroutines: {type(e).__name__}: {e}\n")
 
 
-def collect_others(m, skip_goids):
-    """Ask every other M for its goroutines; returns {goid: block}."""
+def collect_others(m, skip_goids, pcs=None, cpu=None):
+    """Ask every other M for its goroutines; returns {goid: block}.  `pcs` (a dict) gets each
+    goroutine's PCs, `cpu` (a list) the CPU profile samples the Ms took since the last dump."""
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     from .proc import _mcount
     q[s + S_DUMPREQ] += 1
@@ -227,6 +243,11 @@ def collect_others(m, skip_goids):
             if d.get("req") == req:
                 for k, v in d["blocks"].items():
                     got[int(k)] = v
+                if pcs is not None:
+                    for k, v in d.get("pcs", {}).items():
+                        pcs[int(k)] = v
+                if cpu is not None:
+                    cpu.extend(d.get("cpu", ()))
                 want.pop(mid)
                 try:
                     os.unlink(_dump_path(m, mid))
@@ -315,15 +336,15 @@ def m0_panic_report(m, e):
     write_err(text)
 
 
-def fatal_report(m, text, pre=""):
+def fatal_report(m, text, pre="", head=None):
     """Go's throw: `fatal error: ...`, then every goroutine (a throw prints all of them), unless
-    GOTRACEBACK=none."""
+    GOTRACEBACK=none.  `head`: the first lines instead of `fatal error: ...`."""
     import sys
     q, s = m.q, m.ctl.sched
     level, _, _ = level_of(q, s)
-    out = pre + f"fatal error: {text}\n"
+    out = pre + (head if head is not None else f"fatal error: {text}\n")
     if level > 0:
-        mine = own_goroutines(m, sys._getframe(1), level >= 2)
+        mine = own_goroutines(m, sys._getframe(2 if head else 1), level >= 2)
         out += _others_text(m, mine, set())
     write_err(out)
 

@@ -166,6 +166,7 @@ class Heap(ObjectQueries):
         self.mcache = None
         self.p = -1
         self.dbg = None          # GODEBUG allocation modes (efence, allocfreetrace): mgc.set_alloc_debug
+        self.sample_left = 1 << 62   # bytes until the heap profile's next sample (sched/mprof.py)
         self._kick = None
         self._claim_slot()
         self.roots = Roots(rtid, self.slot, self.procs_mv[self.slot * PROC_WORDS:(self.slot + 1) * PROC_WORDS])
@@ -580,10 +581,15 @@ def new(T):
     if t is None:
         t = h.bind_class(T)
     if h.dbg is not None:
-        return t.make(_debug_alloc(h, t.objsize, t.tid, t.noscan, t.name))
-    if t.sizeclass:
-        return t.make(h.alloc_small(t.spanclass, t.tid))
-    return t.make(h.alloc_large(t.objsize, t.tid, t.noscan))
+        a = _debug_alloc(h, t.objsize, t.tid, t.noscan, t.name)
+    elif t.sizeclass:
+        a = h.alloc_small(t.spanclass, t.tid)
+    else:
+        a = h.alloc_large(t.objsize, t.tid, t.noscan)
+    h.sample_left -= t.objsize
+    if h.sample_left < 0:
+        _profilealloc(h, a, t.objsize)
+    return t.make(a)
 
 
 def make(elem, n):
@@ -601,7 +607,16 @@ def make(elem, n):
     else:
         a = h.alloc(n * t.elemsize + 8, t.tid, t.noscan)
     h.mvq[(h.object_end(a) - 8) >> 3] = n
+    size = n * t.elemsize + 8
+    h.sample_left -= size
+    if h.sample_left < 0:
+        _profilealloc(h, a, size)
     return t.make(a)
+
+
+def _profilealloc(h, a, size):
+    from ..sched.mprof import profilealloc
+    profilealloc(h, a, size)
 
 
 def set_alloc_debug(h, efence, tracealloc):
@@ -639,6 +654,10 @@ def new_batch(T, n):
                          dtype=np.int64)
     else:
         addrs = h.alloc_batch(t, int(n))
+    if len(addrs):
+        h.sample_left -= t.objsize * len(addrs)
+        if h.sample_left < 0:
+            _profilealloc(h, int(addrs[0]), t.objsize)
     store_ptrs(h, root.addr + np.arange(len(addrs), dtype=np.int64) * 8, addrs)
     return Batch(root, t)
 

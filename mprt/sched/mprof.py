@@ -1,0 +1,269 @@
+"""Profiling buckets shared by every M (Go's mprof.go): heap, block, mutex and thread-creation records.
+
+A bucket is a row of the control segment (region "buckets", BK_WORDS words): its kind, the hash
+of its stack, the stack (up to MAXSTACK PCs, symtab.py) and its counters.  Rows are appended, and
+found again through an open-addressing index (region "buckhash"), under lock.prof; every process
+also keeps a dict from (kind, size, stack) to row, so a repeated event takes the lock only to count.
+
+Heap profile (Go's memRecord, three cycles deep):
+    an allocation is sampled when the allocating M's byte countdown runs out (the countdown is drawn
+    from an exponential distribution of mean MemProfileRate, as Go's nextSample; MemProfileRate = 1
+    samples every allocation).  The sampled object's address goes to the "profobj" table with its
+    bucket; the allocation counts in future[(C+2) % 3].  At mark termination the coordinator
+    (`mark_termination`, the world stopped) advances C, counts every sampled object left white as a
+    free of future[(C+1) % 3], and folds cycles C and C+1 into `active`, which MemProfile reports:
+    so a profile is as of the last completed cycle, as Go's, and an object allocated since does not
+    show until a cycle has had the chance to free it.  Before any cycle MemProfile folds all cycles in,
+    as Go does when no GC has run.  A full profobj table (NPROFOBJ objects) samples no more objects
+    until a cycle frees some.
+Block profile: a goroutine that parked on a channel, select, Mutex or WaitGroup records the time it
+    was blocked when it resumes, sampled as Go's blocksampled (rate in ns: every event of at least
+    rate ns, a shorter one with probability t/rate), with its stack from the blocking call outwards.
+Mutex profile: Mutex.unlock that hands the mutex to a waiter records how long that waiter waited,
+    with the unlocker's stack, one event in SetMutexProfileFraction's rate.
+Thread creation: the goroutine whose wakeup started a new M leaves its stack in the M's row
+    (M_CREATEBK), which ThreadCreateProfile reports per M.
+Stacks keep the one runtime frame that the program called (Chan.recv, Mutex.lock) and what is above
+it, as Go's skip counts do.
+"""
+import math
+import random
+import sys
+
+import numpy as np
+
+from .symtab import callers, findfunc
+
+NBUCKET = 4096
+BK_WORDS = 64
+NBUCKHASH = 8192
+NPROFOBJ = 1 << 16
+MAXSTACK = 32
+(BK_TYPE, BK_HASH, BK_NSTK, BK_SIZE) = range(4)
+BK_C = 4               # counters: mem: active (allocs, frees, alloc_bytes, free_bytes), future[3] x 4;
+BK_STK = 32            # block/mutex/threadcreate: count, cycles (ns)
+MEM, BLOCK, MUTEX, THREAD = 1, 2, 3, 4
+
+_cache = {}           # (rtid, kind, size, stack) -> bucket row
+
+
+def reset():
+    _cache.clear()
+
+
+def user_stack(frame, limit=MAXSTACK):
+    """PCs from frame outwards, leading runtime frames dropped but the last (the API call)."""
+    pcs = callers(frame, MAXSTACK + 16)
+    i = 0
+    while i + 1 < len(pcs):
+        f = findfunc(pcs[i + 1])
+        if f is None or not f.runtime:
+            break
+        i += 1
+    return pcs[i:i + limit]
+
+
+def _hash(kind, size, pcs):
+    return hash((kind, size, tuple(pcs))) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def bucket(m, kind, pcs, size=0, locked=False):
+    """The row for (kind, size, stack), made if new.  -1 when the table is full."""
+    key = (m.rtid, kind, size, tuple(pcs))
+    b = _cache.get(key)
+    if b is not None:
+        return b
+    from .ctl import S_NBUCKET
+    from .proc import _acq, _rel
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    hv = _hash(kind, size, pcs)
+    hb = ctl.base["buckhash"]
+    bb = ctl.base["buckets"]
+    if not locked:
+        _acq(m.proflock)
+    try:
+        i = hv % NBUCKHASH
+        while True:
+            e = q[hb + i]
+            if e == 0:
+                break
+            r = bb + (e - 1) * BK_WORDS
+            if q[r + BK_HASH] == hv and q[r + BK_TYPE] == kind and q[r + BK_SIZE] == size and \
+                    q[r + BK_NSTK] == len(pcs) and all(q[r + BK_STK + j] == pcs[j] for j in range(len(pcs))):
+                b = e - 1
+                break
+            i = (i + 1) % NBUCKHASH
+        if b is None:
+            n = q[s + S_NBUCKET]
+            if n >= NBUCKET:
+                return -1
+            r = bb + n * BK_WORDS
+            q[r + BK_TYPE], q[r + BK_HASH], q[r + BK_NSTK], q[r + BK_SIZE] = kind, hv, len(pcs), size
+            for j, pc in enumerate(pcs):
+                q[r + BK_STK + j] = pc
+            q[hb + i] = n + 1
+            q[s + S_NBUCKET] = n + 1
+            b = n
+    finally:
+        if not locked:
+            _rel(m.proflock)
+    _cache[key] = b
+    return b
+
+
+def buckets(ctl, kind):
+    """[(row index, row view)] of every bucket of this kind (a snapshot of the counters)."""
+    from .ctl import S_NBUCKET
+    n = ctl.q[ctl.sched + S_NBUCKET]
+    bb = ctl.base["buckets"]
+    rows = ctl.words[bb:bb + n * BK_WORDS].reshape(n, BK_WORDS).copy()
+    return [(i, rows[i]) for i in range(n) if rows[i, BK_TYPE] == kind]
+
+
+def stack_of(row):
+    return [int(x) for x in row[BK_STK:BK_STK + row[BK_NSTK]]]
+
+
+# ---- heap profile ----
+
+def next_sample(rate):
+    """Bytes to allocate before the next sample (Go's nextSample)."""
+    if rate <= 0:
+        return 1 << 62
+    if rate == 1:
+        return 0
+    return int(-math.log(1.0 - random.random()) * rate)
+
+
+def profilealloc(h, a, size):
+    """The allocator's countdown ran out: draw the next one, and sample this object."""
+    from . import proc
+    from .ctl import S_MEMPROFRATE, S_NPROFOBJ, S_PROFCYCLE
+    m = proc._m
+    if m is None or m.row is None:
+        h.sample_left = 1 << 62
+        return
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    rate = q[s + S_MEMPROFRATE]
+    h.sample_left = next_sample(rate)
+    if rate <= 0:
+        return
+    pcs = user_stack(sys._getframe(2))
+    b = bucket(m, MEM, pcs, size)
+    if b < 0:
+        return
+    from .proc import _acq, _rel
+    _acq(m.proflock)
+    n = q[s + S_NPROFOBJ]
+    if n < NPROFOBJ:
+        o = ctl.base["profobj"] + 2 * n
+        q[o], q[o + 1] = a, b
+        q[s + S_NPROFOBJ] = n + 1
+        r = ctl.base["buckets"] + b * BK_WORDS + BK_C + 4 + 4 * ((q[s + S_PROFCYCLE] + 2) % 3)
+        q[r] += 1
+        q[r + 2] += size
+    _rel(m.proflock)
+
+
+def _fold(rows, c):
+    """active += future[c]; future[c] = 0 (rows: the bucket table, MEM rows selected)."""
+    f = BK_C + 4 + 4 * (c % 3)
+    rows[:, BK_C:BK_C + 4] += rows[:, f:f + 4]
+    rows[:, f:f + 4] = 0
+
+
+def mark_termination(sm, h):
+    """The coordinator, world stopped, marks final: Go's mProf_NextCycle, the sweep's frees of
+    sampled objects, mProf_Flush and mProf_PostSweep in one step."""
+    from ..gc.mbarrier import mark_indices
+    from ..shm.layout import WHITE
+    from .ctl import S_NBUCKET, S_NPROFOBJ, S_PROFCYCLE
+    from .proc import _acq, _rel
+    q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
+    _acq(sm.proflock)
+    try:
+        c = q[s + S_PROFCYCLE] + 1
+        q[s + S_PROFCYCLE] = c
+        nb = q[s + S_NBUCKET]
+        if nb == 0:
+            return
+        bb = ctl.base["buckets"]
+        rows = ctl.words[bb:bb + nb * BK_WORDS].reshape(nb, BK_WORDS)
+        n = q[s + S_NPROFOBJ]
+        if n:
+            po = ctl.base["profobj"]
+            tab = ctl.words[po:po + 2 * n].reshape(n, 2)
+            idx, _, _ = mark_indices(h, tab[:, 0].copy())
+            dead = h.hu8n[idx] == WHITE
+            if dead.any():
+                f = BK_C + 4 + 4 * ((c + 1) % 3)
+                for a, b in tab[dead]:
+                    size = int(rows[b, BK_SIZE])
+                    rows[b, f + 1] += 1
+                    rows[b, f + 3] += size
+                keep = tab[~dead].copy()
+                tab[:len(keep)] = keep
+                q[s + S_NPROFOBJ] = len(keep)
+        mem = rows[:, BK_TYPE] == MEM
+        sub = rows[mem]
+        _fold(sub, c)
+        _fold(sub, c + 1)
+        rows[mem] = sub
+    finally:
+        _rel(sm.proflock)
+
+
+def mem_records(m):
+    """[(allocs, frees, alloc_bytes, free_bytes, stack)] as MemProfile reports them."""
+    from .ctl import S_NBUCKET
+    from .proc import _acq, _rel
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    _acq(m.proflock)
+    try:
+        nb = q[s + S_NBUCKET]
+        bb = ctl.base["buckets"]
+        rows = ctl.words[bb:bb + nb * BK_WORDS].reshape(nb, BK_WORDS)
+        mem = rows[:, BK_TYPE] == MEM
+        sub = rows[mem]
+        if not sub[:, BK_C:BK_C + 2].any():
+            # no cycle has completed: everything so far (Go does the same)
+            for c in range(3):
+                _fold(sub, c)
+            rows[mem] = sub
+        out = [(int(r[BK_C]), int(r[BK_C + 1]), int(r[BK_C + 2]), int(r[BK_C + 3]), stack_of(r)) for r in sub]
+    finally:
+        _rel(m.proflock)
+    return out
+
+
+# ---- block and mutex profiles ----
+
+def blocksampled(rate, t):
+    return not (rate <= 0 or (rate > t and random.randrange(rate) > t))
+
+
+def record_event(m, kind, t, frame):
+    """One blocking (or contention) event of t ns, stack from `frame` outwards."""
+    from .proc import _acq, _rel
+    pcs = user_stack(frame)
+    b = bucket(m, kind, pcs)
+    if b < 0:
+        return
+    r = m.ctl.base["buckets"] + b * BK_WORDS + BK_C
+    q = m.q
+    _acq(m.proflock)
+    q[r] += 1
+    q[r + 1] += max(t, 1)
+    _rel(m.proflock)
+
+
+def event_records(ctl, kind):
+    """[(count, cycles, stack)] of a block or mutex profile."""
+    return [(int(r[BK_C]), int(r[BK_C + 1]), stack_of(r)) for _, r in buckets(ctl, kind)]
+
+
+def thread_stack(ctl, b):
+    if b < 0:
+        return []
+    r = ctl.base["buckets"] + b * BK_WORDS
+    return stack_of(np.asarray(ctl.words[r:r + BK_WORDS]))
