@@ -3,6 +3,7 @@
     mprt demo    a parallel workload under mprt.run: goroutines on worker Ms building and summing
                  shared-heap data; what mprt is, in a few seconds
     mprt clean   remove what dead runtimes left in /dev/shm
+    mprt trace   an execution trace (runtime/trace) as a timeline picture and Chrome trace-event JSON
 """
 import argparse
 import sys
@@ -25,6 +26,22 @@ def _cmd_clean(args):
     return 0
 
 
+def _cmd_trace(args):
+    import json
+    import os
+    if not os.path.exists(args.file):
+        print(f"mprt trace: {args.file}: no such file", file=sys.stderr)
+        return 1
+    from .runtime.traceview import convert
+    try:
+        s = convert(args.file, args.json, args.png)
+    except ValueError as e:
+        print(f"mprt trace: {args.file}: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(s, indent=1))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="mprt", description="Go 1.9.2's runtime on processes and shared memory")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -38,6 +55,15 @@ def main(argv=None):
     c = sub.add_parser("clean", help="remove what dead runtimes left in /dev/shm",
                        description="Remove segments and semaphores in /dev/shm whose runtime's process is gone.")
     c.set_defaults(fn=_cmd_clean)
+    t = sub.add_parser("trace", help="turn an execution trace into a timeline picture and trace-event JSON",
+                       description="Read a trace written by runtime/trace.Start (or ReadTrace's chunks) and write "
+                                   "FILE.json (Chrome/Perfetto trace-event format: open it in ui.perfetto.dev or "
+                                   "chrome://tracing) and FILE.png (one lane per M, goroutines coloured by "
+                                   "function, GC cycles shaded, stops of the world in red, the heap below).")
+    t.add_argument("file", help="the trace file")
+    t.add_argument("--json", default=None, help="where to write the JSON (default FILE.json)")
+    t.add_argument("--png", default=None, help="where to write the picture (default FILE.png)")
+    t.set_defaults(fn=_cmd_trace)
     args = ap.parse_args(argv)
     if args.cmd == "demo" and not ((args.procs is None or 1 <= args.procs <= 1024) and args.n >= 1):
         ap.error(f"demo: want 1 <= --procs < 1024 and -n >= 1, got --procs {args.procs} -n {args.n}")

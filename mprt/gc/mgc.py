@@ -279,6 +279,7 @@ class Collector:
         trace.sync_state(sm)
         if sm.tracing:
             trace.ev(sm, trace.EV_GCSTART, ncycle)
+            trace.ev(sm, trace.EV_HEAPALLOC, mstats.alloc_totals(h, q[ctl.sched + S_MCOUNT])[1])
 
         # 1. sweep termination (the sweep was finished above: no span turns unswept until the
         # mark ends, so nothing is left to sweep with the world stopped)

@@ -19,6 +19,7 @@ from ..sched import trace as _trace
 from ..sched import traceback as _tb
 from ..sched.ctl import S_NCPU as _S_NCPU
 from ..sched.proc import Goexit as _Goexit
+from ..shm import layout as _layout
 from ..shm import malloc as _malloc
 from ..shm import mstats as _mstats
 
@@ -356,9 +357,10 @@ def _all_goroutine_pcs(m):
         goid = q[r + G_GOID]
         if q[r + G_STATUS] != G_DEAD and goid > 0 and goid not in pcs:
             pcs[goid] = []
-    fing = _mfinal.fing_system(m)
-    if fing:
-        pcs.pop(fing, None)
+    if _mfinal.fing_system(m.heap):       # the finalizer goroutine, waiting: a system goroutine
+        slot = int(m.heap.gc[_layout.GC_FING]) - 1
+        if slot >= 0:
+            pcs.pop(q[ctl.g(slot) + G_GOID], None)
     return pcs
 
 
@@ -565,7 +567,7 @@ def Breakpoint():
         return
     m = _proc.current_m()
     pc = _symtab.pc_of(_sys._getframe(1))
-    _proc.fatal("", head=f"SIGTRAP: trace trap\nPC={pc:#x} m={m.id} sigcode=128\n\n")
+    _proc.fatal("", head=f"SIGTRAP: trace trap\nPC={pc:#x} m={m.id} sigcode=128\n")
 
 
 class TypeAssertionError(Error):

@@ -51,12 +51,13 @@ def reset():
     _cache.clear()
 
 
-def user_stack(frame, limit=MAXSTACK):
-    """PCs from frame outwards, leading runtime frames dropped but the last (the API call)."""
+def user_stack(frame, limit=MAXSTACK, keep_api=True):
+    """PCs from frame outwards, leading runtime frames dropped but the last (the API call) when
+    keep_api."""
     pcs = callers(frame, MAXSTACK + 16)
     i = 0
-    while i + 1 < len(pcs):
-        f = findfunc(pcs[i + 1])
+    while i + (1 if keep_api else 0) < len(pcs):
+        f = findfunc(pcs[i + (1 if keep_api else 0)])
         if f is None or not f.runtime:
             break
         i += 1
@@ -148,7 +149,7 @@ def profilealloc(h, a, size):
     h.sample_left = next_sample(rate)
     if rate <= 0:
         return
-    pcs = user_stack(sys._getframe(2))
+    pcs = user_stack(sys._getframe(2), keep_api=False) or callers(sys._getframe(2), MAXSTACK)
     b = bucket(m, MEM, pcs, size)
     if b < 0:
         return

@@ -194,9 +194,10 @@ def pc_of(frame, in_signal=False):
 
 
 def is_bottom(frame):
-    """The frame below a goroutine's own: the goroutine's greenlet body, or mprt.run on M0."""
+    """The frame below a goroutine's own: the goroutine's greenlet body, or the one on M0 that
+    called main."""
     code = frame.f_code
-    if code.co_name == "_gmain" or code.co_name == "run":
+    if code.co_name == "_gmain" or code.co_name == "_run_main":
         fn = code.co_filename
         return fn.endswith(os.path.join("sched", "proc.py")) or fn.endswith(os.path.join("sched", "boot.py"))
     return False

@@ -586,10 +586,11 @@ def new(T):
         a = h.alloc_small(t.spanclass, t.tid)
     else:
         a = h.alloc_large(t.objsize, t.tid, t.noscan)
+    p = t.make(a)
     h.sample_left -= t.objsize
     if h.sample_left < 0:
-        _profilealloc(h, a, t.objsize)
-    return t.make(a)
+        _profilealloc(h, a, t.objsize)     # after the Ptr exists: the object is a root from here on
+    return p
 
 
 def make(elem, n):
@@ -607,11 +608,12 @@ def make(elem, n):
     else:
         a = h.alloc(n * t.elemsize + 8, t.tid, t.noscan)
     h.mvq[(h.object_end(a) - 8) >> 3] = n
+    p = t.make(a)
     size = n * t.elemsize + 8
     h.sample_left -= size
     if h.sample_left < 0:
         _profilealloc(h, a, size)
-    return t.make(a)
+    return p
 
 
 def _profilealloc(h, a, size):
@@ -654,12 +656,13 @@ def new_batch(T, n):
                          dtype=np.int64)
     else:
         addrs = h.alloc_batch(t, int(n))
+    store_ptrs(h, root.addr + np.arange(len(addrs), dtype=np.int64) * 8, addrs)
+    b = Batch(root, t)
     if len(addrs):
         h.sample_left -= t.objsize * len(addrs)
         if h.sample_left < 0:
             _profilealloc(h, int(addrs[0]), t.objsize)
-    store_ptrs(h, root.addr + np.arange(len(addrs), dtype=np.int64) * 8, addrs)
-    return Batch(root, t)
+    return b
 
 
 def sizeof(p):

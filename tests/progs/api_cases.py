@@ -1,0 +1,319 @@
+"""Programs for tests/test_api.py: `python api_cases.py CASE OUTDIR`, each a small mprt program that
+writes its profiles and traces into OUTDIR and prints a JSON line last."""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import mprt
+from mprt import runtime
+from mprt.runtime import debug, pprof, trace
+
+
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def here():
+    return sys._getframe(1).f_lineno
+
+
+# ---- callers ----
+
+def inner(pcs):
+    n = runtime.Callers(1, pcs)
+    return n, here() - 1
+
+
+def outer(pcs):
+    n, line = inner(pcs)
+    return n, line, here() - 1
+
+
+def case_callers(outdir):
+    pc, file, line, ok = runtime.Caller(0)
+    want_line = here() - 1
+    pcs = [0] * 32
+    n, l_inner, l_outer = outer(pcs)
+    l_main = here() - 1
+    frames = []
+    for fr in runtime.CallersFrames(pcs[:n]):
+        frames.append([fr.Function, os.path.basename(fr.File), fr.Line])
+    f = runtime.FuncForPC(pc)
+    f0 = runtime.FuncForPC(f.Entry())
+    full = [0] * 64
+    nfull = runtime.Callers(0, full)
+    out(caller=[os.path.basename(file), line, ok, want_line], func=f.Name(), fileline=list(f.FileLine(pc)),
+        entry_same=f0.Name() == f.Name(), frames=frames, lines=[l_inner, l_outer, l_main],
+        callers0=runtime.FuncForPC(full[0]).Name(), nfull=nfull, empty=runtime.Callers(0, []),
+        bad=runtime.FuncForPC(12345) is None, caller_far=list(runtime.Caller(1000)))
+
+
+# ---- stacks ----
+
+def parked_on(ch, ready):
+    ready.send(sched_mid())
+    ch.recv()
+
+
+def sched_mid():
+    from mprt import sched
+    return sched.current().mid
+
+
+def busy_until(ch, ready):
+    ready.send(sched_mid())
+    while True:
+        i, _ = mprt.select(ch.recv, mprt.default)
+        if i == 0:
+            return
+        x = 0
+        for k in range(2000):
+            x += k
+
+
+def case_stack(outdir):
+    ch, ready = mprt.chan(), mprt.chan(8)
+    for _ in range(3):
+        mprt.go(parked_on, ch, ready)
+    mprt.go(busy_until, ch, ready)
+    mids = sorted(ready.recv() for _ in range(4))
+    time.sleep(0.05)
+    buf = bytearray(1 << 16)
+    n = runtime.Stack(buf, True)
+    text = buf[:n].decode()
+    one = bytearray(1 << 16)
+    n1 = runtime.Stack(one, False)
+    small = bytearray(20)
+    ns = runtime.Stack(small, False)
+    p = [None] * 16
+    gn, ok = runtime.GoroutineProfile(p)
+    names = [[runtime.FuncForPC(pc).Name() for pc in r.Stack()] for r in p[:gn]]
+    with open(os.path.join(outdir, "goroutine.pb.gz"), "wb") as f:
+        pprof.Lookup("goroutine").WriteTo(f, 0)
+    with open(os.path.join(outdir, "goroutine.txt"), "w") as f:
+        pprof.Lookup("goroutine").WriteTo(f, 1)
+    with open(os.path.join(outdir, "goroutine2.txt"), "w") as f:
+        pprof.Lookup("goroutine").WriteTo(f, 2)
+    short = [0] * 0
+    nshort, okshort = runtime.GoroutineProfile(short)
+    for _ in range(4):
+        ch.send(None)
+    with open(os.path.join(outdir, "stack.txt"), "w") as f:
+        f.write(text)
+    out(mids=mids, one=buf[:0].decode() + one[:n1].decode(), small=ns, gn=gn, ok=ok, names=names,
+        nshort=nshort, okshort=okshort, numg=runtime.NumGoroutine())
+
+
+# ---- profiles ----
+
+@mprt.struct
+class Blob:
+    a: np.int64
+    b: np.int64
+    c: np.int64
+    d: np.int64
+
+
+def alloc_kept(n, keep):
+    for _ in range(n):
+        keep.append(mprt.new(Blob))
+
+
+def alloc_dropped(n):
+    for _ in range(n):
+        mprt.new(Blob)
+
+
+def allocator(n, done):
+    keep = []
+    alloc_kept(n, keep)
+    alloc_dropped(n)
+    done.send(len(keep))
+    done.recv()          # keep `keep` alive until main has written the profile
+
+
+def case_heap(outdir):
+    runtime.MemProfileRate = 1
+    done = mprt.chan()
+    for _ in range(2):
+        mprt.go(allocator, 500, done)
+    got = [done.recv() for _ in range(2)]
+    runtime.GC()
+    runtime.GC()
+    p = [None] * 256
+    n, ok = runtime.MemProfile(p, False)
+    recs = {}
+    for r in p[:n]:
+        top = runtime.FuncForPC(r.Stack()[0]).Name()
+        a = recs.setdefault(top, [0, 0, 0, 0])
+        a[0] += r.AllocObjects
+        a[1] += r.FreeObjects
+        a[2] += r.AllocBytes
+        a[3] += r.InUseBytes()
+    with open(os.path.join(outdir, "heap.pb.gz"), "wb") as f:
+        pprof.WriteHeapProfile(f)
+    with open(os.path.join(outdir, "heap.txt"), "w") as f:
+        pprof.Lookup("heap").WriteTo(f, 1)
+    for _ in range(2):
+        done.send(None)
+    out(got=got, recs=recs, rate=runtime.MemProfileRate, n=n, ok=ok, nshort=runtime.MemProfile([], False))
+
+
+def waiter(ch, wg):
+    ch.recv()
+    wg.done()
+
+
+def locker(mu, wg, hold):
+    for _ in range(20):
+        mu.lock()
+        t = time.monotonic() + hold
+        while time.monotonic() < t:
+            pass
+        mu.unlock()
+        mprt.sleep(0)
+    wg.done()
+
+
+def case_block(outdir):
+    runtime.SetBlockProfileRate(1)
+    old = runtime.SetMutexProfileFraction(1)
+    ch = mprt.chan()
+    wg = mprt.sync.WaitGroup()
+    wg.add(2)
+    for _ in range(2):
+        mprt.go(waiter, ch, wg)
+    time.sleep(0.05)
+    mprt.sleep(0.05)
+    ch.send(1)
+    ch.send(2)
+    wg.wait()
+    mu = mprt.sync.Mutex()
+    wg.add(3)
+    for _ in range(3):
+        mprt.go(locker, mu, wg, 0.001)
+    wg.wait()
+    names = {}
+    for kind, fn in (("block", runtime.BlockProfile), ("mutex", runtime.MutexProfile)):
+        p = [None] * 64
+        n, ok = fn(p)
+        names[kind] = [[runtime.FuncForPC(pc).Name() for pc in r.Stack()] + [r.Count, r.Cycles] for r in p[:n]]
+        for debug_ in (0, 1):
+            with open(os.path.join(outdir, f"{kind}.{'pb.gz' if debug_ == 0 else 'txt'}"), "wb") as f:
+                pprof.Lookup(kind).WriteTo(f, debug_)
+    tp = [None] * 16
+    tn, _ = runtime.ThreadCreateProfile(tp)
+    with open(os.path.join(outdir, "threadcreate.pb.gz"), "wb") as f:
+        pprof.Lookup("threadcreate").WriteTo(f, 0)
+    with open(os.path.join(outdir, "threadcreate.txt"), "w") as f:
+        pprof.Lookup("threadcreate").WriteTo(f, 1)
+    out(names=names, old=old, frac=runtime.SetMutexProfileFraction(-1), threads=tn,
+        tstacks=[[runtime.FuncForPC(pc).Name() for pc in r.Stack()] for r in tp[:tn]])
+
+
+def spin_cpu(seconds, done):
+    t = time.process_time() + seconds
+    x = 0
+    while time.process_time() < t:
+        for k in range(1000):
+            x += k * k
+    done.send(x > 0)
+
+
+def case_cpu(outdir):
+    with open(os.path.join(outdir, "cpu.pb.gz"), "wb") as f:
+        pprof.StartCPUProfile(f)
+        try:
+            pprof.StartCPUProfile(f)
+            again = "no error"
+        except RuntimeError as e:
+            again = str(e)
+        done = mprt.chan()
+        for _ in range(2):
+            mprt.go(spin_cpu, 0.6, done)
+        ok = [done.recv() for _ in range(2)]
+        pprof.StopCPUProfile()
+    try:
+        runtime.CPUProfile()
+        panicked = None
+    except mprt.Panic as e:
+        panicked = str(e)
+    out(ok=ok, again=again, panicked=panicked)
+
+
+# ---- the execution tracer ----
+
+def fan_worker(i, done):
+    x = 0
+    for k in range(20000):
+        x += k
+    b = [mprt.new(Blob) for _ in range(200)]
+    done.send(len(b))
+
+
+def case_trace(outdir):
+    path = os.path.join(outdir, "trace.bin")
+    with open(path, "wb") as f:
+        trace.Start(f)
+        try:
+            runtime.StartTrace()
+            second = "no error"
+        except RuntimeError as e:
+            second = str(e)
+        done = mprt.chan()
+        for i in range(40):
+            mprt.go(fan_worker, i, done)
+        got = sum(done.recv() for _ in range(40))
+        runtime.GC()
+        mprt.sleep(0.01)
+        trace.Stop()
+    # the low-level reader, a second time
+    runtime.StartTrace()
+    mprt.go(fan_worker, 0, done)
+    done.recv()
+    runtime.StopTrace()
+    chunks = []
+    while True:
+        c = runtime.ReadTrace()
+        if c is None:
+            break
+        chunks.append(c)
+    with open(os.path.join(outdir, "trace2.bin"), "wb") as f:
+        f.write(b"".join(chunks))
+    out(second=second, got=got, nchunks=len(chunks), after=runtime.ReadTrace())
+
+
+# ---- the rest ----
+
+def case_misc(outdir):
+    n0 = runtime.NumCgoCall()
+    for _ in range(3):
+        with mprt.syscall():
+            time.sleep(0.001)
+    try:
+        runtime.SetCgoTraceback(1, None, None, None)
+        cgo = "no panic"
+    except mprt.Panic as e:
+        cgo = str(e)
+    runtime.SetCgoTraceback(0, None, None, None)
+    e = runtime.TypeAssertionError("interface {}", "string", "int")
+    debug.SetTraceback("all")
+    out(version=runtime.Version(), goos=runtime.GOOS, goarch=runtime.GOARCH, compiler=runtime.Compiler,
+        cgo=[n0, runtime.NumCgoCall()], cgo_version=cgo, tae=str(e), tae_is=isinstance(e, runtime.Error),
+        goroot=bool(runtime.GOROOT()), rate=runtime.MemProfileRate)
+
+
+def case_breakpoint(outdir):
+    runtime.Breakpoint()
+
+
+def main():
+    case, outdir = sys.argv[1], sys.argv[2]
+    globals()["case_" + case](outdir)
+
+
+if __name__ == "__main__":
+    mprt.run(main)
