@@ -139,17 +139,37 @@ def next_sample(rate):
 def profilealloc(h, a, size):
     """The allocator's countdown ran out: draw the next one, and sample this object."""
     from . import proc
-    from .ctl import S_MEMPROFRATE, S_NPROFOBJ, S_PROFCYCLE
+    from .ctl import S_MEMPROFRATE
     m = proc._m
     if m is None or m.row is None:
         h.sample_left = 1 << 62
         return
-    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    q, s = m.q, m.ctl.sched
     rate = q[s + S_MEMPROFRATE]
     h.sample_left = next_sample(rate)
     if rate <= 0:
         return
-    pcs = user_stack(sys._getframe(2), keep_api=False) or callers(sys._getframe(2), MAXSTACK)
+    # The allocator's caller may hold the new object's address in no root yet (a heap message on
+    # its way to a goroutine row): no stop of the world may start in here.  A stop requested
+    # meanwhile waits for the heap code around us to return (proc._stop_after).
+    m.locks += 1
+    try:
+        _profilealloc(m, a, size, sys._getframe(2))
+    finally:
+        m.locks -= 1
+        if m.sigpending and not m.locks:
+            heap = proc._in_heap_code(sys._getframe(1))
+            if heap is not None:
+                proc._stop_after(m, heap)
+            else:
+                m.sigpending = False
+                proc._safepoint(m, from_signal=True)
+
+
+def _profilealloc(m, a, size, frame):
+    from .ctl import S_NPROFOBJ, S_PROFCYCLE
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    pcs = user_stack(frame, keep_api=False) or callers(frame, MAXSTACK)
     b = bucket(m, MEM, pcs, size)
     if b < 0:
         return

@@ -16,7 +16,7 @@ What each Sys field counts in mprt (committed bytes of shared memory):
   MCacheSys    the per-P counter rows;           OtherSys   header, lists, type table
   StackSys     the processes' root tables: in Go the roots live on goroutine stacks, in mprt
                they live in these tables (StackInuse is the same figure)
-  BuckHashSys  profiling buckets (none yet: 0)
+  BuckHashSys  the profiling buckets and function table (control segment, sched/mprof.py, symtab.py)
 """
 import numpy as np
 
@@ -111,7 +111,7 @@ def read(h):
         "MSpanSys": page_arrays("mspan"),
         "MCacheInuse": int(np.count_nonzero(pst[:, PS_OWNER])) * PSTAT_WORDS * 8,
         "MCacheSys": lay.fixed_bytes(["pstat"]),
-        "BuckHashSys": 0,
+        "BuckHashSys": _buckhash_bytes(),
         "GCSys": int(hdr[H_META_COMMIT]) + page_arrays("gc") + lay.fixed_bytes(GC_REGIONS),
         "OtherSys": (lay.fixed_bytes([n for n in lay.fixed if n != "pstat" and n not in GC_REGIONS])
                      + int(hdr[H_TBLOB_COMMIT])),
@@ -125,3 +125,8 @@ def read(h):
     st["Sys"] = (st["HeapSys"] + st["StackSys"] + st["MSpanSys"] + st["MCacheSys"] + st["BuckHashSys"]
                  + st["GCSys"] + st["OtherSys"])
     return st
+
+
+def _buckhash_bytes():
+    from ..sched.ctl import _region_bytes
+    return sum(_region_bytes(r) for r in ("functab", "funcbytes", "buckets", "buckhash", "profobj"))

@@ -178,6 +178,18 @@ def locker(mu, wg, hold):
     wg.done()
 
 
+def wait_parked(reason, n):
+    """Until n goroutines wait with that reason (runtime.Stack of all of them tells)."""
+    deadline = time.monotonic() + 10
+    buf = bytearray(1 << 16)
+    while time.monotonic() < deadline:
+        k = runtime.Stack(buf, True)
+        if buf[:k].decode().count(f"[{reason}]") >= n:
+            return
+        mprt.sleep(0.005)
+    raise RuntimeError(f"{n} goroutines never waited on {reason}")
+
+
 def case_block(outdir):
     runtime.SetBlockProfileRate(1)
     old = runtime.SetMutexProfileFraction(1)
@@ -186,7 +198,7 @@ def case_block(outdir):
     wg.add(2)
     for _ in range(2):
         mprt.go(waiter, ch, wg)
-    time.sleep(0.05)
+    wait_parked("chan receive", 2)
     mprt.sleep(0.05)
     ch.send(1)
     ch.send(2)
