@@ -109,6 +109,13 @@ def test_stack_all_names_every_goroutine_once_across_two_ms(tmp_path):
         assert "__main__.parked_on" in top
 
 
+def test_stack_of_a_goroutine_in_foreign_code_is_unavailable(tmp_path):
+    r = result("stack_unavailable", tmp_path)
+    assert re.search(r"^goroutine \d+ \[syscall\]:\n\tgoroutine running on other thread; stack unavailable\n"
+                     r"created by __main__\.case_stack_unavailable\n", r["text"], re.M), r["text"]
+    assert r["took"] < 2.0          # the M that cannot answer is given up after a second
+
+
 # ---- profiles ----
 
 def test_heap_profile_counts_sampled_allocations_and_frees(tmp_path):

@@ -314,10 +314,11 @@ def Stack(buf, all=False):
     m = _proc.current_m()
     text = _tb.goroutine_stack(m, _sys._getframe(1))
     if all:
-        level, _, _ = _tb.level_of(m.q, m.ctl.sched)
-        mine = _tb.own_goroutines(m, _sys._getframe(1), level >= 2)
-        mine.pop(m.curgoid, None)
-        text += _tb._others_text(m, mine, {m.curgoid})
+        with _StoppedWorld(m):
+            level, _, _ = _tb.level_of(m.q, m.ctl.sched)
+            mine = _tb.own_goroutines(m, _sys._getframe(1), level >= 2)
+            mine.pop(m.curgoid, None)
+            text += _tb._others_text(m, mine, {m.curgoid})
     data = text.encode()
     n = min(len(buf), len(data))
     buf[:n] = data[:n]
@@ -344,12 +345,30 @@ class StackRecord:
         return f"StackRecord({self.Stack0!r})"
 
 
+class _StoppedWorld:
+    """The world stopped around a block (Go's Stack(all) and GoroutineProfile stop it): every M
+    answers the goroutine dump from where it stopped."""
+
+    def __init__(self, m):
+        self.m, self.t0 = m, None
+
+    def __enter__(self):
+        if self.m.p != _proc.NONE:
+            self.t0 = _proc.stop_the_world(self.m, "stack trace")
+
+    def __exit__(self, *exc):
+        if self.t0 is not None:
+            _proc.start_the_world(self.m, self.t0)
+            _proc.ensure_p(self.m)
+
+
 def _all_goroutine_pcs(m):
     """{goid: PCs} of every goroutine (system ones left out), the caller's included."""
     pcs = {}
     level, _, _ = _tb.level_of(m.q, m.ctl.sched)
-    _tb.own_goroutines(m, _sys._getframe(2), level >= 2, pcs)
-    _tb.collect_others(m, set(pcs), pcs)
+    with _StoppedWorld(m):
+        _tb.own_goroutines(m, _sys._getframe(2), level >= 2, pcs)
+        _tb.collect_others(m, set(pcs), pcs)
     from ..sched.ctl import G_DEAD, G_GOID, G_STATUS, S_NGALLOC
     q, ctl = m.q, m.ctl
     for g in range(q[ctl.sched + S_NGALLOC]):     # goroutines not started: no stack yet

@@ -846,7 +846,7 @@ def init_mrow(q, r):
     """A fresh M row: counters zero, links and ids none."""
     for w in range(M_WORDS):
         q[r + w] = 0
-    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_CPU):
+    for w in (M_P, M_NEXTP, M_CURG, M_LOCKEDG, M_RQHEAD, M_RQTAIL, M_CPU, M_CREATEBK):
         q[r + w] = NONE
 
 

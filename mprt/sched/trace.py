@@ -58,6 +58,11 @@ def sync_state(m):
     if on and slot >= NTRACEBUF:
         return
     m.tbase = m.ctl.base["trace"] + slot * TRACEBUF_WORDS
+    if on:
+        try:
+            m.ctl.seg.commit(m.tbase * 8, TRACEBUF_WORDS * 8)      # idempotent; an M started later
+        except OSError:
+            return                                                # no memory for a ring: not traced
     m.tracing = on
     if on and m.row is not None:
         if m.p >= 0:
@@ -163,7 +168,7 @@ def _drain(m):
     q, ctl = m.q, m.ctl
     base = ctl.base["trace"]
     out = []
-    nslots = min(NTRACEBUF, q[ctl.sched + S_MCOUNT] + 9)
+    nslots = min(NTRACEBUF, q[ctl.sched + S_MCOUNT] + 1)
     for i in range(nslots):
         t = base + i * TRACEBUF_WORDS
         w, r = q[t], q[t + 1]
@@ -201,7 +206,7 @@ def _trailer(m):
     from .symtab import findfunc
     q, ctl = m.q, m.ctl
     base = ctl.base["trace"]
-    lost = sum(int(q[base + i * TRACEBUF_WORDS + 2]) for i in range(min(NTRACEBUF, q[ctl.sched + S_MCOUNT] + 9)))
+    lost = sum(int(q[base + i * TRACEBUF_WORDS + 2]) for i in range(min(NTRACEBUF, q[ctl.sched + S_MCOUNT] + 1)))
     sites = {str(i): site_text(ctl, i) for i in range(q[ctl.sched + S_NSITES])}
     funcs = {}
     for pc in _reader.funcs:
@@ -214,7 +219,8 @@ def _trailer(m):
 
 def read(m):
     """runtime.ReadTrace: the next chunk; waits (parking the goroutine) while tracing is on and
-    nothing is new; None once tracing stopped and everything was returned."""
+    nothing is new; None once tracing stopped and everything was returned.  The reader's state is
+    the StartTrace caller's process: read from there (another process gets None)."""
     from .ctl import S_TRACE
     from .proc import sleep
     if _reader.rtid != m.rtid or _reader.done:

@@ -107,6 +107,24 @@ def case_stack(outdir):
         nshort=nshort, okshort=okshort, numg=runtime.NumGoroutine())
 
 
+def in_c_call(ready, seconds):
+    import hashlib
+    ready.send(None)
+    with mprt.syscall():                    # one C call of seconds: no signal handler runs meanwhile
+        hashlib.pbkdf2_hmac("sha256", b"x", b"y", int(seconds * 4_000_000))
+
+
+def case_stack_unavailable(outdir):
+    ready = mprt.chan()
+    mprt.go(in_c_call, ready, 3.0)
+    ready.recv()
+    mprt.sleep(0.2)
+    buf = bytearray(1 << 16)
+    t = time.monotonic()
+    n = runtime.Stack(buf, True)
+    out(text=buf[:n].decode(), took=time.monotonic() - t)
+
+
 # ---- profiles ----
 
 @mprt.struct
