@@ -197,12 +197,10 @@ def _heap(f, debug):
                           ("inuse_space", "bytes")):
             b.value_type(b.p.sample_type, typ, unit)
         for r in p:
-            stk = r.Stack()
-            shown = [pc for i, pc in enumerate(stk) if not _leading_runtime(stk, i)] or stk
             ao, ab = _scale(r.AllocObjects, r.AllocBytes, rate)
             io_, ib = _scale(r.InUseObjects(), r.InUseBytes(), rate)
             bs = ab // ao if ao else 0
-            b.sample([ao, ab, io_, ib], shown, [("bytes", bs, "")] if bs else [])
+            b.sample([ao, ab, io_, ib], r.Stack(), [("bytes", bs, "")] if bs else [])
         _write(f, b.bytes())
         return
     p.sort(key=lambda r: -r.InUseBytes())
@@ -235,14 +233,6 @@ def _heap(f, debug):
                f"# NumGC = {s.NumGC}\n# NumForcedGC = {s.NumForcedGC}\n"
                f"# GCCPUFraction = {s.GCCPUFraction}\n# DebugGC = {str(s.DebugGC).lower()}\n")
     _write(f, "".join(out))
-
-
-def _leading_runtime(stk, i):
-    for pc in stk[:i + 1]:
-        fi = _symtab.findfunc(pc)
-        if fi is None or not fi.runtime:
-            return False
-    return True
 
 
 def _contention(f, debug, name, fn, rate_line):
