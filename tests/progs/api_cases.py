@@ -145,19 +145,19 @@ def alloc_dropped(n):
         mprt.new(Blob)
 
 
-def allocator(n, done):
+def allocator(n, done, release):
     keep = []
     alloc_kept(n, keep)
     alloc_dropped(n)
     done.send(len(keep))
-    done.recv()          # keep `keep` alive until main has written the profile
+    release.recv()       # keep `keep` alive until main has written the profile
 
 
 def case_heap(outdir):
     runtime.MemProfileRate = 1
-    done = mprt.chan()
+    done, release = mprt.chan(), mprt.chan()
     for _ in range(2):
-        mprt.go(allocator, 500, done)
+        mprt.go(allocator, 500, done, release)
     got = [done.recv() for _ in range(2)]
     runtime.GC()
     runtime.GC()
@@ -176,7 +176,7 @@ def case_heap(outdir):
     with open(os.path.join(outdir, "heap.txt"), "w") as f:
         pprof.Lookup("heap").WriteTo(f, 1)
     for _ in range(2):
-        done.send(None)
+        release.send(None)
     out(got=got, recs=recs, rate=runtime.MemProfileRate, n=n, ok=ok, nshort=runtime.MemProfile([], False))
 
 
