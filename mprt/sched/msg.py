@@ -159,8 +159,11 @@ def _cacheable(fn):
     from ..sched.chan import Chan
     from ..sched.sema import _SemaObject
     t = type(fn)
-    if t is types.FunctionType or t is types.BuiltinFunctionType:
+    if t is types.FunctionType:
         return _cp._should_pickle_by_reference(fn)
+    if t is types.BuiltinFunctionType:
+        # a module's function (sys.exit) pickles by name; a bound one ([].append) carries its object
+        return fn.__self__ is None or isinstance(fn.__self__, types.ModuleType)
     if t is types.MethodType and isinstance(fn.__self__, (Chan, _SemaObject)):
         return _cp._should_pickle_by_reference(fn.__func__)
     return False
