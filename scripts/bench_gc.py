@@ -24,6 +24,17 @@ import subprocess
 import sys
 import time
 
+from mprt.bench.work import (
+    GCNode,
+    binarytrees_output,
+    binarytrees_plan,
+    bottom_up,
+    churn,
+    complete_tree,
+    item_check,
+    trees,
+)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -38,11 +49,7 @@ def child(kind, arg):
     from mprt.shm import malloc
     from mprt.shm.layout import GC_MARKBYTES, GC_MARKCPUNS, GC_MARKNS, GC_MARKOBJS
 
-    @mprt.struct
-    class Node:
-        left: mprt.Ptr
-        right: mprt.Ptr
-        v: np.int64
+    Node = GCNode
 
     @mprt.struct
     class Fat:                  # a node that carries data: 2 pointers and 240 bytes of numbers
@@ -79,21 +86,6 @@ def child(kind, arg):
         d28: np.float64
         d29: np.float64
 
-    def churn(seconds, done):
-        t = time.monotonic()
-        n = 0
-        while time.monotonic() - t < seconds:
-            for _ in range(100):
-                a = mprt.new(Node)
-                a.left = mprt.new(Node)
-                a.right = mprt.new(Node)
-                a.left.left = mprt.new(Node)
-                s = mprt.make(np.float64, 16)
-                s.np[:] = 1.0
-                n += 5
-            del a, s
-        done.send(n)
-
     def main():
         out = {}
         if kind == "pauses":
@@ -123,12 +115,7 @@ def child(kind, arg):
             n = (1 << 20) - 1
 
             def tree(T):                                   # a complete binary tree, heap order
-                b = mprt.new_batch(T, n)
-                idx = np.arange(n)
-                kids = np.where(2 * idx + 2 < n, 2 * idx + 1, -1)
-                b.set("left", np.where(kids >= 0, b.addrs[np.maximum(kids, 0)], 0))
-                b.set("right", np.where(kids >= 0, b.addrs[np.minimum(kids + 1, n - 1)], 0))
-                return b[0]
+                return complete_tree(T, n)
 
             def measure():
                 rows = []
@@ -210,43 +197,17 @@ def bench_mark():
     return res
 
 
-# the peer: the same algorithm on plain CPython objects, the trees of each depth split over a Pool
-
-class _Node:
-    __slots__ = ("left", "right")
-
-    def __init__(self, left, right):
-        self.left, self.right = left, right
-
-
-def _bottom_up(d):
-    return _Node(_bottom_up(d - 1), _bottom_up(d - 1)) if d > 0 else _Node(None, None)
-
-
-def _check(n):
-    return 1 if n.left is None else 1 + _check(n.left) + _check(n.right)
-
-
-def _trees(args):
-    depth, k = args
-    c = 0
-    for _ in range(k):
-        c += _check(_bottom_up(depth))
-    return c
-
+# the peer: the same algorithm on plain CPython objects (mprt.bench.work), the trees of each depth
+# split over a Pool
 
 def peer_binarytrees(max_depth, procs):
-    lines = []
     with mp.Pool(procs) as pool:
         t = time.perf_counter()
-        lines.append(f"stretch tree of depth {max_depth + 1}\t check: {_check(_bottom_up(max_depth + 1))}")
-        long_lived = _bottom_up(max_depth)
-        for d in range(4, max_depth + 1, 2):
-            it = 1 << (max_depth - d + 4)
-            share = [it // procs + (i < it % procs) for i in range(procs)]
-            c = sum(pool.map(_trees, [(d, k) for k in share if k]))
-            lines.append(f"{it}\t trees of depth {d}\t check: {c}")
-        lines.append(f"long lived tree of depth {max_depth}\t check: {_check(long_lived)}")
+        checks = [item_check(bottom_up(max_depth + 1))]
+        long_lived = bottom_up(max_depth)
+        for d, _, share in binarytrees_plan(max_depth, procs):
+            checks.append(sum(pool.starmap(trees, [(d, k) for k in share])))
+        lines = binarytrees_output(max_depth, checks, item_check(long_lived))
         return time.perf_counter() - t, lines
 
 

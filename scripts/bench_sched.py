@@ -24,61 +24,16 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+# the workloads and the mprt programs that `mprt bench` runs too
+from mprt.bench._child import pipe_round_trip
+from mprt.bench.work import calibrate_loop, mprt_chan, mprt_spawn, trivial
+from mprt.bench.work import loop as _loop
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_FANOUT = 20000
 N_RT = 5000
 N_CPU = 200
 CPU_WORK_S = 0.010
-
-
-def trivial(x):
-    return x
-
-
-def spin_for(s):
-    t = time.perf_counter()
-    x = 0
-    while time.perf_counter() - t < s:
-        x += 1
-    return x
-
-
-def calibrate_loop(s):
-    """An iteration count of a pure-Python loop that takes about s seconds (calibrated once, so
-    the same work is handed to every configuration)."""
-    n = 200000
-    t = time.perf_counter()
-    _loop(n)
-    dt = time.perf_counter() - t
-    return int(n * s / dt)
-
-
-def _loop(n):
-    x = 0
-    for i in range(n):
-        x += i * i % 7
-    return x
-
-
-# ---- the mprt side runs in child programs ----
-
-def round_trips():
-    """Microseconds per round trip between the caller and an echo goroutine it starts."""
-    import mprt
-    a, b = mprt.chan(), mprt.chan()
-
-    def echo(a, b, n):
-        for _ in range(n):
-            b.send(a.recv())
-    mprt.go(echo, a, b, N_RT + 100)
-    for i in range(100):
-        a.send(i)
-        b.recv()
-    t = time.perf_counter()
-    for i in range(N_RT):
-        a.send(i)
-        b.recv()
-    return (time.perf_counter() - t) / N_RT * 1e6
 
 
 def child(kind, arg):
@@ -89,27 +44,13 @@ def child(kind, arg):
     res = {}
 
     def fanout():
-        # warm, as the peers' pools are: both worker Ms started (the second when main blocks)
-        wg = mprt.sync.WaitGroup()
-        wg.add(200)
-        for _ in range(200):
-            mprt.go(wg.done)
-        wg.wait()
-        wg = mprt.sync.WaitGroup()
-        wg.add(N_FANOUT)
-        t = time.perf_counter()
-        for _ in range(N_FANOUT):
-            mprt.go(wg.done)
-        wg.wait()
-        res["s"] = time.perf_counter() - t
+        res["s"] = mprt_spawn(N_FANOUT)["s"]
 
     def chan_cross():
-        res["rt_us"] = round_trips()        # main on M0, the echo goroutine on a worker M
+        res["rt_us"] = mprt_chan(N_RT)["cross_us"]      # main on M0, the echo goroutine on a worker M
 
     def chan_same():
-        out = mprt.chan()
-        mprt.go(lambda: out.send(round_trips()))     # both goroutines on one worker M
-        res["rt_us"] = out.recv()
+        res["rt_us"] = mprt_chan(N_RT)["same_us"]       # both goroutines on one worker M
 
     def cpu():
         n = arg
@@ -214,31 +155,6 @@ def peer_ppe_submit():
         return time.perf_counter() - t
 
 
-def _echo(c):
-    while True:
-        v = c.recv()
-        if v is None:
-            return
-        c.send(v)
-
-
-def peer_pipe_rt():
-    a, b = mp.get_context("fork").Pipe()
-    p = mp.get_context("fork").Process(target=_echo, args=(b,))
-    p.start()
-    for i in range(100):
-        a.send(i)
-        a.recv()
-    t = time.perf_counter()
-    for i in range(N_RT):
-        a.send(i)
-        a.recv()
-    dt = (time.perf_counter() - t) / N_RT * 1e6
-    a.send(None)
-    p.join()
-    return dt
-
-
 def _fs_noop():
     return 0
 
@@ -291,7 +207,7 @@ def bench_chan(rounds):
     rows = []
     for _ in range(rounds):
         cross = run_child("chan_cross")["rt_us"]
-        pipe = peer_pipe_rt()
+        pipe = pipe_round_trip(N_RT)
         same = run_child("chan_same")["rt_us"]
         rows.append((cross, pipe, same))
     cross, pipe, same = (statistics.median(c) for c in zip(*rows))

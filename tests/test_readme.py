@@ -28,3 +28,12 @@ def test_readme_program_example_runs(tmp_path):
 def test_readme_heap_example_runs(tmp_path):
     code = [b for b in _blocks() if "malloc.create()" in b][0]
     assert _run(tmp_path, code).split()[:1] == ["4999950000"]
+
+
+def test_readme_commands_are_what_ci_runs():
+    with open(README) as f:
+        first = re.search(r"```sh\n(.*?)```", f.read(), re.S).group(1).splitlines()
+    main_job, tests = (ln.split("#")[0].strip() for ln in first[:2])
+    assert main_job == "pip install -e . && mprt bench --quick"
+    with open(os.path.join(os.path.dirname(README), ".ci", "run")) as f:
+        assert tests in f.read()

@@ -42,8 +42,8 @@ def add_parser(sub):
                        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("suites", nargs="*", metavar="SUITE", help=f"any of {', '.join(SUITES)} (default: all)")
     b.add_argument("--procs", default=None,
-                   help="GOMAXPROCS values for the scaling suite, e.g. 1,2,4 (default 1..NumCPU and 2x NumCPU);"
-                        " the other suites run at NumCPU")
+                   help="GOMAXPROCS values for the scaling suite, e.g. 1,2,4 (default 1..NumCPU and 2x NumCPU;"
+                        " above 16 CPUs, powers of two); the other suites run at NumCPU")
     b.add_argument("--vs", default=",".join(peers.ALL),
                    help=f"peers to compare with (default {','.join(peers.ALL)}; missing ones are skipped with a line)")
     b.add_argument("--quick", action="store_true", help="small sizes: every suite in about a minute")
@@ -57,8 +57,9 @@ def _parse(args):
     if bad:
         raise SystemExit(f"mprt bench: unknown suite {bad[0]!r} (want {', '.join(SUITES)})")
     ncpu = len(os.sched_getaffinity(0))
-    if args.procs is None:
-        procs = sorted(set(range(1, ncpu + 1)) | {2 * ncpu})
+    if args.procs is None:      # every count up to 16 CPUs; beyond, powers of two (and NumCPU)
+        upto = range(1, ncpu + 1) if ncpu <= 16 else [1 << k for k in range(ncpu.bit_length()) if 1 << k <= ncpu]
+        procs = sorted(set(upto) | {ncpu, 2 * ncpu})
     else:
         try:
             procs = sorted({int(x) for x in args.procs.split(",") if x.strip()})
@@ -96,6 +97,7 @@ def main(args):
     bar = _Progress(len(steps))
     for suite, rt, p, spec in steps:
         bar.show(f"{suite} {rt} P={p}")
+        _settle()
         results[(suite, rt, p)] = _run(dict(spec, suite=suite, rt=rt, procs=p), p)
     bar.done()
     report = {"machine": {"ncpu": ncpu, "python": sys.version.split()[0], "quick": args.quick}, "suites": {}}
@@ -150,6 +152,15 @@ class _Progress:
         sys.stderr.flush()
 
 
+def _settle(quiet=0.15, most=15.0):
+    """Wait (up to `most` seconds) until the CPUs are quiet: a peer's processes go on winding down
+    after its measurement ends (Ray's and Dask's for seconds), and would be charged to the next."""
+    import psutil
+    t = time.monotonic()
+    while time.monotonic() - t < most and psutil.cpu_percent(interval=0.25) > 100 * quiet:
+        pass
+
+
 def _run(spec, procs):
     env = dict(os.environ, GOMAXPROCS=str(procs))
     for k in ("GODEBUG", "GOGC"):
@@ -174,7 +185,7 @@ def _plan(suite, size, procs, vs, ncpu, iters):
     if suite == "chan":
         return [("chan", rt, top, {"n": size}) for rt in ["mprt", "pipe", *vs]]
     if suite == "cpu":
-        tasks = size[0]
+        tasks = max(size[0], 10 * procs[-1])      # enough tasks to keep the most Ps busy
         return [("cpu", rt, p, {"tasks": tasks, "iters": iters}) for p in procs for rt in ["mprt", *vs]]
     if suite == "array":
         n, rounds = size
@@ -280,12 +291,12 @@ def _report_chan(results, n, procs, vs, ncpu):
     if isinstance(same["mprt"], float):
         goals.append((f"on one M <= 3 us per channel operation ({same['mprt'] / 4:.2f} us)", same["mprt"] / 4 <= 3))
     return _table(f"chan: {n} round trips (us, lower is better; a peer's is one task submitted and its result "
-                  f"back)", cols, [("round trip across Ms", True, cross), ("round trip on one M", True, same)],
+                  f"back, timed over {min(n, 1000)})", cols, [("round trip across Ms", True, cross), ("round trip on one M", True, same)],
                   goals)
 
 
 def _report_cpu(results, size, procs, vs, ncpu):
-    tasks, work_s = size
+    tasks, work_s = max(size[0], 10 * procs[-1]), size[1]
     cols = ["mprt", *vs]
     rows, speed = [], {}
     for p in procs:

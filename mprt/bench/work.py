@@ -169,7 +169,7 @@ class GCNode:
     v: np.int64
 
 
-def _churn(seconds, done):
+def churn(seconds, done):
     t = time.monotonic()
     n = 0
     while time.monotonic() - t < seconds:
@@ -213,7 +213,7 @@ def mprt_gc(seconds, nodes):
     done = mprt.chan(2)
     t = time.perf_counter()
     for _ in range(2):
-        mprt.go(_churn, float(seconds), done)
+        mprt.go(churn, float(seconds), done)
     allocs = done.recv() + done.recv()
     wall = time.perf_counter() - t
     i1 = q[s + S_PAUSEIDX]
