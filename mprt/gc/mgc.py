@@ -332,7 +332,7 @@ class Collector:
             self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)", t1)
         nfin = mfinal.queue_unreachable(h, mk)
         self._drain_all()          # what the queued objects point to stays too
-        mprof.mark_termination(sm, h)   # the heap profile's cycle, while the marks are final
+        mprof.mark_termination(sm, h)   # the heap profile's cycle: the marks of its sampled objects
         gc[GC_PHASE] = PH_OFF
         gc[GC_GEN] += 1
         gc[GC_SWEEPGEN] += 1
@@ -348,6 +348,7 @@ class Collector:
         # 4. restart, and the statistics of the cycle
         pause2 = proc.start_the_world(sm, t1)
         t_end = time.monotonic_ns()
+        mprof.flush(sm)                 # its frees and its fold, with the world running
         alloc1, heap1 = mstats.alloc_totals(h, q[ctl.sched + S_MCOUNT])
         marked = mark_bytes + (alloc1 - alloc0)
         if not forced and prev_marked > 0:

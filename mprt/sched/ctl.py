@@ -35,7 +35,7 @@ import numpy as np
 
 from ..shm.layout import MAXP
 from ..shm.segment import Segment
-from .mprof import BK_WORDS, NBUCKET, NBUCKHASH, NPROFOBJ
+from .mprof import BK_WORDS, NBUCKET, NBUCKHASH, NPROFOBJ, PO_WORDS
 from .symtab import FT_WORDS, FUNCBYTES, NFUNC
 from .trace import NTRACEBUF, TRACEBUF_WORDS
 
@@ -126,7 +126,7 @@ _REGIONS = [
     ("funcbytes", FUNCBYTES // WORD),
     ("buckets", NBUCKET * BK_WORDS),        # mprof.py: profile buckets, their hash index, sampled objects
     ("buckhash", NBUCKHASH),
-    ("profobj", NPROFOBJ * 2),
+    ("profobj", NPROFOBJ * PO_WORDS),
     ("trace", NTRACEBUF * TRACEBUF_WORDS),  # trace.py: one event ring per M (+ the coordinator's)
     ("g", MAXG * G_WORDS),
     ("sudog", (MAXG + MAXSUDOG) * SG_WORDS),   # row g < MAXG is G slot g's own; the rest a pool

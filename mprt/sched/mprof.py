@@ -9,9 +9,11 @@ Heap profile (Go's memRecord, three cycles deep):
     an allocation is sampled when the allocating M's byte countdown runs out (the countdown is drawn
     from an exponential distribution of mean MemProfileRate, as Go's nextSample; MemProfileRate = 1
     samples every allocation).  The sampled object's address goes to the "profobj" table with its
-    bucket; the allocation counts in future[(C+2) % 3].  At mark termination the coordinator
-    (`mark_termination`, the world stopped) advances C, counts every sampled object left white as a
-    free of future[(C+1) % 3], and folds cycles C and C+1 into `active`, which MemProfile reports:
+    bucket and its mark byte's index; the allocation counts in future[(C+2) % 3].  At mark
+    termination the coordinator (`mark_termination`, the world stopped: Go's mProf_NextCycle)
+    advances C and copies the mark bytes of the sampled objects, one gather; once the world runs
+    again (`flush`, Go's mProf_Flush and the sweep's mProf_Free) it counts every one left white as
+    a free of future[(C+1) % 3] and folds cycles C and C+1 into `active`, which MemProfile reports:
     so a profile is as of the last completed cycle, as Go's, and an object allocated since does not
     show until a cycle has had the chance to free it.  Before any cycle MemProfile folds all cycles in,
     as Go does when no GC has run.  A full profobj table (NPROFOBJ objects) samples no more objects
@@ -38,6 +40,7 @@ NBUCKET = 4096
 BK_WORDS = 64
 NBUCKHASH = 8192
 NPROFOBJ = 1 << 16
+PO_WORDS = 3              # a profobj row: address, bucket, mark byte index
 MAXSTACK = 32
 (BK_TYPE, BK_HASH, BK_NSTK, BK_SIZE) = range(4)
 BK_C = 4               # counters: mem: active (allocs, frees, alloc_bytes, free_bytes), future[3] x 4;
@@ -167,6 +170,7 @@ def profilealloc(h, a, size):
 
 
 def _profilealloc(m, a, size, frame):
+    from ..gc.mbarrier import mark_index
     from .ctl import S_NPROFOBJ, S_PROFCYCLE
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     pcs = user_stack(frame, keep_api=False) or callers(frame, MAXSTACK)
@@ -177,8 +181,8 @@ def _profilealloc(m, a, size, frame):
     _acq(m.proflock)
     n = q[s + S_NPROFOBJ]
     if n < NPROFOBJ:
-        o = ctl.base["profobj"] + 2 * n
-        q[o], q[o + 1] = a, b
+        o = ctl.base["profobj"] + PO_WORDS * n
+        q[o], q[o + 1], q[o + 2] = a, b, mark_index(m.heap, a)
         q[s + S_NPROFOBJ] = n + 1
         r = ctl.base["buckets"] + b * BK_WORDS + BK_C + 4 + 4 * ((q[s + S_PROFCYCLE] + 2) % 3)
         q[r] += 1
@@ -194,42 +198,57 @@ def _fold(rows, c):
 
 
 def mark_termination(sm, h):
-    """The coordinator, world stopped, marks final: Go's mProf_NextCycle, the sweep's frees of
-    sampled objects, mProf_Flush and mProf_PostSweep in one step."""
-    from ..gc.mbarrier import mark_indices
-    from ..shm.layout import WHITE
-    from .ctl import S_NBUCKET, S_NPROFOBJ, S_PROFCYCLE
+    """The coordinator, world stopped, marks final: Go's mProf_NextCycle, and the mark bytes of the
+    sampled objects, for `flush` to read once the world runs (the sweep reuses what is white)."""
+    from .ctl import S_NPROFOBJ, S_PROFCYCLE
     from .proc import _acq, _rel
     q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
     _acq(sm.proflock)
+    c = q[s + S_PROFCYCLE] = q[s + S_PROFCYCLE] + 1
+    n = q[s + S_NPROFOBJ]
+    if n:
+        po = ctl.base["profobj"]
+        marks = h.hu8n[ctl.words[po + 2:po + PO_WORDS * n:PO_WORDS]]
+    _rel(sm.proflock)
+    sm.prof_pending = (c, n, marks if n else None)
+
+
+def flush(sm):
+    """After the restart: the frees that mark_termination's copy shows, and the fold of cycles C and
+    C+1 into active.  Objects sampled since the restart lie past the first n rows and stay."""
+    from ..shm.layout import WHITE
+    from .ctl import S_NBUCKET, S_NPROFOBJ
+    from .proc import _acq, _rel
+    pending, sm.prof_pending = sm.prof_pending, None
+    if pending is None:
+        return
+    c, n, marks = pending
+    q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
+    _acq(sm.proflock)
     try:
-        c = q[s + S_PROFCYCLE] + 1
-        q[s + S_PROFCYCLE] = c
         nb = q[s + S_NBUCKET]
-        if nb == 0:
-            return
         bb = ctl.base["buckets"]
         rows = ctl.words[bb:bb + nb * BK_WORDS].reshape(nb, BK_WORDS)
-        n = q[s + S_NPROFOBJ]
         if n:
             po = ctl.base["profobj"]
-            tab = ctl.words[po:po + 2 * n].reshape(n, 2)
-            idx, _, _ = mark_indices(h, tab[:, 0].copy())
-            dead = h.hu8n[idx] == WHITE
+            total = q[s + S_NPROFOBJ]
+            tab = ctl.words[po:po + PO_WORDS * total].reshape(total, PO_WORDS)
+            dead = np.zeros(total, dtype=bool)
+            dead[:n] = marks == WHITE
             if dead.any():
                 f = BK_C + 4 + 4 * ((c + 1) % 3)
-                for a, b in tab[dead]:
-                    size = int(rows[b, BK_SIZE])
-                    rows[b, f + 1] += 1
-                    rows[b, f + 3] += size
+                b = tab[dead, 1]
+                np.add.at(rows[:, f + 1], b, 1)
+                np.add.at(rows[:, f + 3], b, rows[b, BK_SIZE])
                 keep = tab[~dead].copy()
                 tab[:len(keep)] = keep
                 q[s + S_NPROFOBJ] = len(keep)
         mem = rows[:, BK_TYPE] == MEM
-        sub = rows[mem]
-        _fold(sub, c)
-        _fold(sub, c + 1)
-        rows[mem] = sub
+        if mem.any():
+            sub = rows[mem]
+            _fold(sub, c)
+            _fold(sub, c + 1)
+            rows[mem] = sub
     finally:
         _rel(sm.proflock)
 

@@ -269,6 +269,7 @@ class _M:
         self.profsync = 0         # the S_PROFSYNC this M last acted on (tracing, CPU profiling)
         self.cpuhz = 0            # SIGPROF rate armed here, and the samples taken: {stack: count}
         self.cpusamples = {}
+        self.prof_pending = None  # the coordinator: the heap profile's cycle between stop and flush
 
     def plock(self, p):
         lk = self.plocks.get(p)
