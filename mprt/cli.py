@@ -53,6 +53,11 @@ def _cmd_env(args):
     level = parse_gotraceback(env.get("GOTRACEBACK"))
     gogc = boot.parse_gogc(env.get("GOGC"))
     dbg = boot.parse_godebug(env.get("GODEBUG"))
+    try:
+        arena = boot.parse_arena(env.get("MPRT_ARENA"))
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 1
     free = shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else 0
     rows = [
         ("GOMAXPROCS", str(boot.parse_gomaxprocs(env.get("GOMAXPROCS"), len(cpus))),
@@ -64,7 +69,8 @@ def _cmd_env(args):
          f"GOTRACEBACK={env.get('GOTRACEBACK')!r}" if "GOTRACEBACK" in env else "unset: single"),
         ("NumCPU", str(len(cpus)), "CPUs this process may run on"),
         ("CPUs", _ranges(cpus), "os.sched_getaffinity: Ms are pinned to these, M k to CPU k mod NumCPU"),
-        ("arena", f"{DEFAULT_ARENA_MAX >> 30} GiB", "reserved in /dev/shm, sparse: committed as the heap grows"),
+        ("arena", _size(arena or DEFAULT_ARENA_MAX),
+         "reserved in /dev/shm, sparse: committed as the heap grows" + ("" if arena else " (MPRT_ARENA unset)")),
         ("/dev/shm free", f"{free / 2**30:.1f} GiB", "tmpfs the heap and the control segment live in"),
     ]
     if args.json:
@@ -74,6 +80,13 @@ def _cmd_env(args):
     for k, v, why in rows:
         print(f"{k:<14} {v:<12} {why}")
     return 0
+
+
+def _size(n):
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
 
 
 def _ranges(xs):

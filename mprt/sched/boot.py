@@ -105,42 +105,62 @@ config = {}      # what boot read from the environment (process-local; inherited
 MEMPROFRATE = 512 * 1024      # Go's default runtime.MemProfileRate
 
 
+def atoi(s, bits=64):
+    """Go's runtime atoi (atoi32 with bits=32): an optional '-' and decimal digits, nothing else (no
+    space, no '+', no '_'), within the signed range; None where Go's ok is false."""
+    if not s or not isinstance(s, str):
+        return None
+    digits = s[1:] if s[0] == "-" else s
+    if not digits or not all("0" <= c <= "9" for c in digits):
+        return None
+    n = int(s)
+    lim = 1 << (bits - 1)
+    return n if -lim <= n < lim else None
+
+
 def parse_gomaxprocs(val, ncpu):
-    """GOMAXPROCS from the environment: a positive integer overrides the CPU count (capped at 1024);
-    anything else is ignored, as Go's atoi-and-check."""
-    n = ncpu
-    try:
-        v = int((val or "").strip())
-        if v > 0:
-            n = v
-    except ValueError:
-        pass
-    return min(n, MAX_GOMAXPROCS)
+    """GOMAXPROCS from the environment: a positive int32 overrides the CPU count (capped at 1024);
+    anything else (empty, negative, not a number, too large for int32) is ignored, as Go's."""
+    n = atoi(val, 32)
+    return min(n if n is not None and n > 0 else ncpu, MAX_GOMAXPROCS)
 
 
 def parse_gogc(val):
-    """GOGC: "off" -> -1, an integer -> it, anything else (unset included) -> 100."""
-    if val is None or val == "":
-        return 100
+    """GOGC: "off" -> -1, an int32 -> it (a negative one turns the collector off), anything else
+    (unset and empty included) -> 100, as Go's readgogc."""
     if val == "off":
         return -1
-    try:
-        return int(val)
-    except ValueError:
-        return 100
+    n = atoi(val, 32)
+    return 100 if n is None else n
+
+
+def parse_arena(val):
+    """MPRT_ARENA (mprt's own setting): the arena reservation in bytes, with an optional K, M, G or T
+    suffix (powers of 1024); unset or empty: the default, 64 GiB."""
+    if val is None or val == "":
+        return None
+    v = val.strip()
+    mult = 1
+    if v[-1:].upper() in "KMGT" and v[-1:]:
+        mult = 1 << (10 * ("KMGT".index(v[-1].upper()) + 1))
+        v = v[:-1]
+    if not v.isdigit():
+        raise ValueError(f"mprt: MPRT_ARENA={val!r} is not a size (bytes, or a number with K, M, G or T)")
+    return int(v) * mult
 
 
 def parse_godebug(val):
-    """GODEBUG "k=v,k=v": integer values by key; unknown keys are kept and ignored, as Go."""
+    """GODEBUG "k=v,k=v" as Go's parsedebugvars: each value an int32 (memprofilerate: an int); a
+    field without '=' or with a value that is not a number is skipped; the last of a key wins;
+    unknown keys are kept here and ignored by everyone, as Go ignores them."""
     out = {}
     for part in (val or "").split(","):
         k, eq, v = part.partition("=")
         if not eq:
             continue
-        try:
-            out[k.strip()] = int(v)
-        except ValueError:
-            pass
+        n = atoi(v, 64 if k == "memprofilerate" else 32)
+        if n is not None:
+            out[k] = n
     return out
 
 
@@ -164,7 +184,7 @@ def run(main, *args):
     godebug = parse_godebug(env.get("GODEBUG"))
     tb = traceback.parse_gotraceback(env.get("GOTRACEBACK"))
     config.update(gomaxprocs=nprocs, gogc=gcpercent, godebug=godebug, gotraceback=tb)
-    heap = malloc.create(gcpercent=gcpercent, p=0)
+    heap = malloc.create(arena_max=parse_arena(env.get("MPRT_ARENA")), gcpercent=gcpercent, p=0)
     rtid = heap.rtid
     mgc.init_pacer(heap, gcpercent)
     mgc.init_debug(heap, godebug)
@@ -449,7 +469,7 @@ def _coordinator_main(m0):
         if q[s + S_EXIT]:
             _coordinator_exit(sm, children)
         if os.getppid() != m0pid:
-            _orphaned(sm, children)
+            _orphaned(sm, children, m0pid)
         _spawn_ms(sm, children)
         _reap(sm, children)
 
@@ -619,10 +639,14 @@ def _coordinator_exit(sm, children):
     os._exit(0)
 
 
-def _orphaned(sm, children):
-    """M0 died without tearing down: kill the Ms and remove the runtime."""
+def _orphaned(sm, children, m0pid):
+    """M0 died without tearing down (SIGKILL, a crash of the interpreter): kill the Ms, remove the
+    runtime, and say so (M0 cannot: the coordinator shares its stderr)."""
     _kill(children)
     unlink_runtime(sm.rtid)
+    traceback.write_err(f"fatal error: runtime: M0 (pid {m0pid}, the program's main process) died without "
+                        f"tearing down; its {len(children)} Ms were killed and the runtime's shared memory "
+                        f"removed\n")
     os._exit(0)
 
 

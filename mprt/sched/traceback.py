@@ -47,16 +47,16 @@ STATUS_NAMES = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waitin
 
 def parse_gotraceback(s):
     """GOTRACEBACK's value -> (level, all, crash) as Go's setTraceback."""
-    s = (s or "").strip()
+    from .boot import atoi
+    s = s or ""
     table = {"none": (0, False, False), "single": (1, False, False), "": (1, False, False),
              "all": (1, True, False), "system": (2, True, False), "crash": (2, True, True)}
     if s in table:
         return table[s]
-    try:
-        n = int(s)
-    except ValueError:
-        return (1, True, False)   # Go: an unknown word is "all"
-    return (n, True, False)
+    # Go: anything else is "all" at the level the number gives, 0 (no goroutine traces) when it is
+    # not a number or not a uint32
+    n = atoi(s, 64)
+    return (n if n is not None and 0 <= n < 1 << 32 else 0, True, False)
 
 
 def encode_level(level, all_, crash):
@@ -287,7 +287,8 @@ def gopanic(m, e):
     if q[s + S_DUMPREQ] < 0 or not request_exit_first(m):
         _worker_exit(0)    # another goroutine is already panicking: it prints
     level, all_, _ = level_of(q, s)
-    text = "panic: " + panic_value(e) + "\n"
+    text, throw = panic_head(e)
+    all_ = all_ or throw
     if level > 0:
         g = m.curg
         goid = q[ctl.g(g) + G_GOID]
@@ -316,6 +317,16 @@ def request_exit_first(m, locked=False):
     return first
 
 
+def panic_head(e):
+    """(first lines, whether Go throws) of an uncaught exception's report.  The heap's OutOfMemory
+    is Go's throw (`runtime: out of memory: ...` then `fatal error: out of memory`, every goroutine
+    shown); anything else is a panic."""
+    from ..shm.mheap import OutOfMemory
+    if isinstance(e, OutOfMemory):
+        return str(e) + "\n", True
+    return "panic: " + panic_value(e) + "\n", False
+
+
 def panic_value(e):
     from ..panic import Panic
     if isinstance(e, Panic):
@@ -328,7 +339,8 @@ def m0_panic_report(m, e):
     """The main goroutine's uncaught exception (M0 prints; teardown follows)."""
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     level, all_, _ = level_of(q, s)
-    text = "panic: " + panic_value(e) + "\n"
+    text, throw = panic_head(e)
+    all_ = all_ or throw
     if level > 0:
         text += "\n" + _block(q, ctl, m.g1, _frames_from_tb(e.__traceback__, level >= 2), "running")
         if all_:
