@@ -245,20 +245,27 @@ def _give(m, sg, data, ptrs):
 class Chan:
     """A Go channel.  Make one with mprt.chan(cap)."""
 
-    __slots__ = ("_p", "_a", "_w", "_lk", "_hq")
+    __slots__ = ("_p", "_a", "_w", "_lk", "_hq", "_h")
 
     def __init__(self, p):
         self._p = p
         self._a = p.addr
         self._w = p.addr >> 3
         self._lk = None
-        self._hq = p._t.heap.mvq
+        self._h = p._t.heap
+        self._hq = self._h.mvq
 
     @property
     def cap(self):
+        m = proc._m
+        if m is None or m.heap is not self._h:
+            foreign(self, m)
         return self._hq[self._w + DATAQSIZ]
 
     def __len__(self):
+        m = proc._m
+        if m is None or m.heap is not self._h:
+            foreign(self, m)
         return self._hq[self._w + QCOUNT]
 
     def __eq__(self, other):
@@ -268,6 +275,9 @@ class Chan:
         return hash(("chan", self._a))
 
     def __repr__(self):
+        m = proc._m
+        if m is None or m.heap is not self._h:
+            return f"<mprt.Chan {self._a:#x} of ended runtime {self._h.rtid}>"
         return f"<mprt.Chan {self._a:#x} cap={self.cap}>"
 
     def __reduce__(self):
@@ -282,6 +292,8 @@ class Chan:
 
     def send(self, v):
         m = proc._m
+        if m is None or m.heap is not self._h:
+            foreign(self, m)
         if type(v) in _PLAIN:
             data, ptrs = _dumps(v, 5), ()
         else:
@@ -328,6 +340,8 @@ class Chan:
 
     def recv2(self):
         m = proc._m
+        if m is None or m.heap is not self._h:
+            foreign(self, m)
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
@@ -354,6 +368,8 @@ class Chan:
 
     def close(self):
         m = proc._m
+        if m is None or m.heap is not self._h:
+            foreign(self, m)
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
@@ -463,6 +479,17 @@ default = _Default()
 RECV, SEND, DEFAULT = 0, 1, 2
 
 
+def foreign(obj, m):
+    """A channel or sync object used where its runtime is not running: with no runtime in this
+    process, or in a later one (its heap has ended: the same address is another object now)."""
+    from ..shm.malloc import NoRuntime
+    what = f"{type(obj).__name__} {obj._a:#x} of runtime {obj._h.rtid}"
+    if m is None:
+        raise NoRuntime(f"mprt: {what} used with no runtime running in this process (its runtime has ended)")
+    raise RuntimeError(f"mprt: {what} used in runtime {m.rtid}: its runtime has ended in this process, and "
+                       f"its channels and sync objects with it")
+
+
 def _parse(cases):
     out = []
     dflt = -1
@@ -488,6 +515,9 @@ def select(*cases):
         proc.park(W_SELECTNOCASES)      # select {}: blocks forever
         raise AssertionError("unreachable")
     parsed, dflt = _parse(cases)
+    for _, ch, _ in parsed:
+        if ch is not None and ch._h is not m.heap:
+            foreign(ch, m)
     enc = {i: msg.encode(v, "a value on a channel") for i, (k, _, v) in enumerate(parsed) if k == SEND}
     h = m.heap
     hq = h.mvq

@@ -31,7 +31,7 @@ STATE, WAITQ = 0, 1
 
 
 class _SemaObject:
-    __slots__ = ("_p", "_a", "_w")
+    __slots__ = ("_p", "_a", "_w", "_h")
 
     def __init__(self, p=None):
         if p is None:
@@ -40,6 +40,7 @@ class _SemaObject:
         self._p = p
         self._a = p.addr
         self._w = p.addr >> 3
+        self._h = p._t.heap
 
     def __reduce__(self):
         return (type(self), (self._p,))
@@ -66,6 +67,8 @@ class WaitGroup(_SemaObject):
         if isinstance(delta, bool) or not isinstance(delta, (int, np.integer)):
             raise TypeError(f"sync.WaitGroup.add: delta {delta!r} is not an integer")
         m = proc._m
+        if m is None or m.heap is not self._h:
+            chan.foreign(self, m)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
@@ -88,6 +91,8 @@ class WaitGroup(_SemaObject):
 
     def done(self):
         m = proc._m
+        if m is None or m.heap is not self._h:
+            chan.foreign(self, m)
         hq = m.heap.mvq
         w = self._w
         lk = chan.objlock(m, self._a)
@@ -105,6 +110,8 @@ class WaitGroup(_SemaObject):
 
     def wait(self):
         m = proc._m
+        if m is None or m.heap is not self._h:
+            chan.foreign(self, m)
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
         if m.heap.mvq[self._w + STATE] == 0:
@@ -124,6 +131,8 @@ class Mutex(_SemaObject):
 
     def lock(self):
         m = proc._m
+        if m is None or m.heap is not self._h:
+            chan.foreign(self, m)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
@@ -136,6 +145,8 @@ class Mutex(_SemaObject):
 
     def unlock(self):
         m = proc._m
+        if m is None or m.heap is not self._h:
+            chan.foreign(self, m)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
