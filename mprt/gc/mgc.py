@@ -102,6 +102,7 @@ from . import mfinal
 from .mgcmark import BadPointer, Marker
 
 HEAP_MINIMUM = 4 << 20          # Go's defaultHeapMinimum
+INT64_MAX = (1 << 63) - 1
 TRIGGER_RATIO0 = 7 / 8          # the first cycle's trigger ratio
 GOAL_UTILIZATION = 0.25
 FORCEGC_PERIOD_NS = 2 * 60 * 1_000_000_000
@@ -134,8 +135,9 @@ def set_trigger_ratio_locked(h, ratio):
     trigger = int(marked * (1 + ratio))
     trigger = max(trigger, HEAP_MINIMUM * gogc // 100)
     goal = marked + marked * gogc // 100
-    h.gc[GC_TRIGGER] = trigger
-    h.hdr[H_NEXTGC] = max(goal, trigger)
+    # a GOGC near int32's top makes goals past 2^63 (Go's uint64 arithmetic wraps there): saturate
+    h.gc[GC_TRIGGER] = min(trigger, INT64_MAX)
+    h.hdr[H_NEXTGC] = min(max(goal, trigger), INT64_MAX)
 
 
 def init_pacer(h, gogc):
