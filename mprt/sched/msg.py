@@ -21,8 +21,9 @@ import types
 import numpy as np
 from cloudpickle import cloudpickle as _cp
 
-from ..gc.mbarrier import shade_word
+from ..gc.mbarrier import shade_vec, shade_word
 from ..shm import malloc
+from ..shm.layout import GC_PHASE
 from ..shm.ptr import Ptr, _Pickler, loads
 
 _PLAIN = frozenset((int, float, str, bytes, type(None), bool))
@@ -210,6 +211,13 @@ def heap_bytes(a):
 
 
 def free_message(a):
-    """Free heap message a and its bytes (not the objects it points to)."""
+    """Free heap message a and its bytes (not the objects it points to).  While the collector
+    marks, the objects it points to are shaded first: the message may be grey and not scanned yet,
+    and the receiver's new handles sit in a root table that was scanned already (freeing a message
+    is deleting its pointers: the deletion half of the barrier)."""
     h = malloc.current()
+    if h.gcq[GC_PHASE]:
+        n = int(h.mvq[(h.object_end(a) - 8) >> 3])
+        if n > 1:
+            shade_vec(h, h.mvq[(a >> 3) + 1:(a >> 3) + n])
     h.free_objects([a, h.mvq[a >> 3]])

@@ -133,7 +133,7 @@ def case_stress():
     mprt.go(mutator, root, ch, 2, iters, wg, res)
     wg.wait()
     stop.close()
-    ncycles = gcs.recv()
+    ncycles, marked = gcs.recv()
     made = res.recv() + res.recv()
     reach, bad = verify(root)
     mid = memstats()
@@ -141,18 +141,21 @@ def case_stress():
     runtime.GC()
     runtime.GC()
     end = memstats()
-    out(cycles=ncycles, made=made, reachable=reach, bad=bad, numgc=end.NumGC,
+    out(cycles=ncycles, marked=marked, made=made, reachable=reach, bad=bad, numgc=end.NumGC,
         base_objects=base.HeapObjects, end_objects=end.HeapObjects, mid_objects=mid.HeapObjects,
         base_alloc=base.HeapAlloc, end_alloc=end.HeapAlloc)
 
 
 def collector_loop_until(stop, res):
-    """Cycles back to back until stop is closed."""
-    n = 0
+    """Cycles back to back until stop is closed; sends (cycles, objects marked over them)."""
+    from mprt.shm import malloc
+    from mprt.shm.layout import GC_MARKOBJS
+    n = marked = 0
     while mprt.select(stop.recv, mprt.default)[0] != 0:
         runtime.GC()
         n += 1
-    res.send(n)
+        marked += int(malloc.current().gc[GC_MARKOBJS])
+    res.send((n, marked))
 
 
 # ---- pacer ----
