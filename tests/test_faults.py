@@ -43,11 +43,12 @@ def test_fault_ends_the_program_and_leaves_nothing(name):
 
 
 def test_sigkill_of_the_process_group_is_cleaned_by_mprt_clean():
+    """Killed whole, the runtime cannot remove its segments: `mprt clean` does (so does the next
+    runtime that starts on the machine, which may be another test's, running in parallel)."""
+    from faults import _entries
     r = run_fault("SIGKILL of the whole process group")
     assert r["rc"] == -9 and r["alive"] == []
-    assert r["left"], "a runtime killed whole leaves its segments: nobody is left to remove them"
     out = subprocess.run([sys.executable, "-m", "mprt", "clean"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert f"removed /dev/shm/mprt.{r['rtid']}.ctl" in out.stdout
-    from faults import _entries
+    assert re.search(r"^\d+ entries of dead runtimes removed$", out.stdout, re.M)
     assert _entries(r["rtid"], None) == []
