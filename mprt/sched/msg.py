@@ -211,13 +211,17 @@ def heap_bytes(a):
 
 
 def free_message(a):
-    """Free heap message a and its bytes (not the objects it points to).  While the collector
-    marks, the objects it points to are shaded first: the message may be grey and not scanned yet,
-    and the receiver's new handles sit in a root table that was scanned already (freeing a message
-    is deleting its pointers: the deletion half of the barrier)."""
+    """Free heap message a and its bytes (not the objects it points to), or, while the collector
+    marks, leave both to it.  The message may be grey and not scanned yet: the coordinator may be
+    reading it that very moment, and a slot freed under it could be another object by the time it
+    reads the length word.  So a message done with during a mark is only unlinked (its slot was
+    cleared by the caller); it was shaded when taken, survives this cycle and is swept in the next.
+    Its pointers are shaded now as well (the deletion half of the barrier): the receiver's new
+    handles sit in a root table that was scanned already."""
     h = malloc.current()
     if h.gcq[GC_PHASE]:
         n = int(h.mvq[(h.object_end(a) - 8) >> 3])
         if n > 1:
             shade_vec(h, h.mvq[(a >> 3) + 1:(a >> 3) + n])
+        return
     h.free_objects([a, h.mvq[a >> 3]])
