@@ -8,7 +8,9 @@ slot is shaded while the collector marks (mprt/gc/mbarrier.py): slots move point
 processes, so they take the write barrier's both halves.  Anything else is a heap message (length -1, the address
 word set): a pointer slice [bytes, p1, ..., pk] whose element 0 is a uint8 slice holding the pickle
 and whose other elements are the heap objects the value points to, so the collector finds them by
-tracing from the slot.  The receiver frees the heap message once it has unpickled it.
+tracing from the slot.  The receiver frees the heap message once it has unpickled it, unless the
+collector is marking: then the message's pointers are shaded and the message is left to the
+collector (free_message).
 
 Plain values (int, float, str, bytes, None, bool) take the C pickler; everything else goes through
 the runtime's pickler (cloudpickle, with Ptrs carried as addresses).
