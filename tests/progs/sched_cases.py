@@ -179,7 +179,12 @@ def case_goexit_goroutine():
         finally:
             ch.send("deferred")
     mprt.go(g, ch)
-    out(got=ch.recv(), n=runtime.NumGoroutine())
+    got = ch.recv()
+    # g sent from its finally block and is ending now: it must end (Goexit completes)
+    t = time.monotonic()
+    while runtime.NumGoroutine() > 1 and time.monotonic() - t < 10:
+        mprt.sleep(0.001)
+    out(got=got, n=runtime.NumGoroutine())
 
 
 def case_panic_goroutine():
