@@ -40,12 +40,7 @@ def chan(rt, procs, n):
     n = min(n, 1000)            # a task's round trip is long on every peer: enough to time it
     p = peers.start(rt, procs)
     try:
-        for _ in range(20):
-            p.call(work.trivial, 0)
-        t = time.perf_counter()
-        for i in range(n):
-            p.call(work.trivial, i)
-        return {"rt_us": (time.perf_counter() - t) / n * 1e6}
+        return {"rt_us": work.round_trip_us(lambda i: p.call(work.trivial, i), n, warm=20)}
     finally:
         p.close()
 
@@ -63,14 +58,11 @@ def pipe_round_trip(n):
     a, b = ctx.Pipe()
     proc = ctx.Process(target=_echo, args=(b,))
     proc.start()
-    for i in range(100):
+
+    def one(i):
         a.send(i)
         a.recv()
-    t = time.perf_counter()
-    for i in range(n):
-        a.send(i)
-        a.recv()
-    dt = (time.perf_counter() - t) / n * 1e6
+    dt = work.round_trip_us(one, n)
     a.send(None)
     proc.join()
     return dt

@@ -111,18 +111,25 @@ def mprt_spawn(n):
     return {"s": time.perf_counter() - t}
 
 
+def round_trip_us(one, n, warm=100):
+    """Microseconds per call of one(i) (a round trip), over n calls after `warm` untimed ones."""
+    for i in range(warm):
+        one(i)
+    t = time.perf_counter()
+    for i in range(n):
+        one(i)
+    return (time.perf_counter() - t) / n * 1e6
+
+
 def _round_trips(n):
     """Microseconds per round trip between the caller and an echo goroutine it starts."""
     a, b = mprt.chan(), mprt.chan()
     mprt.go(_echo, a, b, n + 100)
-    for i in range(100):
+
+    def one(i):
         a.send(i)
         b.recv()
-    t = time.perf_counter()
-    for i in range(n):
-        a.send(i)
-        b.recv()
-    return (time.perf_counter() - t) / n * 1e6
+    return round_trip_us(one, n)
 
 
 def _echo(a, b, n):

@@ -206,11 +206,10 @@ def mark_termination(sm, h):
     _acq(sm.proflock)
     c = q[s + S_PROFCYCLE] = q[s + S_PROFCYCLE] + 1
     n = q[s + S_NPROFOBJ]
-    if n:
-        po = ctl.base["profobj"]
-        marks = h.hu8n[ctl.words[po + 2:po + PO_WORDS * n:PO_WORDS]]
+    po = ctl.base["profobj"]
+    marks = h.hu8n[ctl.words[po + 2:po + PO_WORDS * n:PO_WORDS]]
     _rel(sm.proflock)
-    sm.prof_pending = (c, n, marks if n else None)
+    sm.prof_pending = (c, n, marks)
 
 
 def flush(sm):
