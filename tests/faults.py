@@ -18,6 +18,7 @@ import time
 import psutil
 
 from mprt.shm.segment import runtime_entries
+from procs import sigint_default
 
 PROG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs", "fault_cases.py")
 
@@ -72,7 +73,7 @@ def run_fault(name, timeout=30):
                f'mount -t tmpfs -o size={shm_mb}m tmpfs /dev/shm && "$@"; rc=$?; ls /dev/shm > {leftfile}; exit $rc',
                "sh", *cmd]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=sigint_default)
     try:
         t = time.monotonic()
         while not os.path.exists(ready):

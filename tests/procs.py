@@ -63,3 +63,10 @@ def run_each(heap, calls, together=False, timeout=60):
                 pr.kill()
                 pr.join()
     return results
+
+
+def sigint_default():
+    """preexec_fn for a child the test will send SIGINT: a shell or CI may start the suite with
+    SIGINT ignored, and the child would inherit that (mprt keeps an inherited ignore, as Go does)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -10,6 +10,8 @@ import time
 import psutil
 import pytest
 
+from procs import sigint_default
+
 PROG = os.path.join(os.path.dirname(__file__), "progs", "sched_cases.py")
 
 
@@ -64,7 +66,8 @@ def test_every_m_is_pinned_to_one_cpu():
 
 def test_affinity_seen_from_outside():
     # psutil, from this process, sees each M pinned while the program runs
-    p = subprocess.Popen([sys.executable, PROG, "ctrl_c"], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, PROG, "ctrl_c"], stdout=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_default)
     try:
         assert p.stdout.readline().strip() == "ready"
         time.sleep(0.3)
@@ -207,7 +210,7 @@ def test_unlock_of_unlocked_mutex_is_fatal():
 
 def test_ctrl_c_ends_cleanly():
     p = subprocess.Popen([sys.executable, PROG, "ctrl_c"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True, preexec_fn=sigint_default)
     assert p.stdout.readline().strip() == "ready"
     time.sleep(0.2)
     kids = psutil.Process(p.pid).children(recursive=True)
@@ -220,7 +223,8 @@ def test_ctrl_c_ends_cleanly():
 
 
 def test_sigterm_ends_cleanly():
-    p = subprocess.Popen([sys.executable, PROG, "ctrl_c"], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, PROG, "ctrl_c"], stdout=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_default)
     assert p.stdout.readline().strip() == "ready"
     kids = psutil.Process(p.pid).children(recursive=True)
     p.send_signal(signal.SIGTERM)
@@ -319,7 +323,8 @@ def test_m0_killed_leaves_nothing_behind():
     # SIGKILL gives M0 no chance to tear down: the coordinator notices, kills the Ms and removes
     # the runtime's segments and semaphores
     from mprt.shm.segment import runtime_entries
-    p = subprocess.Popen([sys.executable, PROG, "ctrl_c"], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, PROG, "ctrl_c"], stdout=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_default)
     assert p.stdout.readline().strip() == "ready"
     time.sleep(0.2)
     kids = psutil.Process(p.pid).children(recursive=True)

@@ -75,3 +75,8 @@ def shade_word(h, a):
     slot words): the object written is shaded while the mark runs."""
     if a and h.gcq[GC_PHASE]:
         shade(h, a)
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

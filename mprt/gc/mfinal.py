@@ -96,7 +96,7 @@ def set_finalizer(obj, fn):
                 spec[i] = spec[n - 1]
                 spec[n - 1] = 0
                 gc[GC_NSPECIAL] = n - 1
-                msg.free_message(old)
+                msg.forget(old)
             return
         if len(hit):
             proc._rel(lk)
@@ -104,10 +104,8 @@ def set_finalizer(obj, fn):
             _fatal("finalizer already set")
         if n >= MAXSPECIALS:
             raise MemoryError(f"mprt: more than {MAXSPECIALS} finalizers set at once")
-        ma = msg.heap_message(data, ptrs)
-        shade_word(h, ma)
         spec[n, 0] = a
-        spec[n, 1] = ma
+        msg.store_message(spec[n], 1, data, ptrs)
         gc[GC_NSPECIAL] = n + 1
         start = gc[GC_FING] == 0
         if start:
@@ -203,7 +201,7 @@ def _runfinq():
             continue
         gc[GC_FINGRUNNING] = 1
         try:
-            batch = [(h.ptr_at(int(o)), msg.decode(int(f))) for o, f in finq[:k].tolist()]
+            batch = [(h.ptr_at(int(o)), msg.decode_addr(int(f))) for o, f in finq[:k].tolist()]
             finq[:k] = 0
             gc[GC_NFINQ] = 0
         finally:
@@ -217,3 +215,8 @@ def fing_system(h):
     """1 if the finalizer goroutine exists and counts as a system goroutine now (it is not running
     finalizers: Go's isSystemGoroutine), else 0."""
     return 1 if h is not None and h.gc[GC_FING] != 0 and not h.gc[GC_FINGRUNNING] else 0
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

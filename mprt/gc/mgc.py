@@ -612,3 +612,8 @@ def read_stats(h, st):
     st["EnableGC"] = True
     st["DebugGC"] = False
     return st
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -386,3 +386,8 @@ def object_children(h, addrs):
         return np.zeros(0, dtype=np.int64)
     c = h.arena_i64[slots >> 3]
     return c[c != 0]
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

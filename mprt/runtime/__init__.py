@@ -643,3 +643,8 @@ def _reduce_module(mod):
 
 _sys.modules[__name__].__class__ = _RuntimeModule
 _copyreg.pickle(_RuntimeModule, _reduce_module)     # goroutines that use runtime pickle it by name
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -362,3 +362,8 @@ def StopCPUProfile():
 
 
 __all__ = ["Lookup", "Profile", "Profiles", "StartCPUProfile", "StopCPUProfile", "WriteHeapProfile"]
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -65,3 +65,8 @@ def Stop():
         pass
     if _State.error is not None:
         raise _State.error
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -27,7 +27,7 @@ import greenlet
 import posix_ipc
 
 from ..gc import mgc
-from ..shm import malloc
+from ..shm import codeclass, malloc
 from ..shm.layout import MAXP
 from ..shm.segment import Lock, shm_name, unlink_runtime
 from . import mprof, proc, symtab, traceback
@@ -164,6 +164,31 @@ def parse_godebug(val):
     return out
 
 
+def _whole_lines():
+    """Go's Println is one write(2) of the whole line, at once.  Every M's stdout and stderr are
+    line-buffered above their file (a line goes out in one write as soon as it ends, PYTHONUNBUFFERED
+    or not, to a terminal, a pipe or a file): lines of goroutines on different Ms never mix, and
+    none waits in a buffer behind a later one.  Returns what to restore (M0, after the run)."""
+    saved = []
+    for f in (sys.stdout, sys.stderr):
+        try:
+            saved.append((f, f.line_buffering, f.write_through))
+            f.flush()
+            f.reconfigure(line_buffering=True, write_through=False)
+        except (AttributeError, ValueError, OSError):
+            pass        # not a TextIOWrapper (a capture object): left as it is
+    return saved
+
+
+def _restore_lines(saved):
+    for f, lb, wt in saved:
+        try:
+            f.flush()
+            f.reconfigure(line_buffering=lb, write_through=wt)
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def _setup_common_signals():
     signal.signal(signal.SIGURG, proc._on_sigurg)
 
@@ -192,11 +217,13 @@ def run(main, *args):
     old_handlers = {}
     m = None
     code, exc = 0, None
+    saved_lines = _whole_lines()
     try:
         ctl = _create_control(rtid, nprocs, ncpu, tb, godebug)
         symtab.reset()
         mprof.reset()
         m = proc._M(ctl, heap, 0, rtid, True)
+        m.asyncpreempt = not godebug.get("asyncpreemptoff")
         proc._m = m
         heap.sample_left = mprof.next_sample(q_rate(m))
         m.g1 = _boot_m0(m)
@@ -214,6 +241,7 @@ def run(main, *args):
         code, exc = _run_main(m, main, args)
     finally:
         _teardown(m, heap, saved_affinity, old_handlers)
+        _restore_lines(saved_lines)
     if isinstance(exc, _Terminated):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -350,6 +378,7 @@ def _boot_m0(m):
     return g
 
 
+@codeclass.mark_base
 def _run_main(m, main, args):
     """Run main as goroutine 1.  Returns (exit status, exception to re-raise after teardown)."""
     q, s = m.q, m.ctl.sched
@@ -447,6 +476,7 @@ def _coordinator_main(m0):
     except OSError:
         pass
     sm = _SysmonM(ctl, rtid)
+    sm.asyncpreempt = not config["godebug"].get("asyncpreemptoff")
     proc._m = sm
     q, s = sm.q, ctl.sched
     children = {}
@@ -563,6 +593,10 @@ def _retake(sm, now):
             elif now - q[b + P_SMWHEN] >= FORCE_PREEMPT_NS and curg != NONE:
                 q[ctl.m(mid) + M_PREEMPT] = 1
                 q[b + P_SMWHEN] = now
+                if sm.asyncpreempt:
+                    # Go 1.14's asynchronous preemption: the signal reaches a goroutine that never
+                    # calls the runtime (proc._on_sigurg)
+                    proc._signal_pids([q[ctl.m(mid) + M_PID]])
     return acted
 
 
@@ -669,13 +703,11 @@ def _worker_main(sm, mid):
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        sys.stdout.reconfigure(line_buffering=True)
-    except (AttributeError, ValueError):
-        pass
+    _whole_lines()
     ctl, rtid = sm.ctl, sm.rtid
     heap = malloc.attach(rtid, p=mid)
     m = proc._M(ctl, heap, mid, rtid, False)
+    m.asyncpreempt = sm.asyncpreempt
     m.g1 = NONE
     q = m.q
     q[m.row + M_PID] = os.getpid()
@@ -749,3 +781,6 @@ def _teardown(m, heap, saved_affinity, old_handlers):
             m.close()
             m.ctl.close()
         heap.destroy()
+
+
+codeclass.mark(__name__, codeclass.RUNTIME)

@@ -195,3 +195,8 @@ def _region_bytes(r):
         if name == r:
             return words * WORD
     raise KeyError(r)
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -306,3 +306,8 @@ def thread_stack(ctl, b):
         return []
     r = ctl.base["buckets"] + b * BK_WORDS
     return stack_of(np.asarray(ctl.words[r:r + BK_WORDS]))
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -78,32 +78,61 @@ def put(mv8, q, lenw, inline_off, inline_cap, data, ptrs):
         q[lenw + 1] = 0
         q[lenw] = n
         return
-    a = heap_message(data, ptrs)
-    shade_word(malloc._cur, a)
-    q[lenw + 1] = a
+    put_heap(q, lenw, data, ptrs)
+
+
+def put_heap(q, lenw, data, ptrs):
+    """Write a heap message holding data and ptrs into a slot.  The message's handle is alive until
+    the slot holds its address, so it is never unreachable (and the address is shaded: the slot may
+    be a word the mark has passed)."""
+    store_message(q, lenw + 1, data, ptrs)
     q[lenw] = HEAP
 
 
-def heap_message(data, ptrs):
-    b = malloc.make(np.uint8, len(data))
+def store_message(words, i, data, ptrs):
+    """words[i] <- the address of a new heap message holding data and ptrs (the finalizer table's
+    form of put_heap)."""
+    hnd = _new_message(data, ptrs)
+    a = hnd._a
+    shade_word(malloc._cur, a)
+    words[i] = a
+    if _check is not None:
+        _check.made(a)
+
+
+def _new_message(data, ptrs):
+    b = malloc.make(np.uint8, len(data), safepoint=False)
     b.np[:] = np.frombuffer(data, dtype=np.uint8)
-    m = malloc.make(Ptr, len(ptrs) + 1)
+    m = malloc.make(Ptr, len(ptrs) + 1 + (_check is not None), safepoint=False)
     m[0] = b
     for i, p in enumerate(ptrs):
         m[i + 1] = p
-    return m.addr
+    if _check is not None:
+        m[len(ptrs) + 1] = _check.history()
+    return m
 
 
 def take(mv8, q, lenw, inline_off):
-    """The raw content of a slot (bytes, or a heap message's address); the slot is left empty."""
+    """The raw content of a slot: its bytes, or a handle on its heap message (a root: the message
+    now belongs to the caller, and the collector frees it once the handle is gone).  The slot is
+    left empty."""
     n = q[lenw]
     if n >= 0:
         return bytes(mv8[inline_off:inline_off + n])
+    return take_heap(q, lenw)
+
+
+def take_heap(q, lenw):
+    """Take the heap message out of a slot: a handle is made before the slot lets go."""
     a = q[lenw + 1]
-    shade_word(malloc._cur, a)     # the deletion half of the barrier: a slot in a channel's buffer
-    q[lenw + 1] = 0                # is a heap word the mark may not have reached yet
+    h = malloc._cur
+    if _check is not None:
+        _check.taking(a)
+    hnd = h.slice_type(Ptr).make(a)
+    shade_word(h, a)     # the deletion half of the barrier: the slot may not have been scanned yet,
+    q[lenw + 1] = 0      # and this process's root table may have been
     q[lenw] = 0
-    return a
+    return hnd
 
 
 def put_raw(mv8, q, lenw, inline_off, inline_cap, raw):
@@ -114,19 +143,23 @@ def put_raw(mv8, q, lenw, inline_off, inline_cap, raw):
             q[lenw + 1] = 0
             q[lenw] = len(raw)
             return
-        raw = heap_message(raw, ())
-    shade_word(malloc._cur, raw)
-    q[lenw + 1] = raw
+        put_heap(q, lenw, raw, ())
+        return
+    a = raw._a
+    shade_word(malloc._cur, a)
+    q[lenw + 1] = a
     q[lenw] = HEAP
+    if _check is not None:
+        _check.made(a, moved=True)
 
 
 def decode(raw):
-    """The value of a raw content; a heap message is freed once read."""
+    """The value of a raw content.  A heap message is read through its handle; the Ptrs inside
+    become handles of their own before it goes.  Nothing is freed here: the sweeper frees a
+    message once no slot and no handle holds it (one free path, the collector's)."""
     if isinstance(raw, bytes):
         return pickle.loads(raw)
-    v = loads(heap_bytes(raw))    # Ptrs inside become handles before the message goes
-    free_message(raw)
-    return v
+    return loads(heap_bytes(raw))
 
 
 def load(mv8, q, lenw, inline_off):
@@ -134,12 +167,22 @@ def load(mv8, q, lenw, inline_off):
 
 
 def drop(q, lenw):
-    """Free a slot's heap message without reading it (a value nobody will receive)."""
-    if q[lenw] == HEAP and q[lenw + 1]:
-        a = q[lenw + 1]
+    """Empty a slot whose value nobody will receive (its message is left to the sweeper)."""
+    if q[lenw] == HEAP:
+        forget(q[lenw + 1])
         q[lenw + 1] = 0
-        q[lenw] = 0
-        free_message(a)
+    q[lenw] = 0
+
+
+def forget(a):
+    """A message's address leaves a word the collector may not have scanned yet: shade it (the
+    deletion half of the barrier); the sweeper frees it in a later cycle."""
+    shade_word(malloc._cur, a)
+
+
+def decode_addr(a):
+    """The value of heap message a, read from a word the caller holds locked (the finalizer queue)."""
+    return decode(malloc._cur.slice_type(Ptr).make(a))
 
 
 # ---- goroutine payloads: (fn, args, kwargs) ----
@@ -204,26 +247,27 @@ def decode_fn(b, hasptr):
     return fn
 
 
-def heap_bytes(a):
-    """The pickle inside heap message a."""
-    h = malloc.current()
-    b = h.mvq[a >> 3]
+def heap_bytes(hnd):
+    """The pickle inside the heap message of handle hnd."""
+    if _check is not None:
+        _check.reading(hnd._a)
+    h = malloc._cur
+    b = h.mvq[hnd._a >> 3]          # reachable from the message, which the handle roots
     blen = h.mvq[(h.object_end(b) - 8) >> 3]
     return bytes(h.arena_u8[b:b + blen])
 
 
-def free_message(a):
-    """Free heap message a and its bytes (not the objects it points to), or, while the collector
-    marks, leave both to it.  The message may be grey and not scanned yet: the coordinator may be
-    reading it that very moment, and a slot freed under it could be another object by the time it
-    reads the length word.  So a message done with during a mark is only unlinked (its slot was
-    cleared by the caller); it was shaded when taken, survives this cycle and is swept in the next.
-    Its pointers are shaded now as well (the deletion half of the barrier): the receiver's new
-    handles sit in a root table that was scanned already."""
-    h = malloc.current()
-    if h.gcq[GC_PHASE]:
-        n = int(h.mvq[(h.object_end(a) - 8) >> 3])
-        if n > 1:
-            shade_vec(h, h.mvq[(a >> 3) + 1:(a >> 3) + n])
-        return
-    h.free_objects([a, h.mvq[a >> 3]])
+# ---- GODEBUG=msgcheck=1 ----
+
+_check = None
+
+
+def set_check(checker):
+    """msgcheck: a checker with made/taking/reading/history (mprt/sched/msgcheck.py), or None."""
+    global _check
+    _check = checker
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

@@ -68,6 +68,7 @@ import posix_ipc
 
 from ..gc.mbarrier import shade_vec, shade_word
 from ..gc.mfinal import fing_system
+from ..shm import codeclass, malloc
 from ..shm.layout import GC_PHASE, MAXP
 from ..shm.ptr import loads
 from ..shm.segment import Lock, shm_name
@@ -270,6 +271,8 @@ class _M:
         self.cpuhz = 0            # SIGPROF rate armed here, and the samples taken: {stack: count}
         self.cpusamples = {}
         self.prof_pending = None  # the coordinator: the heap profile's cycle between stop and flush
+        self.asyncpreempt = True  # GODEBUG=asyncpreemptoff=1 turns the signal's preemption off
+        self.npreempt = 0         # goroutines switched out by the signal
 
     def plock(self, p):
         lk = self.plocks.get(p)
@@ -513,9 +516,7 @@ def go(fn, *args, **kwargs):
             q[r + G_PTR0 + i] = p._a       # the arguments' heap objects stay reachable from the row
             shade_word(m.heap, p._a)
     else:
-        q[r + G_PAYADDR] = a = msg.heap_message(data, ptrs)
-        shade_word(m.heap, a)
-        q[r + G_PAYLEN] = msg.HEAP
+        msg.put_heap(q, r + G_PAYLEN, data, ptrs)
         q[r + G_NPTR] = len(ptrs)
     q[r + G_STATUS] = G_RUNNABLE
     q[m.row + M_GCREATED] += 1
@@ -974,7 +975,7 @@ def _switch_out(m):
         _m0_wait(m)
         return
     q = m.q
-    if (m.localq and m.lockedg == NONE and (m.tick + 1) % FAIRNESS_TICKS
+    if (m.localq and m.p != NONE and m.lockedg == NONE and (m.tick + 1) % FAIRNESS_TICKS
             and not (q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT])):
         m.tick += 1
         g = m.localq.popleft()
@@ -1021,9 +1022,9 @@ def _release_p_to_needp_locked(m):
     q = m.q
     p = m.p
     _dropp_locked(m)
+    _handoffp_locked(m, p)          # to another M: we become needp only after (not our own taker)
     q[m.row + M_STATE] = MS_NEEDP
     q[m.row + M_STAMP] = _nanotime()
-    _handoffp_locked(m, p)
 
 
 def _dropp_locked(m):
@@ -1347,8 +1348,11 @@ def gcscan_self(m):
 
 
 def _execute_mark(m, g):
-    """g runs now on this M (the P's schedtick is what sysmon watches)."""
+    """g runs now on this M (the P's schedtick is what sysmon watches).  No goroutine runs on an M
+    that holds no P: checked here, on every path that starts or resumes one."""
     q = m.q
+    if m.p == NONE:
+        fatal(f"runtime: goroutine {q[m.ctl.gbase + g * G_WORDS + G_GOID]} would run on M{m.id}, which holds no P")
     if q[m.row + M_GCSCAN]:
         gcscan_self(m)
     gr = m.ctl.gbase + g * G_WORDS
@@ -1371,8 +1375,10 @@ def _schedule_loop(m):
         g = findrunnable(m)
         if m.spinning:
             _set_spinning(m, False)     # Go's resetspinning: found work, so wake another spinner
-        _execute_mark(m, g)
         gl = m.greenlets.get(g)
+        if gl is None and _leave_new(m, g):
+            continue
+        _execute_mark(m, g)
         if gl is None:
             gl = m.pool.pop() if m.pool else greenlet.greenlet(_gmain)
             m.greenlets[g] = gl
@@ -1384,6 +1390,26 @@ def _schedule_loop(m):
         q[m.row + M_CURG] = NONE
 
 
+def _leave_new(m, g):
+    """Spread goroutines over the Ms at their start: a goroutine that starts here stays here, so an
+    M that has a started goroutine of its own ready to run (one preempted or that yielded) leaves a
+    not-started one to another M when one can take it now (an idle P, or a spinning M), and runs
+    its own.  Returns True if g went to the global queue."""
+    if not (m.yieldq or m.localq) or m.lockedg != NONE:
+        return False
+    q, s = m.q, m.ctl.sched
+    if not (q[s + S_NPIDLE] or q[s + S_NMSPINNING]):
+        return False
+    _acq(m.schedlock)
+    _globrunqput_locked(m, [g])
+    _rel(m.schedlock)
+    _wakep(m)
+    g2 = m.localq.popleft() if m.localq else m.yieldq.popleft()
+    m.localq.appendleft(g2)          # findrunnable takes it first
+    return True
+
+
+@codeclass.mark_base
 def _gmain(g):
     """A goroutine's greenlet: runs one goroutine, then waits in the pool for the next."""
     m = _m
@@ -1419,7 +1445,7 @@ def _trace_func(m, fn):
 
 
 def _payload(m, g):
-    """The function and arguments of goroutine g, from its row (and its heap message, freed)."""
+    """The function and arguments of goroutine g, from its row (and its heap message, taken)."""
     q = m.q
     r = m.ctl.gbase + g * G_WORDS
     n = q[r + G_PAYLEN]
@@ -1428,25 +1454,20 @@ def _payload(m, g):
     if n >= 0:
         o = (r + G_INLINE) * 8
         data = bytes(m.mv8[o:o + n])
-        a = 0
+        if m.heap.gcq[GC_PHASE]:
+            # the deletion half of the barrier: the row is read by the collector concurrently
+            for i in range(q[r + G_NPTR]):
+                shade_word(m.heap, q[r + G_PTR0 + i])
+        fn = msg.decode_fn(data[:fl], hasptr)
+        args = (loads(data[fl:]) if hasptr else pickle.loads(data[fl:])) if n > fl else ((), {})
+        q[r + G_NPTR] = 0      # only now: the Ptrs inside are handles of their own
     else:
-        a = q[r + G_PAYADDR]
-        data = msg.heap_bytes(a)
-    fn = msg.decode_fn(data[:fl], hasptr)
-    if len(data) > fl:
-        args, kwargs = loads(data[fl:]) if hasptr else pickle.loads(data[fl:])
-    else:
-        args, kwargs = (), {}
-    if m.heap.gcq[GC_PHASE]:
-        # the deletion half of the barrier: the row is read by the collector concurrently
-        for i in range(q[r + G_NPTR]):
-            shade_word(m.heap, q[r + G_PTR0 + i])
-        shade_word(m.heap, a)
-    q[r + G_NPTR] = 0
-    if a:
-        q[r + G_PAYADDR] = 0
-        msg.free_message(a)
-    return fn, args, kwargs
+        hnd = msg.take_heap(q, r + G_PAYLEN)
+        q[r + G_NPTR] = 0
+        data = msg.heap_bytes(hnd)
+        fn = msg.decode_fn(data[:fl], hasptr)
+        args = loads(data[fl:]) if len(data) > fl else ((), {})
+    return fn, args[0], args[1]
 
 
 def _goexit0(m, g):
@@ -1467,7 +1488,8 @@ def _goexit0(m, g):
     # fast path: the next goroutine is a new one from our P's queue, and nothing else is due
     # (findrunnable's order: own readied goroutines first, the fairness tick, safe points); it runs
     # in this very greenlet, with no switch
-    if (m.lockedg == NONE and not m.localq and q[m.row + M_RQHEAD] == NONE and (m.tick + 1) % FAIRNESS_TICKS
+    if (m.p != NONE and m.lockedg == NONE and not m.localq and not m.yieldq and q[m.row + M_RQHEAD] == NONE
+            and (m.tick + 1) % FAIRNESS_TICKS
             and not q[ctl.sched + S_ATTN] and not q[m.row + M_PREEMPT] and not m.timers):
         g2 = _runqget(m, m.p)
         if g2 != NONE:
@@ -1628,6 +1650,8 @@ def stop_the_world(m, reason=""):
         if m.p != NONE:
             _gcstopm(m)     # someone else is stopping the world: be stopped, then try again
         else:
+            if m.stw_hook is not None:
+                m.stw_hook()    # the coordinator: the other stopper may wait for an M it must fork
             time.sleep(0.0001)
     n = q[s + S_GOMAXPROCS]
     q[s + S_GCWAITING] = 1
@@ -1841,22 +1865,26 @@ def _safepoint(m, from_signal=False):
             gosched()
 
 
-# Modules whose code a stop of the world must not interrupt: the allocator's books (an mcache
-# half-updated, a heap lock held) and the collector's barrier.  The stopper signals again.
-_HEAP_MODULES = frozenset(("mprt.shm.malloc", "mprt.shm.mcache", "mprt.shm.mcentral", "mprt.shm.mheap",
-                           "mprt.shm.ptr", "mprt.shm.mobject", "mprt.shm.segment", "mprt.gc.mbarrier",
-                           "mprt.sched.msg"))
+def _alloc_safepoint():
+    """The safe point at the start of an allocation by the program (mprt/shm/malloc.py calls it
+    from its entry points): a stop of the world, and a preemption when every frame of the
+    goroutine is its own code."""
+    m = _m
+    if m is None or m.row is None:
+        return
+    q = m.q
+    if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
+        caller = sys._getframe(1).f_back       # the allocation entry point's caller
+        if codeclass.in_heap_code(caller) is None and not m.locks:
+            _safepoint(m, from_signal=not codeclass.preemptible(caller))
 
 
-def _in_heap_code(frame, depth=8):
-    """The outermost frame of heap code among the innermost `depth` frames, or None."""
-    outer = None
-    while frame is not None and depth:
-        if frame.f_globals.get("__name__") in _HEAP_MODULES:
-            outer = frame
-        frame = frame.f_back
-        depth -= 1
-    return outer
+malloc.set_safepoint_hook(_alloc_safepoint)
+
+
+def _in_heap_code(frame):
+    """The outermost frame of heap code on the stack, at any depth, or None (mprt/shm/codeclass.py)."""
+    return codeclass.in_heap_code(frame)
 
 
 def _stop_after(m, frame):
@@ -1886,6 +1914,8 @@ def _trace_calls(frame, event, arg):
 
 
 def _on_sigurg(signum, frame):
+    """SIGURG: a stop of the world, a dump or profiling change, or sysmon's request to preempt a
+    goroutine that ran past its slice (Go 1.14's asynchronous preemption; see "Preemption" above)."""
     m = _m
     if m is None or m.dying:
         return
@@ -1898,11 +1928,19 @@ def _on_sigurg(signum, frame):
     if m.locks:
         m.sigpending = True
         return
-    heap = _in_heap_code(frame)
-    if heap is not None:
-        _stop_after(m, heap)
-        return
-    _safepoint(m, from_signal=True)
+    q = m.q
+    if q[m.ctl.sched + S_ATTN]:
+        heap = _in_heap_code(frame)
+        if heap is not None:
+            _stop_after(m, heap)
+            return
+        _safepoint(m, from_signal=True)
+    if q[m.row + M_PREEMPT] and m.asyncpreempt and m.curg != NONE and m.p != NONE and not m.locks:
+        if greenlet.getcurrent() is not m.sched_gr and codeclass.preemptible(frame):
+            q[m.row + M_PREEMPT] = 0
+            m.npreempt += 1
+            gosched()
+        # else: runtime code; its next safe point yields, or sysmon asks again in 10 ms
 
 
 def sync_prof(m):
@@ -2071,3 +2109,6 @@ def wait_reason(code):
 
 def cpu_now():
     return _sched_getcpu()
+
+
+codeclass.mark(__name__, codeclass.RUNTIME)

@@ -36,7 +36,7 @@ class _SemaObject:
     def __init__(self, p=None):
         if p is None:
             proc.current_m()
-            p = malloc.new(semaobj)
+            p = malloc.new(semaobj, safepoint=False)
         self._p = p
         self._a = p.addr
         self._w = p.addr >> 3
@@ -176,3 +176,8 @@ class Mutex(_SemaObject):
 
     def __repr__(self):
         return f"<sync.Mutex {self._a:#x}>"
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

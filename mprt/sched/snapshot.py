@@ -93,3 +93,8 @@ def snapshot_from(m):
                         m=None if mm == NONE else int(mm)))
     ngor = proc.numgoroutine(m)
     return Snapshot(gomaxprocs=int(n), goroutines=ngor, runqueue=int(q[s + S_GQSIZE]), ms=ms, ps=ps)
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -232,3 +232,8 @@ def resolve(pc):
     if f is None:
         return None
     return f.name, f.file, f.line(pc - f.entry), f.entry
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -372,3 +372,8 @@ def goroutine_stack(m, frame):
 def _m0_goroutine_frame(frame):
     import sys
     return frame if frame is not None else sys._getframe(2)
+
+
+from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.RUNTIME)

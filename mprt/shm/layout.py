@@ -171,3 +171,8 @@ class Layout:
 
     def fixed_bytes(self, names):
         return sum(_round(self.regions[n][1].itemsize * self.regions[n][2]) for n in names)
+
+
+from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

@@ -572,11 +572,24 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # ---- the language-level entry points ----
 
-def new(T):
-    """A zeroed object of struct type T."""
+# The scheduler's safe point, called at the start of every allocation from the program
+# (mprt.new, mprt.make, mprt.new_batch): a goroutine that allocates in a loop is stopped for the
+# world and preempted there.  Registered by mprt/sched/proc.py (the heap does not import it).
+_safepoint_hook = None
+
+
+def set_safepoint_hook(fn):
+    global _safepoint_hook
+    _safepoint_hook = fn
+
+
+def new(T, safepoint=True):
+    """A zeroed object of struct type T.  safepoint=False: the runtime's own allocations."""
     h = _cur
     if h is None:
         current()
+    if safepoint and _safepoint_hook is not None:
+        _safepoint_hook()
     t = h.tcache.get(T)
     if t is None:
         t = h.bind_class(T)
@@ -593,9 +606,11 @@ def new(T):
     return p
 
 
-def make(elem, n):
+def make(elem, n, safepoint=True):
     """A zeroed slice of n elements of elem (a numpy scalar dtype, or mprt.Ptr)."""
     h = current()
+    if safepoint and _safepoint_hook is not None:
+        _safepoint_hook()
     if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
         raise TypeError(f"mprt.make: length {n!r} is not an integer")
     t = h.slice_type(elem)
@@ -648,9 +663,11 @@ def new_batch(T, n):
     h = current()
     if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or n < 0:
         raise ValueError(f"mprt.new_batch: count {n!r} is not a non-negative integer")
+    if _safepoint_hook is not None:
+        _safepoint_hook()
     t = h.tcache.get(T) or h.bind_class(T)
     from .ptr import Ptr
-    root = make(Ptr, int(n))
+    root = make(Ptr, int(n), safepoint=False)
     if h.dbg is not None:
         addrs = np.array([_debug_alloc(h, t.objsize, t.tid, t.noscan, t.name) for _ in range(int(n))],
                          dtype=np.int64)
@@ -677,3 +694,8 @@ def sizeof(p):
     if t.kind == K_STRUCT:
         return t.size
     return len(p) * t.elemsize
+
+
+from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

@@ -316,3 +316,8 @@ def check_locked(h):
     small = inuse[(h.s_sc[inuse] >> 1) > 0]
     uncached = set(small[h.s_cached[small] < 0].tolist())
     assert uncached == seen, f"small spans on no list: {sorted(uncached - seen)[:5]}"
+
+
+from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

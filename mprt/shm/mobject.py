@@ -155,3 +155,8 @@ class ObjectQueries:
         if v is None:
             v = self._npviews[dt] = np.frombuffer(self.arena.mm, dtype=dt)
         return v
+
+
+from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

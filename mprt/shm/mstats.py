@@ -130,3 +130,8 @@ def read(h):
 def _buckhash_bytes():
     from ..sched.ctl import _region_bytes
     return sum(_region_bytes(r) for r in ("functab", "funcbytes", "buckets", "buckhash", "profobj"))
+
+
+from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

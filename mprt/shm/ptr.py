@@ -468,3 +468,6 @@ def loads(data):
     return _Unpickler(io.BytesIO(data), current_or_none()).load()
 
 
+from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

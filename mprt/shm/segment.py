@@ -205,3 +205,8 @@ def pid_alive(pid, stamp=None):
 def _owner_gone(rtid):
     pid, token = rtid.split(".")
     return not pid_alive(int(pid), int(token[:10], 16) if len(token) == 16 else None)
+
+
+from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

@@ -181,3 +181,8 @@ def _build_size_to_class():
 
 
 _size_to_class = _build_size_to_class()
+
+
+from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+
+_codeclass.mark(__name__, _codeclass.HEAP)

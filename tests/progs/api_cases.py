@@ -76,10 +76,11 @@ def busy_until(ch, ready):
 
 def case_stack(outdir):
     ch, ready = mprt.chan(), mprt.chan(8)
+    mprt.go(busy_until, ch, ready)      # first: it holds one M, so the others start on the other
+    mids = [ready.recv()]
     for _ in range(3):
         mprt.go(parked_on, ch, ready)
-    mprt.go(busy_until, ch, ready)
-    mids = sorted(ready.recv() for _ in range(4))
+    mids = sorted(mids + [ready.recv() for _ in range(3)])
     time.sleep(0.05)
     buf = bytearray(1 << 16)
     n = runtime.Stack(buf, True)

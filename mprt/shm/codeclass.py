@@ -1,0 +1,167 @@
+"""Code known by what it is: which Python code a signal may stop or preempt.
+
+A signal handler (SIGURG: a stop of the world, or a preemption) runs between two bytecodes of
+whatever frame was executing.  Whether it may act there depends on every frame on the stack, at
+any depth, not on where the code sits:
+
+    HEAP      the allocator's books, the write barrier, pointer handles, heap messages: code that
+              holds raw heap addresses in Python locals or updates the heap's shared books.  Never
+              stopped (a whole GC cycle could sweep an address it holds) and never preempted.
+    RUNTIME   the scheduler, channels, sync, the collector's side of each process, the facade.
+              May be stopped for the world (it holds no raw address across a safe point and its
+              locks are counted) but never preempted: it keeps process-local state (run queues,
+              G-slot caches, id batches) that another goroutine of the same M would see half done.
+    LOCKING   code of the standard library that holds a Python-level lock while it runs (the import
+              machinery, logging, threading).  Stopping is fine; preempting would switch to another
+              goroutine of the same OS thread that may take the same lock: a deadlock.
+    BASE      the frame a goroutine's own code is called from (the goroutine's entry).  The walk
+              ends there: frames further out belong to the scheduler, not to the goroutine.
+    USER      everything else: preemptible.
+
+Each module of the runtime says what its code is with `mark(__name__, KIND)` at its end; every
+code object defined in it (functions, methods, properties, nested functions and closures, found
+through co_consts) is entered in one table keyed by the code object.  `mark_base(fn)` overrides one
+function.  The standard library's LOCKING code is entered on first use (`_stdlib`).  A test checks
+that every runtime module is marked (tests/test_trust.py).
+"""
+import sys
+import types
+
+USER, BASE, LOCKING, RUNTIME, HEAP = 0, 1, 2, 3, 4
+
+_kind = {}                 # code object -> kind; absent: USER
+_marked_modules = set()    # names of the modules that called mark()
+
+_LOCKING_MODULES = ("importlib._bootstrap", "importlib._bootstrap_external", "logging", "threading",
+                    "queue", "concurrent.futures._base")
+
+
+def _codes(obj, seen):
+    """Every code object reachable from obj: its own, and nested ones through co_consts."""
+    out = []
+    stack = []
+    if isinstance(obj, types.CodeType):
+        stack.append(obj)
+    elif isinstance(obj, (staticmethod, classmethod)):
+        stack.extend(_codes(obj.__func__, seen))
+    elif isinstance(obj, property):
+        for f in (obj.fget, obj.fset, obj.fdel):
+            if f is not None:
+                stack.extend(_codes(f, seen))
+    elif isinstance(obj, types.FunctionType):
+        stack.append(obj.__code__)
+    while stack:
+        c = stack.pop()
+        if c in seen:
+            continue
+        seen.add(c)
+        out.append(c)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return out
+
+
+def _module_codes(mod):
+    seen = set()
+    out = []
+    g = vars(mod)
+    names = {mod.__name__, g.get("__name__")}
+    # a function belongs to the module whose globals it runs in (the frozen import machinery's
+    # functions say "_frozen_importlib" in __module__ but live in importlib._bootstrap)
+    for v in list(g.values()):
+        if isinstance(v, type) and (v.__module__ in names or any(
+                getattr(f, "__globals__", None) is g for f in vars(v).values())):
+            for a in list(vars(v).values()):
+                out.extend(_codes(a, seen))
+        elif isinstance(v, types.FunctionType) and v.__globals__ is g:
+            out.extend(_codes(v, seen))
+    return out
+
+
+def mark(modname, kind):
+    """Enter every code object defined in module modname as `kind` (call it at the module's end)."""
+    for c in _module_codes(sys.modules[modname]):
+        if _kind.get(c) != BASE:
+            _kind[c] = kind
+    _marked_modules.add(modname)
+
+
+def mark_code(fn, kind):
+    """Enter one function's code (and the code nested in it) as kind."""
+    for c in _codes(fn, set()):
+        _kind[c] = kind
+    return fn
+
+
+def mark_base(fn):
+    """fn calls a goroutine's own code; the walk of a goroutine's frames ends at it."""
+    _kind[fn.__code__] = BASE
+    return fn
+
+
+def marked_modules():
+    return frozenset(_marked_modules)
+
+
+def kind_of(code):
+    return _kind.get(code, USER)
+
+
+_stdlib_done = set()
+
+
+def _stdlib():
+    """Enter the standard library's LOCKING code (modules imported since the last look)."""
+    for name in _LOCKING_MODULES:
+        if name not in _stdlib_done:
+            mod = sys.modules.get(name)
+            if mod is not None:
+                _stdlib_done.add(name)
+                for c in _module_codes(mod):
+                    _kind.setdefault(c, LOCKING)
+
+
+def outermost(frame, at_least):
+    """The outermost frame, below the goroutine's BASE frame (or the end of the stack), whose kind is
+    at least `at_least`, or None.  The whole stack is walked, whatever its depth."""
+    if len(_stdlib_done) < len(_LOCKING_MODULES):
+        _stdlib()
+    get = _kind.get
+    found = None
+    while frame is not None:
+        k = get(frame.f_code, USER)
+        if k == BASE:
+            break
+        if k >= at_least:
+            found = frame
+        frame = frame.f_back
+    return found
+
+
+def in_heap_code(frame):
+    """The outermost frame of heap code on the stack, or None (the stop waits for it to return)."""
+    found = None
+    get = _kind.get
+    while frame is not None:
+        if get(frame.f_code, USER) == HEAP:
+            found = frame
+        frame = frame.f_back
+    return found
+
+
+def preemptible(frame):
+    """Whether the goroutine whose innermost frame is `frame` may be switched out right here:
+    no frame down to its BASE frame is runtime, heap or lock-holding code, and a BASE frame was
+    found (a frame chain that never reaches one is the scheduler's own)."""
+    if len(_stdlib_done) < len(_LOCKING_MODULES):
+        _stdlib()
+    get = _kind.get
+    user = False
+    while frame is not None:
+        k = get(frame.f_code, USER)
+        if k == BASE:
+            return user          # at least one frame of the goroutine's own code above it
+        if k != USER:
+            return False
+        user = True
+        frame = frame.f_back
+    return False
