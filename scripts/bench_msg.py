@@ -1,10 +1,9 @@
 """go() with a Ptr argument, a Ptr round trip across Ms, and a plain loop's CPU time in a goroutine (the
 costs issue 14 changed: heap messages taken into handles, preemption by signal).  One JSON line.
 Usage: GOMAXPROCS=2 [GODEBUG=asyncpreemptoff=1] python scripts/bench_msg.py"""
-import sys, time, json
+import time, json
 import numpy as np
 import mprt
-from mprt import runtime
 
 @mprt.struct
 class Node:

@@ -18,7 +18,7 @@ and for every address the scheduler writes in the control segment or in a channe
 arguments, channel elements: `shade_word`), since those carry pointers between processes too.
 
 Nothing here may be interrupted by a stop of the world: the scheduler's signal handler does not stop
-a process inside this module or the allocator (proc._in_heap_code).
+a process inside heap code (this module is marked HEAP: mprt/shm/codeclass.py).
 """
 import numpy as np
 

@@ -36,7 +36,7 @@ from ..shm.layout import (
     MAXSPECIALS,
 )
 from ..shm.segment import Lock, shm_name
-from .mbarrier import mark_indices, shade_word
+from .mbarrier import mark_indices
 
 _locks = {}
 

@@ -8,9 +8,15 @@ slot is shaded while the collector marks (mprt/gc/mbarrier.py): slots move point
 processes, so they take the write barrier's both halves.  Anything else is a heap message (length -1, the address
 word set): a pointer slice [bytes, p1, ..., pk] whose element 0 is a uint8 slice holding the pickle
 and whose other elements are the heap objects the value points to, so the collector finds them by
-tracing from the slot.  The receiver frees the heap message once it has unpickled it, unless the
-collector is marking: then the message's pointers are shaded and the message is left to the
-collector (free_message).
+tracing from the slot.
+
+A heap message has one owner at a time and one free path.  The owner is the slot holding its
+address, or, once taken, a rooted handle (a Ptr): `take` makes the handle before the slot lets go,
+inside heap code, so no stop of the world falls between the two and no GC cycle can find the message
+unreachable while anyone may still read it.  Nothing frees a message explicitly: the sweeper frees
+it once no slot and no handle holds it.  (An explicit free by the receiver had two owners to agree
+with, the receiver and the collector, and lost: a message freed while the mark read it, or swept
+while a goroutine that held its raw address was switched out, then freed again.)
 
 Plain values (int, float, str, bytes, None, bool) take the C pickler; everything else goes through
 the runtime's pickler (cloudpickle, with Ptrs carried as addresses).
@@ -23,9 +29,8 @@ import types
 import numpy as np
 from cloudpickle import cloudpickle as _cp
 
-from ..gc.mbarrier import shade_vec, shade_word
+from ..gc.mbarrier import shade_word
 from ..shm import malloc
-from ..shm.layout import GC_PHASE
 from ..shm.ptr import Ptr, _Pickler, loads
 
 _PLAIN = frozenset((int, float, str, bytes, type(None), bool))

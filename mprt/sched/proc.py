@@ -40,11 +40,30 @@ parked goroutine runnable); the one way to wake an M is `_wakem` (post its semap
 state was changed with the sched lock held); the one stop-the-world path is `stop_the_world` /
 `start_the_world`.  Lock order: sched lock, then a P lock; a channel lock before the sched lock.
 
-Safe points: every runtime call reads the sched word ATTN (set while the world is stopping or the
-program ends) and its M's PREEMPT word (sysmon's request to yield); a goroutine that makes no
-runtime call is reached by SIGURG, whose handler stops the M for the world when the M holds no
-runtime lock (`_M.locks == 0`), and otherwise leaves a flag that the last unlock acts on.  As in Go
-1.9, a loop that never calls the runtime is not preempted.
+Safe points: every runtime call, and every allocation by the program (mprt.new, make, new_batch),
+reads the sched word ATTN (set while the world is stopping or the program ends) and its M's PREEMPT
+word (sysmon's request to yield, after 10 ms on a P).  A goroutine that makes no runtime call is
+reached by SIGURG, which sysmon sends with the request (unless GODEBUG=asyncpreemptoff=1) and the
+stopper sends for a stop.
+
+Preemption (Go 1.14's asynchronous preemption, beyond Go 1.9).  Where the signal handler may act is
+decided by the kind of every frame on the stack, walked whole (mprt/shm/codeclass.py), never by
+depth or module names:
+  - it may stop the M for the world unless the M holds a runtime lock (`_M.locks`: the last unlock
+    acts on the pending stop) or a frame of heap code is on the stack (its outermost frame gets a
+    trace function that stops the M when it returns).  Heap code holds raw heap addresses in Python
+    locals and updates the allocator's books; a GC cycle during a stop there could sweep what it
+    holds (the stop parks the M; it switches no goroutine);
+  - it may switch the goroutine out (gosched) only if, besides, the M has a P, the scheduler's own
+    greenlet is not running, and every frame from the interrupted one down to the goroutine's entry
+    (`_gmain`, M0's `_run_main`) is the program's own code: no runtime frame (the scheduler keeps
+    process-local state, G-slot caches, goid batches, run queues, that another goroutine of the same
+    M would see half updated), no heap frame, and no frame of the import machinery, logging or
+    threading (a Python lock held there would deadlock the M when another of its goroutines takes it).
+    Otherwise the request stays: the goroutine yields at its next safe point, or at sysmon's next
+    signal 10 ms later.  Being switched out at a bytecode boundary of its own code is safe for the
+    goroutine because it is exactly a Gosched there: its frames stay in its greenlet on this M.
+A program's own threading.Lock held across a preemption is the case left open (README).
 
 Rejected: a lock-free run queue (no compare-and-swap on shared memory from Python; every queue has
 a POSIX-semaphore lock, and the hot paths take one lock each); one mcache per P (the cache is
@@ -93,7 +112,6 @@ from .ctl import (
     G_NPTR,
     G_NPTRS,
     G_PARENT,
-    G_PAYADDR,
     G_PAYLEN,
     G_PTR0,
     G_RUNNABLE,

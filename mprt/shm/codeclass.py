@@ -120,23 +120,6 @@ def _stdlib():
                     _kind.setdefault(c, LOCKING)
 
 
-def outermost(frame, at_least):
-    """The outermost frame, below the goroutine's BASE frame (or the end of the stack), whose kind is
-    at least `at_least`, or None.  The whole stack is walked, whatever its depth."""
-    if len(_stdlib_done) < len(_LOCKING_MODULES):
-        _stdlib()
-    get = _kind.get
-    found = None
-    while frame is not None:
-        k = get(frame.f_code, USER)
-        if k == BASE:
-            break
-        if k >= at_least:
-            found = frame
-        frame = frame.f_back
-    return found
-
-
 def in_heap_code(frame):
     """The outermost frame of heap code on the stack, or None (the stop waits for it to return)."""
     found = None

@@ -3,7 +3,6 @@ hung or corrupted the runtime (a goroutine that never yields, a double free unde
 churn, a heap value delivered to the wrong goroutine, a stop inside the allocator, a goroutine run
 without a P, a worker pool run serially, print lines torn apart).  Each prints one JSON line."""
 import json
-import os
 import sys
 import time
 
