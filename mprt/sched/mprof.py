@@ -160,7 +160,7 @@ def profilealloc(h, a, size):
         _profilealloc(m, a, size, sys._getframe(2))
     finally:
         m.locks -= 1
-        if m.sigpending and not m.locks:
+        if m.sigpending and not m.locks and not m.in_gcstop:
             heap = proc._in_heap_code(sys._getframe(1))
             if heap is not None:
                 proc._stop_after(m, heap)

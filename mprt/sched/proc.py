@@ -351,7 +351,7 @@ def _rel(lk):
     lk.release()
     m = _m
     m.locks -= 1
-    if m.sigpending and not m.locks:
+    if m.sigpending and not m.locks and not m.in_gcstop:
         m.sigpending = False
         _safepoint(m, from_signal=True)
 
@@ -1280,8 +1280,9 @@ def _pidleput_or_needp_locked(m, p):
         _pidleput_locked(m, p)
 
 
-def _stopm(m):
-    """Park this M (no P) until it is handed one; fire its timers meanwhile."""
+def _stopm(m, needp=False):
+    """Park this M (no P) until it is handed one; fire its timers meanwhile.  needp: the M has a
+    goroutine running (stopped mid-flight) that needs a P whether or not anything is queued."""
     q, ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
     while True:
         if q[s + S_EXIT] or (m.is_m0 and q[s + S_DEAD]):
@@ -1300,7 +1301,7 @@ def _stopm(m):
         if st == MS_RUNNING and m.p == NONE:
             # woken without a P: look at what we have
             st = MS_IDLE
-        if _has_ready_own(m):
+        if needp or _has_ready_own(m):
             if not q[s + S_GCWAITING]:
                 p = _pidleget_locked(m)
                 if p != NONE:
@@ -1830,35 +1831,46 @@ def _procresize_locked(m, old, n):
     q[s + S_GOMAXPROCS] = n
 
 
-def _gcstopm(m):
-    """Stop this M for the world at a safe point (it holds a P, no runtime lock)."""
-    q, ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
-    _acq(m.schedlock)
-    if not q[s + S_GCWAITING] or m.p == NONE:
-        _rel(m.schedlock)
+def _gcstopm(m, keep_p=False):
+    """Stop this M for the world at a safe point (it holds a P, no runtime lock).  keep_p: the M
+    was interrupted (from_signal) and leaves holding a P again, whatever the resize did.
+    Not reentrant: while it runs (m.in_gcstop), a signal or an unlock with a stop pending does
+    nothing; the stopper signals again if it still waits (back-to-back stops once nested here,
+    one level per stop, to a RecursionError)."""
+    if m.in_gcstop:
         return
-    b = ctl.p(m.p)
-    if q[b + P_STATUS] == P_RUNNING:
-        q[b + P_STATUS] = P_GCSTOP
-        q[s + S_STOPWAIT] -= 1
-        if q[s + S_STOPWAIT] == 0:
-            m.stwnote.release()
-    q[r + M_STATE] = MS_GCSTOP
-    _rel(m.schedlock)
+    q, ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
     m.in_gcstop = True
     try:
+        _acq(m.schedlock)
+        if not q[s + S_GCWAITING] or m.p == NONE:
+            _rel(m.schedlock)
+            return
+        b = ctl.p(m.p)
+        if q[b + P_STATUS] == P_RUNNING:
+            q[b + P_STATUS] = P_GCSTOP
+            q[s + S_STOPWAIT] -= 1
+            if q[s + S_STOPWAIT] == 0:
+                m.stwnote.release()
+        q[r + M_STATE] = MS_GCSTOP
+        _rel(m.schedlock)
         while q[r + M_STATE] == MS_GCSTOP:
             if q[s + S_EXIT]:
                 _exiting(m)
             _park_m(m, 0.5 if m.is_m0 else None)
             if m.is_m0 and q[r + M_STATE] == MS_GCSTOP:
                 _check_coordinator(m)
+        if q[r + M_GCSCAN]:
+            gcscan_self(m)     # the collector started a mark while we were stopped
+        if q[r + M_P] == NONE:
+            m.p = NONE
+            if keep_p:
+                # our P went away in a resize while code that counts on it was interrupted (a
+                # signal, or the last unlock acting on one: a goroutine mid-flight, or the
+                # scheduler between two looks at m.p): the M waits for a P before it goes on
+                _stopm(m, needp=True)
     finally:
         m.in_gcstop = False
-    if q[r + M_GCSCAN]:
-        gcscan_self(m)     # the collector started a mark while we were stopped
-    if q[r + M_P] == NONE:
-        m.p = NONE
 
 
 def _check_safepoint(m):
@@ -1874,7 +1886,7 @@ def _safepoint(m, from_signal=False):
     if q[s + S_EXIT]:
         _exiting(m)
     if q[s + S_GCWAITING] and m.p != NONE and q[s + S_STOPPER] != m.id:
-        _gcstopm(m)
+        _gcstopm(m, keep_p=from_signal)
         if not from_signal:
             ensure_p(m)          # our P went away in a resize: wait for one
     if not from_signal and q[m.row + M_PREEMPT]:
@@ -1917,7 +1929,7 @@ def _stop_after(m, frame):
         if event == "return":
             sys.settrace(None)
             f.f_trace = None
-            if m.sigpending and not m.locks:
+            if m.sigpending and not m.locks and not m.in_gcstop:
                 m.sigpending = False
                 _safepoint(m, from_signal=True)
         return on_event
