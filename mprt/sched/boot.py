@@ -30,8 +30,10 @@ from ..gc import mgc
 from ..shm import codeclass, malloc
 from ..shm.layout import MAXP
 from ..shm.segment import Lock, shm_name, unlink_runtime
-from . import mprof, proc, symtab, traceback
+from . import mprof, msg, proc, symtab, traceback
 from .chan import NLOCKS
+from .chaos import CHAOS_ROUND_S, Chaos
+from .msgcheck import MsgCheck
 from .ctl import (
     EXIT_FATAL,
     EXIT_MAIN,
@@ -45,6 +47,7 @@ from .ctl import (
     M_CURG,
     M_LOCKEDG,
     M_PID,
+    M_P,
     M_PREEMPT,
     M_STATE,
     M_TID,
@@ -218,12 +221,14 @@ def run(main, *args):
     m = None
     code, exc = 0, None
     saved_lines = _whole_lines()
+    msg.set_check(MsgCheck() if godebug.get("msgcheck") else None)
     try:
         ctl = _create_control(rtid, nprocs, ncpu, tb, godebug)
         symtab.reset()
         mprof.reset()
         m = proc._M(ctl, heap, 0, rtid, True)
         m.asyncpreempt = not godebug.get("asyncpreemptoff")
+        m.schedcheck = bool(godebug.get("schedcheck"))
         proc._m = m
         heap.sample_left = mprof.next_sample(q_rate(m))
         m.g1 = _boot_m0(m)
@@ -245,6 +250,9 @@ def run(main, *args):
     if isinstance(exc, _Terminated):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
+    if code and "schedchaos" in config["godebug"]:
+        traceback.write_err(f"mprt: the run had GODEBUG=schedchaos={config['godebug']['schedchaos']} "
+                            f"(run again with it to replay)\n")
     if exc is not None:
         raise exc
     if code == 2 and config["gotraceback"][2] and m is not None:
@@ -286,7 +294,7 @@ def _unwind_m0(signum, frame):
     m = proc._m
     if m is None or m.dying:
         return
-    if m.locks or proc._in_heap_code(frame) is not None:
+    if m.locks or codeclass.in_heap_code(frame) is not None:
         signal.signal(signal.SIGALRM, _unwind_m0)
         signal.setitimer(signal.ITIMER_REAL, 0.002)
         return
@@ -356,6 +364,7 @@ def _boot_m0(m):
     q, ctl = m.q, m.ctl
     r = m.row
     proc.init_mrow(q, r)
+    q[r + M_P] = 0                # P0 is M0's from the start (_create_control); m.p follows in run
     q[r + M_PID] = os.getpid()
     q[r + M_TID] = threading.get_native_id()
     q[r + M_STATE] = MS_RUNNING
@@ -477,6 +486,7 @@ def _coordinator_main(m0):
         pass
     sm = _SysmonM(ctl, rtid)
     sm.asyncpreempt = not config["godebug"].get("asyncpreemptoff")
+    sm.schedcheck = bool(config["godebug"].get("schedcheck"))
     proc._m = sm
     q, s = sm.q, ctl.sched
     children = {}
@@ -506,6 +516,8 @@ def _coordinator_main(m0):
     sm.stw_hook = must_do
     sm.heap = malloc.attach(rtid)
     collector = mgc.Collector(sm, sm.heap, tick)
+    seed = config["godebug"].get("schedchaos")
+    chaos = None if seed is None else Chaos(sm, seed)
     while True:
         try:
             sm.sysmonnote.acquire(delay)
@@ -523,6 +535,9 @@ def _coordinator_main(m0):
                 delay = min(delay * 2, SYSMON_MAX_S)
         if st > 0:
             delay = min(delay, max(SYSMON_MIN_S, (trace[0] - now) / 1e9))
+        if chaos is not None:
+            chaos.step()
+            delay = min(delay, CHAOS_ROUND_S)
 
 
 def _spawn_ms(sm, children):
@@ -708,6 +723,7 @@ def _worker_main(sm, mid):
     heap = malloc.attach(rtid, p=mid)
     m = proc._M(ctl, heap, mid, rtid, False)
     m.asyncpreempt = sm.asyncpreempt
+    m.schedcheck = sm.schedcheck
     m.g1 = NONE
     q = m.q
     q[m.row + M_PID] = os.getpid()
@@ -761,7 +777,7 @@ def _teardown(m, heap, saved_affinity, old_handlers):
                     time.sleep(0.0005)
     finally:
         proc._m = None
-        from . import msg
+        msg.set_check(None)
         msg._FN_CACHE.clear()       # their handles belong to this runtime
         msg._FN_DEC.clear()
         signal.setitimer(signal.ITIMER_REAL, 0)

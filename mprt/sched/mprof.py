@@ -142,7 +142,7 @@ def next_sample(rate):
 def profilealloc(h, a, size):
     """The allocator's countdown ran out: draw the next one, and sample this object."""
     from . import proc
-    from .ctl import S_MEMPROFRATE
+    from .ctl import S_ATTN, S_MEMPROFRATE
     m = proc._m
     if m is None or m.row is None:
         h.sample_left = 1 << 62
@@ -160,13 +160,8 @@ def profilealloc(h, a, size):
         _profilealloc(m, a, size, sys._getframe(2))
     finally:
         m.locks -= 1
-        if m.sigpending and not m.locks and not m.in_gcstop:
-            heap = proc._in_heap_code(sys._getframe(1))
-            if heap is not None:
-                proc._stop_after(m, heap)
-            else:
-                m.sigpending = False
-                proc._safepoint(m, from_signal=True)
+        if m.sigpending and not m.locks and not m.in_gcstop and m.q[m.ctl.sched + S_ATTN]:
+            proc.pending_stop(m, sys._getframe(1))      # the heap code around us: stop when it returns
 
 
 def _profilealloc(m, a, size, frame):

@@ -290,6 +290,7 @@ class _M:
         self.cpusamples = {}
         self.prof_pending = None  # the coordinator: the heap profile's cycle between stop and flush
         self.asyncpreempt = True  # GODEBUG=asyncpreemptoff=1 turns the signal's preemption off
+        self.schedcheck = False   # GODEBUG=schedcheck=1: check_pm_locked at every sched unlock
         self.npreempt = 0         # goroutines switched out by the signal
 
     def plock(self, p):
@@ -348,12 +349,38 @@ def _acq(lk):
 
 
 def _rel(lk):
-    lk.release()
     m = _m
+    if m.schedcheck and lk is m.schedlock:
+        check_pm_locked(m)
+    lk.release()
     m.locks -= 1
-    if m.sigpending and not m.locks and not m.in_gcstop:
-        m.sigpending = False
-        _safepoint(m, from_signal=True)
+    # a stop the signal found us holding a lock for is not acted on here: this is runtime code,
+    # which stops only at its safe points (or the stopper's next signal finds the program's code)
+
+
+def check_pm_locked(m):
+    """GODEBUG=schedcheck=1, at every release of the sched lock: the P and M rows agree.  A running
+    P names an M whose row holds it (or has it handed over in NEXTP); an M holding a P is named by
+    it.  A goroutine never runs on an M without a P (_execute_mark checks that always)."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    for p in range(q[s + S_GOMAXPROCS]):
+        b = ctl.p(p)
+        mid = q[b + P_M]
+        if q[b + P_STATUS] == P_RUNNING:
+            r = ctl.m(mid) if mid != NONE else None
+            if r is None or (q[r + M_P] != p and q[r + M_NEXTP] != p):
+                _pm_broken(m, f"P{p} runs on M{mid}, whose row holds P{q[r + M_P] if r else '-'} "
+                              f"(next P{q[r + M_NEXTP] if r else '-'})")
+    for mid in range(_mcount(m)):
+        p = q[ctl.m(mid) + M_P]
+        if p != NONE and q[ctl.p(p) + P_M] != mid:
+            _pm_broken(m, f"M{mid} holds P{p}, whose row names M{q[ctl.p(p) + P_M]}")
+
+
+def _pm_broken(m, what):
+    import traceback as _pytb
+    m.schedcheck = False
+    fatal(f"schedcheck: {what}", pre="".join(_pytb.format_stack(sys._getframe(3), limit=12)), locked=True)
 
 
 def _nanotime():
@@ -1055,6 +1082,8 @@ def _dropp_locked(m):
 
 def _acquirep(m, p):
     """This M now holds P p (handed over with the sched lock; status already running)."""
+    if m.p != NONE:
+        fatal(f"runtime: M{m.id} takes P{p} while it holds P{m.p}")
     m.p = p
     q = m.q
     q[m.row + M_P] = p
@@ -1292,6 +1321,7 @@ def _stopm(m, needp=False):
         if nextp != NONE:
             q[r + M_NEXTP] = NONE
             q[r + M_STATE] = MS_RUNNING
+            q[r + M_P] = nextp          # with the lock: the rows agree whenever it is free
             _rel(m.schedlock)
             _acquirep(m, nextp)
             if q[r + M_SPINNING] and not m.spinning:
@@ -1308,6 +1338,7 @@ def _stopm(m, needp=False):
                     q[ctl.p(p) + P_STATUS] = P_RUNNING
                     q[ctl.p(p) + P_M] = m.id
                     q[r + M_STATE] = MS_RUNNING
+                    q[r + M_P] = p
                     _rel(m.schedlock)
                     _acquirep(m, p)
                     return
@@ -1762,17 +1793,24 @@ def start_the_world(m, t0, newprocs=0):
         if q[b + P_STATUS] != P_GCSTOP:
             continue
         mid = q[b + P_M]
-        if mid != NONE and q[ctl.m(mid) + M_STATE] == MS_GCSTOP:
+        # the P goes back to the M stopped holding it: both rows must say so (a P whose row names an
+        # M that now holds another P would give that M two)
+        if mid != NONE and q[ctl.m(mid) + M_STATE] == MS_GCSTOP and q[ctl.m(mid) + M_P] == p:
             q[b + P_STATUS] = P_RUNNING
             q[ctl.m(mid) + M_STATE] = MS_RUNNING
             wake.append(mid)
         else:
+            q[b + P_M] = NONE
             free.append(p)
-    # stopped Ms whose P is gone: they wake without a P
+    # stopped Ms whose P is gone wake without one, as needp: they were running something (a
+    # goroutine mid-flight, or the scheduler), so checkdead counts them busy, and the Ps freed
+    # below go to them first
+    now = _nanotime()
     for mid in range(_mcount(m)):
         r = ctl.m(mid)
         if q[r + M_STATE] == MS_GCSTOP:
-            q[r + M_STATE] = MS_IDLE
+            q[r + M_STATE] = MS_NEEDP
+            q[r + M_STAMP] = now
             q[r + M_P] = NONE
             wake.append(mid)
     for p in reversed(free):
@@ -1824,7 +1862,7 @@ def _procresize_locked(m, old, n):
         q[b + P_STATUS] = P_DEAD
         mid = q[b + P_M]
         q[b + P_M] = NONE
-        if mid != NONE and q[ctl.m(mid) + M_STATE] == MS_GCSTOP:
+        if mid != NONE and q[ctl.m(mid) + M_STATE] == MS_GCSTOP and q[ctl.m(mid) + M_P] == p:
             q[ctl.m(mid) + M_P] = NONE
     if moved:
         _globrunqput_locked(m, moved)
@@ -1905,16 +1943,12 @@ def _alloc_safepoint():
     q = m.q
     if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
         caller = sys._getframe(1).f_back       # the allocation entry point's caller
-        if codeclass.in_heap_code(caller) is None and not m.locks:
-            _safepoint(m, from_signal=not codeclass.preemptible(caller))
+        kind = codeclass.classify(caller)[0]
+        if not m.locks and kind <= codeclass.LOCKING:
+            _safepoint(m, from_signal=kind != codeclass.USER)
 
 
 malloc.set_safepoint_hook(_alloc_safepoint)
-
-
-def _in_heap_code(frame):
-    """The outermost frame of heap code on the stack, at any depth, or None (mprt/shm/codeclass.py)."""
-    return codeclass.in_heap_code(frame)
 
 
 def _stop_after(m, frame):
@@ -1929,9 +1963,8 @@ def _stop_after(m, frame):
         if event == "return":
             sys.settrace(None)
             f.f_trace = None
-            if m.sigpending and not m.locks and not m.in_gcstop:
-                m.sigpending = False
-                _safepoint(m, from_signal=True)
+            if m.sigpending and not m.locks and not m.in_gcstop and m.q[m.ctl.sched + S_ATTN]:
+                pending_stop(m, f.f_back)
         return on_event
 
     frame.f_trace_lines = False
@@ -1959,18 +1992,30 @@ def _on_sigurg(signum, frame):
         m.sigpending = True
         return
     q = m.q
-    if q[m.ctl.sched + S_ATTN]:
-        heap = _in_heap_code(frame)
-        if heap is not None:
-            _stop_after(m, heap)
-            return
+    attn, preempt = q[m.ctl.sched + S_ATTN], q[m.row + M_PREEMPT] and m.asyncpreempt
+    if not (attn or preempt):
+        return
+    kind = pending_stop(m, frame) if attn else codeclass.classify(frame)[0]
+    if (preempt and kind == codeclass.USER and m.curg != NONE and m.p != NONE
+            and greenlet.getcurrent() is not m.sched_gr):
+        q[m.row + M_PREEMPT] = 0
+        m.npreempt += 1
+        gosched()
+    # otherwise runtime code: its next safe point yields, or sysmon asks again in 10 ms
+
+
+def pending_stop(m, frame):
+    """A stop of the world is pending and the M holds no lock: stop here if the stack allows it (see
+    "Preemption" above).  Returns the stack's kind."""
+    kind, heap = codeclass.classify(frame)
+    if kind == codeclass.HEAP:
+        _stop_after(m, heap)
+    elif kind == codeclass.RUNTIME:
+        m.sigpending = True
+    else:
+        m.sigpending = False
         _safepoint(m, from_signal=True)
-    if q[m.row + M_PREEMPT] and m.asyncpreempt and m.curg != NONE and m.p != NONE and not m.locks:
-        if greenlet.getcurrent() is not m.sched_gr and codeclass.preemptible(frame):
-            q[m.row + M_PREEMPT] = 0
-            m.npreempt += 1
-            gosched()
-        # else: runtime code; its next safe point yields, or sysmon asks again in 10 ms
+    return kind
 
 
 def sync_prof(m):
@@ -2095,13 +2140,11 @@ def _check_coordinator(m):
 
 
 def ensure_p(m):
-    """After a stop-the-world: if the caller's P went away in a resize, wait for one."""
+    """After a stop-the-world: if the caller's P went away in a resize, wait for one.  The M waits
+    as a needp M (_stopm): nothing else can run on it without a P, and a P already handed to it
+    (M_NEXTP, by the start of the world that took the old one) is the one it takes."""
     if m.p == NONE and m.curg != NONE:
-        _acq(m.schedlock)
-        m.q[m.row + M_STATE] = MS_IDLE
-        _ready_locked(m, m.curg)
-        _rel(m.schedlock)
-        _switch_out(m)
+        _stopm(m, needp=True)
 
 
 def gomaxprocs(m, n):

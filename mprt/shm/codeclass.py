@@ -85,13 +85,6 @@ def mark(modname, kind):
     _marked_modules.add(modname)
 
 
-def mark_code(fn, kind):
-    """Enter one function's code (and the code nested in it) as kind."""
-    for c in _codes(fn, set()):
-        _kind[c] = kind
-    return fn
-
-
 def mark_base(fn):
     """fn calls a goroutine's own code; the walk of a goroutine's frames ends at it."""
     _kind[fn.__code__] = BASE
@@ -131,20 +124,31 @@ def in_heap_code(frame):
     return found
 
 
-def preemptible(frame):
-    """Whether the goroutine whose innermost frame is `frame` may be switched out right here:
-    no frame down to its BASE frame is runtime, heap or lock-holding code, and a BASE frame was
-    found (a frame chain that never reaches one is the scheduler's own)."""
+def classify(frame):
+    """(kind, outermost heap frame) of the stack whose innermost frame is `frame`: the highest kind
+    among the frames down to the goroutine's BASE frame, walked whole.  A stack with no BASE frame
+    (the scheduler's own greenlet, M0 outside main) or whose innermost frame is the BASE frame itself
+    is RUNTIME.  USER: may be stopped and preempted; LOCKING: stopped only; RUNTIME: neither (it
+    reaches a safe point of its own); HEAP: neither, and the stop waits for that frame to return."""
     if len(_stdlib_done) < len(_LOCKING_MODULES):
         _stdlib()
     get = _kind.get
+    top = USER
+    heap = None
     user = False
     while frame is not None:
         k = get(frame.f_code, USER)
         if k == BASE:
-            return user          # at least one frame of the goroutine's own code above it
-        if k != USER:
-            return False
+            return (top if user or top > RUNTIME else RUNTIME), heap
+        if k == HEAP:
+            heap = frame
+        if k > top:
+            top = k
         user = True
         frame = frame.f_back
-    return False
+    return max(top, RUNTIME), heap
+
+
+def preemptible(frame):
+    """Whether the goroutine whose innermost frame is `frame` may be switched out right here."""
+    return classify(frame)[0] == USER

@@ -324,5 +324,46 @@ def case_handles():
     out(ok=True, n=n)
 
 
+# ---- msgcheck: a message with two owners is caught, with its history ----
+
+def case_msgcheck_twice():
+    """A slot whose address word is copied (the shape of the old double free: two parties each
+    believing they own the message): the second take throws under GODEBUG=msgcheck=1."""
+    from mprt.sched import msg
+    slot = np.zeros(2, dtype=np.int64)
+    node = mprt.new(Node)
+    data, ptrs = msg.encode({"node": node}, "a test value")
+    msg.put_heap(slot, 0, data, ptrs)
+    stale = slot.copy()
+    first = msg.take_heap(slot, 0)
+    print("first take ok", flush=True)
+    slot[:] = stale
+    second = msg.take_heap(slot, 0)
+    out(second=repr(second), first=repr(first))
+
+
+# ---- chaos: what GODEBUG=schedchaos makes happen ----
+
+def case_chaos_probe():
+    seen = set()
+    stop = mprt.chan()
+    mprt.go(spin_until, stop)
+    for _ in range(200):
+        seen.add(runtime.GOMAXPROCS(0))
+        mprt.sleep(0.005)
+    stop.close()
+    ms = runtime.MemStats()
+    runtime.ReadMemStats(ms)
+    out(procs=sorted(seen), numgc=ms.NumGC)
+
+
+def spin_until(stop):
+    while True:
+        i, _ = mprt.select(stop.recv, mprt.default)
+        if i == 0:
+            return
+        burn(1)
+
+
 if __name__ == "__main__":
     mprt.run(globals()["case_" + sys.argv[1]])
