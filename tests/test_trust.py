@@ -133,6 +133,27 @@ def test_every_runtime_module_says_what_its_code_is():
     assert codeclass.kind_of(proc.gosched.__code__) == codeclass.RUNTIME
 
 
+# ---- runtime errors show where they happened ----
+
+def test_an_error_inside_the_runtime_before_any_frame_of_the_goroutine_shows_the_runtime_frames():
+    rc, out, err = run(["runtime_error_where", "arrival"], {"GOMAXPROCS": "2"})
+    assert rc == 2
+    assert err.startswith("panic: ValueError: invalid literal for int()"), err
+    block = err.split("\n\n")[1]
+    assert re.match(r"goroutine \d+ \[running\]:\n", block), block
+    assert "mprt.sched.proc._payload(...)" in block and "created by __main__.case_runtime_error_where" in block
+
+
+def test_an_error_in_a_runtime_call_shows_the_goroutines_frames_down_to_that_call():
+    rc, out, err = run(["runtime_error_where", "go"], {"GOMAXPROCS": "2"})
+    assert rc == 2 and "cannot pickle '_thread.lock' object" in err
+    lines = err.split("\n\n")[1].splitlines()
+    assert lines[0] == "goroutine 1 [running]:"
+    assert lines[1] == "mprt.sched.proc.go(...)"                 # the runtime call that failed
+    assert lines[3] == "__main__.case_runtime_error_where(...)"  # then the goroutine's own frames
+    assert not any("_gmain" in ln or "msg.encode" in ln for ln in lines)
+
+
 # ---- 5, 6: worker pools ----
 
 def test_yield_handoff_never_runs_a_goroutine_without_a_p():

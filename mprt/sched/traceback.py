@@ -110,13 +110,25 @@ def _frames_from(frame, system, stop_at_run=False):
 
 
 def _frames_from_tb(tb, system):
-    out = []
+    """The frames of an exception's traceback, innermost first.  Runtime frames show at
+    GOTRACEBACK=system; below that, an error raised inside runtime code still shows where: the
+    runtime call the goroutine's own code made (the first runtime frame after its last own frame),
+    or, when the goroutine has no frame of its own yet (its arguments failed to arrive), every
+    runtime frame."""
+    entries = []
     while tb is not None:
         f = tb.tb_frame
-        if system or not _is_runtime(f):
-            if not (f.f_code.co_name == "_gmain" and _is_runtime(f)):
-                out.append(frame_line(f, tb.tb_lineno, tb.tb_lasti))
+        if not (f.f_code.co_name == "_gmain" and _is_runtime(f)):
+            entries.append((f, tb.tb_lineno, tb.tb_lasti, _is_runtime(f)))
         tb = tb.tb_next
+    own = [i for i, e in enumerate(entries) if not e[3]]
+    if system or not own:
+        keep = range(len(entries))
+    else:
+        keep = set(own)
+        if own[-1] + 1 < len(entries):
+            keep.add(own[-1] + 1)       # the runtime call that failed
+    out = [frame_line(f, ln, la) for i, (f, ln, la, _) in enumerate(entries) if i in keep]
     out.reverse()
     return out
 

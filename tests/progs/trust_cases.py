@@ -324,6 +324,36 @@ def case_handles():
     out(ok=True, n=n)
 
 
+# ---- runtime errors show where they happened ----
+
+class BadArrival:
+    """Pickles fine, fails to unpickle on the goroutine's M (inside the runtime, before any frame of
+    the goroutine's own exists)."""
+
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+
+def takes(x):
+    pass
+
+
+threading_lock = __import__("threading").Lock()
+
+
+def case_runtime_error_where():
+    kind = sys.argv[2]
+    if kind == "arrival":
+        mprt.go(takes, BadArrival())
+    else:
+        mprt.go(sends_a_lock)
+    mprt.sleep(5)
+
+
+def sends_a_lock():
+    mprt.chan(1).send(threading_lock)
+
+
 # ---- msgcheck: a message with two owners is caught, with its history ----
 
 def case_msgcheck_twice():
