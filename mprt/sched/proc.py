@@ -131,7 +131,9 @@ from .ctl import (
     M_GEXITED,
     M_LOCKEDG,
     M_NCGOCALL,
+    M_NBOUND,
     M_NEXTP,
+    M_NLIVE,
     M_NTIMERS,
     M_P,
     M_PID,
@@ -145,6 +147,7 @@ from .ctl import (
     M_WORDS,
     MAXG,
     MAXM,
+    MS_DEAD,
     MS_GCSTOP,
     MS_IDLE,
     MS_LOCKEDWAIT,
@@ -915,15 +918,17 @@ def _newm_locked(m, p, spinning):
     init_mrow(q, r)
     if m.row is not None:
         q[r + M_CREATEBK] = _mprof.bucket(m, _mprof.THREAD, _mprof.user_stack(sys._getframe(1)))
-    q[r + M_NEXTP] = p
+    q[r + M_NEXTP] = p        # NONE: an M for goroutines bound to it (_spread); it waits needp
     q[r + M_SPINNING] = int(spinning)
     q[r + M_STATE] = MS_STARTING
-    b = ctl.p(p)
-    q[b + P_STATUS] = P_RUNNING
-    q[b + P_M] = mid
+    if p != NONE:
+        b = ctl.p(p)
+        q[b + P_STATUS] = P_RUNNING
+        q[b + P_M] = mid
     m.msem(mid)       # create its semaphore before anyone can post it
     q[s + S_MCOUNT] = mid + 1
     m.sysmonnote.release()    # the coordinator forks it
+    return mid
 
 
 def _wakep(m):
@@ -1426,13 +1431,13 @@ def _schedule_loop(m):
         if m.spinning:
             _set_spinning(m, False)     # Go's resetspinning: found work, so wake another spinner
         gl = m.greenlets.get(g)
-        if gl is None and _leave_new(m, g):
+        if gl is None and q[m.ctl.g(g) + G_M] == NONE and _spread(m, g):
             continue
         _execute_mark(m, g)
         if gl is None:
             gl = m.pool.pop() if m.pool else greenlet.greenlet(_gmain)
             m.greenlets[g] = gl
-            q[m.ctl.g(g) + G_M] = m.id
+            _start_here(m, g)
             gl.switch(g)
         else:
             gl.switch()
@@ -1440,23 +1445,57 @@ def _schedule_loop(m):
         q[m.row + M_CURG] = NONE
 
 
-def _leave_new(m, g):
-    """Spread goroutines over the Ms at their start: a goroutine that starts here stays here, so an
-    M that has a started goroutine of its own ready to run (one preempted or that yielded) leaves a
-    not-started one to another M when one can take it now (an idle P, or a spinning M), and runs
-    its own.  Returns True if g went to the global queue."""
-    if not (m.yieldq or m.localq) or m.lockedg != NONE:
+def _spread(m, g):
+    """Goroutines spread over the Ms at their start (a started goroutine never moves, so where it
+    starts is where it runs for good).  An M about to start not-started goroutine g while it already
+    carries live goroutines binds g instead to the worker M that carries the fewest, if that is
+    fewer than this M's; while there are fewer worker Ms than Ps, to a new M.  g then waits on that
+    M's ready list like a readied goroutine of its own, and the M gets a P the needp way (every P
+    given up goes to a needp M first).  A pool of workers that each block at once on an empty jobs
+    channel so ends up split across the Ms, instead of all on the first M that ran them.
+    Returns True if g went elsewhere.  Load of an M: M_NLIVE (goroutines started there, alive;
+    written by the M itself) + M_NBOUND (bound there, not started yet; sched lock)."""
+    mine = len(m.greenlets)
+    if not mine or m.lockedg != NONE:
         return False
-    q, s = m.q, m.ctl.sched
-    if not (q[s + S_NPIDLE] or q[s + S_NMSPINNING]):
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    nprocs = q[s + S_GOMAXPROCS]
+    if nprocs <= 1:
         return False
     _acq(m.schedlock)
-    _globrunqput_locked(m, [g])
+    best = bload = NONE
+    workers = 1
+    for mid in range(1, _mcount(m)):
+        r = ctl.m(mid)
+        if mid == m.id or q[r + M_STATE] == MS_DEAD or q[r + M_LOCKEDG] != NONE:
+            continue
+        workers += 1
+        load = q[r + M_NLIVE] + q[r + M_NBOUND]
+        if bload == NONE or load < bload:
+            best, bload = mid, load
+    if workers < nprocs and (bload == NONE or bload > 0) and not q[s + S_GCWAITING]:
+        best, bload = _newm_locked(m, NONE, False), 0
+    if best == NONE or bload >= mine:
+        _rel(m.schedlock)
+        return False
+    q[ctl.g(g) + G_M] = best
+    q[ctl.m(best) + M_NBOUND] += 1
+    _ready_locked(m, g)
     _rel(m.schedlock)
-    _wakep(m)
-    g2 = m.localq.popleft() if m.localq else m.yieldq.popleft()
-    m.localq.appendleft(g2)          # findrunnable takes it first
     return True
+
+
+def _start_here(m, g):
+    """Not-started goroutine g starts on this M (bound here by _spread, or taken from a queue)."""
+    q, ctl = m.q, m.ctl
+    gr = ctl.g(g)
+    if q[gr + G_M] == m.id:
+        _acq(m.schedlock)
+        q[m.row + M_NBOUND] -= 1
+        _rel(m.schedlock)
+    else:
+        q[gr + G_M] = m.id
+    q[m.row + M_NLIVE] += 1
 
 
 @codeclass.mark_base
@@ -1531,6 +1570,7 @@ def _goexit0(m, g):
     q[gr + G_LOCKEDM] = NONE
     q[gr + G_M] = NONE
     q[m.row + M_GEXITED] += 1
+    q[m.row + M_NLIVE] -= 1
     if m.tracing:
         _trace.ev(m, _trace.EV_GOEND, m.curgoid)
     gl = m.greenlets.pop(g)
@@ -1538,15 +1578,15 @@ def _goexit0(m, g):
     # fast path: the next goroutine is a new one from our P's queue, and nothing else is due
     # (findrunnable's order: own readied goroutines first, the fairness tick, safe points); it runs
     # in this very greenlet, with no switch
-    if (m.p != NONE and m.lockedg == NONE and not m.localq and not m.yieldq and q[m.row + M_RQHEAD] == NONE
+    if (m.p != NONE and m.lockedg == NONE and not m.localq and q[m.row + M_RQHEAD] == NONE
             and (m.tick + 1) % FAIRNESS_TICKS
             and not q[ctl.sched + S_ATTN] and not q[m.row + M_PREEMPT] and not m.timers):
         g2 = _runqget(m, m.p)
-        if g2 != NONE:
+        if g2 != NONE and not _spread(m, g2):
             m.tick += 1
             _execute_mark(m, g2)
             m.greenlets[g2] = gl
-            q[ctl.gbase + g2 * G_WORDS + G_M] = m.id
+            _start_here(m, g2)
             return g2
     m.pool.append(gl)
     m.curg = NONE

@@ -109,24 +109,26 @@ def _frames_from(frame, system, stop_at_run=False):
     return out
 
 
-def _frames_from_tb(tb, system):
+def _frames_from_tb(tb, system, e=None):
     """The frames of an exception's traceback, innermost first.  Runtime frames show at
-    GOTRACEBACK=system; below that, an error raised inside runtime code still shows where: the
-    runtime call the goroutine's own code made (the first runtime frame after its last own frame),
-    or, when the goroutine has no frame of its own yet (its arguments failed to arrive), every
-    runtime frame."""
+    GOTRACEBACK=system.  Below that, a panic (mprt.Panic: the program's, or one of the runtime's
+    own with Go's message) shows the goroutine's frames only, as Go elides runtime.gopanic; any
+    other error raised inside runtime code shows where it happened: the runtime call the
+    goroutine's own code made (the first runtime frame after its last own frame), or, when the
+    goroutine has no frame of its own yet (its arguments failed to arrive), every runtime frame."""
+    from ..panic import Panic
     entries = []
     while tb is not None:
         f = tb.tb_frame
         if not (f.f_code.co_name == "_gmain" and _is_runtime(f)):
             entries.append((f, tb.tb_lineno, tb.tb_lasti, _is_runtime(f)))
         tb = tb.tb_next
-    own = [i for i, e in enumerate(entries) if not e[3]]
+    own = [i for i, x in enumerate(entries) if not x[3]]
     if system or not own:
         keep = range(len(entries))
     else:
         keep = set(own)
-        if own[-1] + 1 < len(entries):
+        if own[-1] + 1 < len(entries) and not isinstance(e, Panic):
             keep.add(own[-1] + 1)       # the runtime call that failed
     out = [frame_line(f, ln, la) for i, (f, ln, la, _) in enumerate(entries) if i in keep]
     out.reverse()
@@ -304,7 +306,7 @@ def gopanic(m, e):
     if level > 0:
         g = m.curg
         goid = q[ctl.g(g) + G_GOID]
-        text += "\n" + _block(q, ctl, g, _frames_from_tb(e.__traceback__, level >= 2), "running")
+        text += "\n" + _block(q, ctl, g, _frames_from_tb(e.__traceback__, level >= 2, e), "running")
         if all_:
             mine = own_goroutines(m, None, level >= 2)
             mine.pop(goid, None)
@@ -354,7 +356,7 @@ def m0_panic_report(m, e):
     text, throw = panic_head(e)
     all_ = all_ or throw
     if level > 0:
-        text += "\n" + _block(q, ctl, m.g1, _frames_from_tb(e.__traceback__, level >= 2), "running")
+        text += "\n" + _block(q, ctl, m.g1, _frames_from_tb(e.__traceback__, level >= 2, e), "running")
         if all_:
             text += _others_text(m, {}, {1})
     write_err(text)

@@ -232,11 +232,21 @@ def pool_worker(jobs, results):
         results.send(sched.current().mid)
 
 
+def warm_up(wg):
+    burn(5)
+    wg.done()
+
+
 def case_pool():
     """8 workers over a jobs channel on 2 Ps, `n` jobs of `ms` ms of Python each."""
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     ms = float(sys.argv[3]) if len(sys.argv) > 3 else 20
     jobs, results = mprt.chan(n), mprt.chan(n)
+    warm = mprt.sync.WaitGroup()                 # the Ms up first, as a Pool's workers are
+    warm.add(2)
+    for _ in range(2):
+        mprt.go(warm_up, warm)
+    warm.wait()
     t0 = time.monotonic()
     for _ in range(8):
         mprt.go(pool_worker, jobs, results)
