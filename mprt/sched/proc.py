@@ -49,11 +49,15 @@ stopper sends for a stop.
 Preemption (Go 1.14's asynchronous preemption, beyond Go 1.9).  Where the signal handler may act is
 decided by the kind of every frame on the stack, walked whole (mprt/shm/codeclass.py), never by
 depth or module names:
-  - it may stop the M for the world unless the M holds a runtime lock (`_M.locks`: the last unlock
-    acts on the pending stop) or a frame of heap code is on the stack (its outermost frame gets a
-    trace function that stops the M when it returns).  Heap code holds raw heap addresses in Python
-    locals and updates the allocator's books; a GC cycle during a stop there could sweep what it
-    holds (the stop parks the M; it switches no goroutine);
+  - it may stop the M for the world (park it in the handler; no goroutine is switched) only if the
+    M holds no runtime lock (`_M.locks`) and no frame down to the goroutine's entry is runtime or
+    heap code.  Runtime code stops at its own safe points (the end of a runtime call, the scheduler's
+    loop), or the stopper's next signal (every STW_RESIGNAL_NS) finds the program's code: a stop at
+    an arbitrary point of the scheduler let a resize take a P that the code still held in a local.
+    Heap code holds raw heap addresses in Python locals and updates the allocator's books (a GC cycle
+    during a stop there could sweep what it holds): its outermost frame gets a trace function that
+    stops the M when it returns.  An M stopped by the signal leaves holding a P again (it waits for
+    one, needp, if a resize took its own): the code it interrupted counts on it;
   - it may switch the goroutine out (gosched) only if, besides, the M has a P, the scheduler's own
     greenlet is not running, and every frame from the interrupted one down to the goroutine's entry
     (`_gmain`, M0's `_run_main`) is the program's own code: no runtime frame (the scheduler keeps
@@ -294,7 +298,6 @@ class _M:
         self.prof_pending = None  # the coordinator: the heap profile's cycle between stop and flush
         self.asyncpreempt = True  # GODEBUG=asyncpreemptoff=1 turns the signal's preemption off
         self.schedcheck = False   # GODEBUG=schedcheck=1: check_pm_locked at every sched unlock
-        self.npreempt = 0         # goroutines switched out by the signal
 
     def plock(self, p):
         lk = self.plocks.get(p)
@@ -1316,7 +1319,9 @@ def _pidleput_or_needp_locked(m, p):
 
 def _stopm(m, needp=False):
     """Park this M (no P) until it is handed one; fire its timers meanwhile.  needp: the M has a
-    goroutine running (stopped mid-flight) that needs a P whether or not anything is queued."""
+    goroutine running (stopped mid-flight) that needs a P whether or not anything is queued, and
+    that goroutine resumes straight from here: so a root scan the collector asked for while we
+    waited (M_GCSCAN) is done before returning, as _execute_mark does for every other resume."""
     q, ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
     while True:
         if q[s + S_EXIT] or (m.is_m0 and q[s + S_DEAD]):
@@ -1331,6 +1336,8 @@ def _stopm(m, needp=False):
             _acquirep(m, nextp)
             if q[r + M_SPINNING] and not m.spinning:
                 m.spinning = True
+            if q[r + M_GCSCAN]:
+                gcscan_self(m)      # a mark began while we waited: our roots before any goroutine
             return
         st = q[r + M_STATE]
         if st == MS_RUNNING and m.p == NONE:
@@ -1346,6 +1353,8 @@ def _stopm(m, needp=False):
                     q[r + M_P] = p
                     _rel(m.schedlock)
                     _acquirep(m, p)
+                    if q[r + M_GCSCAN]:
+                        gcscan_self(m)
                     return
             if st != MS_NEEDP:
                 q[r + M_STAMP] = _nanotime()
@@ -1462,7 +1471,7 @@ def _spread(m, g):
     nprocs = q[s + S_GOMAXPROCS]
     if nprocs <= 1:
         return False
-    _acq(m.schedlock)
+    # the choice reads the loads without the lock (a heuristic; a stale load only skews it)
     best = bload = NONE
     workers = 1
     for mid in range(1, _mcount(m)):
@@ -1473,11 +1482,15 @@ def _spread(m, g):
         load = q[r + M_NLIVE] + q[r + M_NBOUND]
         if bload == NONE or load < bload:
             best, bload = mid, load
-    if workers < nprocs and (bload == NONE or bload > 0) and not q[s + S_GCWAITING]:
-        best, bload = _newm_locked(m, NONE, False), 0
-    if best == NONE or bload >= mine:
-        _rel(m.schedlock)
+    newm = workers < nprocs and (bload == NONE or bload > 0)
+    if not newm and (best == NONE or bload >= mine):
         return False
+    _acq(m.schedlock)
+    if newm:
+        if q[s + S_GCWAITING]:
+            _rel(m.schedlock)
+            return False
+        best = _newm_locked(m, NONE, False)
     q[ctl.g(g) + G_M] = best
     q[ctl.m(best) + M_NBOUND] += 1
     _ready_locked(m, g)
@@ -1947,6 +1960,8 @@ def _gcstopm(m, keep_p=False):
                 # signal, or the last unlock acting on one: a goroutine mid-flight, or the
                 # scheduler between two looks at m.p): the M waits for a P before it goes on
                 _stopm(m, needp=True)
+        if m.schedcheck and m.p != NONE and q[r + M_GCSCAN] == 1:
+            fatal(f"schedcheck: M{m.id} resumes with its roots unscanned (M_GCSCAN still asked for)")
     finally:
         m.in_gcstop = False
 
@@ -2039,7 +2054,6 @@ def _on_sigurg(signum, frame):
     if (preempt and kind == codeclass.USER and m.curg != NONE and m.p != NONE
             and greenlet.getcurrent() is not m.sched_gr):
         q[m.row + M_PREEMPT] = 0
-        m.npreempt += 1
         gosched()
     # otherwise runtime code: its next safe point yields, or sysmon asks again in 10 ms
 
