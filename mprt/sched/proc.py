@@ -884,14 +884,21 @@ def _handoffp_locked(m, p):
 
 
 def _startm_locked(m, p, spinning):
-    """Run P p on an idle M, or on a new one (Go's startm)."""
+    """Run P p on an idle M, or on a new one (Go's startm).  Of the idle Ms, the one carrying the
+    fewest goroutines (M_NLIVE + M_NBOUND, as _spread counts), ties to the one woken least: new
+    goroutines it starts stay there, so the Ms share them."""
     q, ctl = m.q, m.ctl
+    best, key = NONE, None
     for mid in range(_mcount(m)):
         r = ctl.m(mid)
         if q[r + M_STATE] == MS_IDLE:
-            q[r + M_SPINNING] = int(spinning)
-            _give_p_locked(m, mid, p)
-            return
+            k = (q[r + M_NLIVE] + q[r + M_NBOUND], q[r + M_WAKEUPS])
+            if key is None or k < key:
+                best, key = mid, k
+    if best != NONE:
+        q[ctl.m(best) + M_SPINNING] = int(spinning)
+        _give_p_locked(m, best, p)
+        return
     _newm_locked(m, p, spinning)
 
 
