@@ -379,3 +379,52 @@ def test_page_heap_random_walk_keeps_its_invariants(heap):
     assert all(e <= s2 for (_, e), (s2, _) in zip(spans, spans[1:]))
     for s, stamp, n in live.values():
         assert (s.np == stamp).all()
+
+
+def test_the_sweeper_waits_for_a_span_being_carved(heap):
+    """A span carved for a cache is in use before its class, meta block and sweepgen are written
+    (under the heap lock).  The collector's sweeper reads the record under the heap lock too, so it
+    never sweeps a half-made span: one with no meta block yet was swept through meta block 0's
+    neighbourhood, where the first span's type ids live (it freed a channel main still held)."""
+    import threading
+    import time
+
+    from mprt.gc import mgc
+    from mprt.shm import mcentral, mheap
+    from mprt.shm.layout import GC_SWEEPGEN
+
+    first = [mprt.new(Obj) for _ in range(40)]          # the first span of class 3
+    tids = [heap.tid_at(p.addr) for p in first]
+    sg = int(heap.gcq[GC_SWEEPGEN])
+    sweeper = object.__new__(mgc.Collector)             # the coordinator's sweep, run here
+    sweeper.h = heap
+    carving, made = threading.Event(), []
+
+    def carve():                                         # cache_span's new span, slowed down
+        with heap.lock:
+            s, _ = mheap.alloc_locked(heap, 1)
+            heap.s_sc[s] = 3 << 1                        # in use, class written; no meta block yet
+            heap.s_sweepgen[s] = sg - 1
+            made.append(s)
+            carving.set()
+            time.sleep(0.2)                              # the sweeper arrives meanwhile
+            heap.s_meta[s] = mcentral.meta_alloc_locked(heap, 3)[0]
+            heap.s_alloc[s] = 0
+            heap.s_sweepgen[s] = sg
+
+    t = threading.Thread(target=carve)
+    t.start()
+    assert carving.wait(5)
+    s = made[0]
+    sweeper._sweep(np.array([s], dtype=np.int64))       # waits for the carve, then finds it swept
+    t.join(5)
+    assert [heap.tid_at(p.addr) for p in first] == tids
+    meta = int(heap.s_meta[s])
+    with heap.central_lock(3):
+        heap.s_meta[s] = 0
+        with pytest.raises(RuntimeError, match="not an in-use small span"):
+            mcentral.sweep_span_locked(heap, s)          # the free path refuses a half-made record
+        heap.s_meta[s] = meta
+        mcentral._release_locked(heap, 3, s)             # the empty span goes back to the page heap
+    assert [heap.tid_at(p.addr) for p in first] == tids
+    heap.check()

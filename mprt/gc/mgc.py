@@ -547,7 +547,13 @@ class Collector:
                         mcentral.sweep_large_locked(h, s, trace)
                 continue
             with h.central_lock(c):
-                if h.s_state[s] == S_INUSE and h.s_sweepgen[s] != sg and (int(h.s_sc[s]) >> 1) == c:
+                # the record is read under the heap lock too: a span being carved (cache_span,
+                # under the heap lock alone) is in use before its class, meta block and sweepgen
+                # are written, and a sweep of that half-made record freed another span's objects.
+                # Once seen whole, in use and of class c, it stays so while we hold c's lock.
+                with h.lock:
+                    ok = h.s_state[s] == S_INUSE and h.s_sweepgen[s] != sg and (int(h.s_sc[s]) >> 1) == c
+                if ok:
                     mcentral.sweep_span_locked(h, s, trace)
 
     # ---- the scavenger ----

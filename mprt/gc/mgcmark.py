@@ -130,7 +130,11 @@ class Marker:
             sg = ctl.words[b:b + nsg * SG_WORDS].reshape(nsg, SG_WORDS)
             out.append(sg[sg[:, SG_ELEMLEN] == -1, SG_ELEMADDR])
         a = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-        return a[a != 0]
+        a = a[a != 0]
+        # the Ms write these words while we read them, column by column: keep only addresses of
+        # allocated objects, so that no mark byte is ever written for a block that is not one (a
+        # mark byte written through a stale address lands in another span's meta block)
+        return a[self.h.valid_objects(a, count=False)]
 
     def close(self):
         for _, seg in self.tables.values():
@@ -176,6 +180,8 @@ class Marker:
                     self.frontier.append(np.array([s << PAGE_SHIFT], dtype=np.int64))
                     found += 1
                 continue
+            if not h.s_meta[s]:
+                continue            # a span still being carved: none of its objects exists yet
             nobj = class_to_nobjs[c]
             mb = h.meta_off + int(h.s_meta[s]) + 2 * nobj
             marks = h.hu8n[mb:mb + nobj]

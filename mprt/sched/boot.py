@@ -242,6 +242,7 @@ def run(main, *args):
         if old_handlers[signal.SIGINT] is signal.default_int_handler:
             signal.signal(signal.SIGINT, _on_sigterm)
         proc._acquirep(m, 0)
+        codeclass.prime()         # before the forks: no M pays for it in its first signal handler
         _start_coordinator(m)
         code, exc = _run_main(m, main, args)
     finally:

@@ -561,11 +561,13 @@ def go(fn, *args, **kwargs):
     if len(ptrs) <= G_NPTRS and n <= G_INLINE_BYTES:
         o = (r + G_INLINE) * 8
         m.mv8[o:o + n] = data
-        q[r + G_PAYLEN] = n
-        q[r + G_NPTR] = len(ptrs)
         for i, p in enumerate(ptrs):
             q[r + G_PTR0 + i] = p._a       # the arguments' heap objects stay reachable from the row
             shade_word(m.heap, p._a)
+        # the count last: the collector reads rows while we write them, and a word it counts must
+        # already hold this goroutine's pointer (a stale one is an object that may have been freed)
+        q[r + G_PAYLEN] = n
+        q[r + G_NPTR] = len(ptrs)
     else:
         msg.put_heap(q, r + G_PAYLEN, data, ptrs)
         q[r + G_NPTR] = len(ptrs)
@@ -1569,10 +1571,15 @@ def _payload(m, g):
                 shade_word(m.heap, q[r + G_PTR0 + i])
         fn = msg.decode_fn(data[:fl], hasptr)
         args = (loads(data[fl:]) if hasptr else pickle.loads(data[fl:])) if n > fl else ((), {})
-        q[r + G_NPTR] = 0      # only now: the Ptrs inside are handles of their own
-    else:
-        hnd = msg.take_heap(q, r + G_PAYLEN)
+        # only now: the Ptrs inside are handles of their own.  The words are cleared too, so that no
+        # row ever holds the address of an object that may since have been freed
+        k = q[r + G_NPTR]
         q[r + G_NPTR] = 0
+        for i in range(k):
+            q[r + G_PTR0 + i] = 0
+    else:
+        q[r + G_NPTR] = 0       # first: with the length word cleared, a count would name the row's words
+        hnd = msg.take_heap(q, r + G_PAYLEN)
         data = msg.heap_bytes(hnd)
         fn = msg.decode_fn(data[:fl], hasptr)
         args = loads(data[fl:]) if len(data) > fl else ((), {})

@@ -15,8 +15,10 @@ Who may touch what (no GIL protects memory shared between processes):
                      written under the heap lock, read by anyone (an in-use span's entries are stable)
   pflags[page]       PF_RELEASED / PF_NEEDZERO of free pages, under the heap lock
   s_*[start page]    span records, indexed by the span's first page.  npages/state/sc/meta/tid are
-                     written under the heap lock when a span changes hands; s_alloc, s_next/s_prev,
-                     s_list and s_cached of a small span under its mcentral lock
+                     written under the heap lock when a span changes hands, and a span is in use
+                     before its record is whole: whoever acts on a record it did not find on a list
+                     reads it under the heap lock (the sweeper).  s_alloc, s_next/s_prev, s_list and
+                     s_cached of a small span under its mcentral lock
   meta               per-span object metadata (see malloc.py), carved under the heap lock; a span's
                      tid slots are written by the P caching it (allocation) and by the free path under
                      the mcentral lock (never the same slot at once)

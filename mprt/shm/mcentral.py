@@ -252,6 +252,10 @@ def sweep_span_locked(h, s, trace=None):
     cls = int(h.s_sc[s]) >> 1
     size, nobj = class_to_size[cls], class_to_nobjs[cls]
     mb = int(h.s_meta[s])
+    if not cls or not mb or h.s_state[s] != S_INUSE:
+        # a record not (or no longer) a small span's: sweeping it would free through meta block 0
+        raise RuntimeError(f"mprt: sweep of span {s}, which is not an in-use small span "
+                           f"(state {int(h.s_state[s])}, class {cls}, meta {mb})")
     tids = h.meta_tid[mb >> 1:(mb >> 1) + nobj]
     marks = h.meta[mb + 2 * nobj:mb + 3 * nobj]
     dead = np.flatnonzero((tids != 0) & (marks == 0))

@@ -80,10 +80,12 @@ class ObjectQueries:
                              + (f" (it is inside the object at {f[2]:#x})" if f else ""))
         return self.ptr_at(a)
 
-    def valid_objects(self, addrs):
-        """Vector check: True where addrs[i] is 0 (nil) or the start of an allocated object."""
+    def valid_objects(self, addrs, count=True):
+        """Vector check: True where addrs[i] is 0 (nil) or the start of an allocated object.
+        count=False: the collector's own check, not counted in MemStats.Lookups."""
         a = np.asarray(addrs, dtype=np.int64)
-        self.lookups[0] += a.size
+        if count:
+            self.lookups[0] += a.size
         ok = a == 0
         inr = (a > 0) & (a < (int(self.hdr[H_ARENA_PAGES]) << PAGE_SHIFT)) & (a % 8 == 0)
         if not inr.any():
