@@ -1765,11 +1765,17 @@ def stop_the_world(m, reason=""):
             break
         _rel(m.schedlock)
         if m.p != NONE:
-            _gcstopm(m)     # someone else is stopping the world: be stopped, then try again
+            # someone else is stopping the world: be stopped, then try again, holding a P again
+            # (a resize meanwhile may have taken ours: we would stop the world without one, and
+            # wait for the P then handed to us as for any other M's)
+            _gcstopm(m, keep_p=True)
         else:
             if m.stw_hook is not None:
                 m.stw_hook()    # the coordinator: the other stopper may wait for an M it must fork
             time.sleep(0.0001)
+    if m.schedcheck and m.row is not None and m.p == NONE:
+        _rel(m.schedlock)
+        fatal(f"schedcheck: M{m.id} stops the world holding no P (it would wait for its own)")
     n = q[s + S_GOMAXPROCS]
     q[s + S_GCWAITING] = 1
     q[s + S_ATTN] = 1
