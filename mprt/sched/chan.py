@@ -257,15 +257,11 @@ class Chan:
 
     @property
     def cap(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         return self._hq[self._w + DATAQSIZ]
 
     def __len__(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         return self._hq[self._w + QCOUNT]
 
     def __eq__(self, other):
@@ -291,9 +287,7 @@ class Chan:
             yield v
 
     def send(self, v):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         if type(v) in _PLAIN:
             data, ptrs = _dumps(v, 5), ()
         else:
@@ -339,9 +333,7 @@ class Chan:
         return self.recv2()[0]
 
     def recv2(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
@@ -367,9 +359,7 @@ class Chan:
         return msg.load(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8), True
 
     def close(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
@@ -477,6 +467,15 @@ class _Default:
 
 default = _Default()
 RECV, SEND, DEFAULT = 0, 1, 2
+
+
+def here(obj):
+    """The current M, where obj (a channel or sync object) belongs to the runtime running in this
+    process: the one owner check of every operation on them."""
+    m = proc._m
+    if m is None or m.heap is not obj._h:
+        foreign(obj, m)
+    return m
 
 
 def foreign(obj, m):

@@ -66,9 +66,7 @@ class WaitGroup(_SemaObject):
     def add(self, delta):
         if isinstance(delta, bool) or not isinstance(delta, (int, np.integer)):
             raise TypeError(f"sync.WaitGroup.add: delta {delta!r} is not an integer")
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
@@ -90,9 +88,7 @@ class WaitGroup(_SemaObject):
         proc._check_safepoint(m)
 
     def done(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         hq = m.heap.mvq
         w = self._w
         lk = chan.objlock(m, self._a)
@@ -109,9 +105,7 @@ class WaitGroup(_SemaObject):
         self.add(-1)       # reaching zero (or below): the general path
 
     def wait(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
         if m.heap.mvq[self._w + STATE] == 0:
@@ -130,9 +124,7 @@ class Mutex(_SemaObject):
     __slots__ = ()
 
     def lock(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
@@ -144,9 +136,7 @@ class Mutex(_SemaObject):
         self._wait_locked(m, lk)     # woken owning the mutex
 
     def unlock(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
