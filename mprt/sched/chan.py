@@ -306,16 +306,14 @@ class Chan:
                 g = _give(m, sg, data, ptrs)
                 proc._rel(lk)
                 proc.ready(m, g)
-                if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
-                    proc._safepoint(m)
+                proc.check_safepoint(m)
                 return
         n = hq[w + QCOUNT]
         if n < hq[w + DATAQSIZ]:
             _buf_put(m.heap, hq, w, data, ptrs)
             hq[w + QCOUNT] = n + 1
             proc._rel(lk)
-            if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
-                proc._safepoint(m)
+            proc.check_safepoint(m)
             return
         b = own_sudog(m)
         msg.put(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8, SG_INLINE_BYTES, data, ptrs)
@@ -342,8 +340,7 @@ class Chan:
         if hq[w + SENDQ] or hq[w + QCOUNT] or hq[w + CLOSED]:
             raw, ok = _recv_locked(m, m.heap, hq, w)
             proc._rel(lk)
-            if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
-                proc._safepoint(m)
+            proc.check_safepoint(m)
             if not ok:
                 return None, False
             return (_loads(raw) if type(raw) is bytes else msg.decode(raw)), True
@@ -380,7 +377,7 @@ class Chan:
         proc._rel(lk)
         for g in wake:
             proc.ready(m, g)
-        proc._check_safepoint(m)
+        proc.check_safepoint(m)
 
 
 def _recv_locked(m, h, hq, w):
@@ -557,7 +554,7 @@ def select(*cases):
                 return i, None
     if dflt >= 0:
         unlock_all()
-        proc._check_safepoint(m)
+        proc.check_safepoint(m)
         return dflt, None
     # wait on every channel
     g = m.curg

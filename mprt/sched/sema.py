@@ -85,7 +85,7 @@ class WaitGroup(_SemaObject):
         proc._rel(lk)
         for g in wake:
             proc.ready(m, g)
-        proc._check_safepoint(m)
+        proc.check_safepoint(m)
 
     def done(self):
         m = chan.here(self)
@@ -97,8 +97,7 @@ class WaitGroup(_SemaObject):
         hq[w + STATE] = v
         if v > 0:
             proc._rel(lk)
-            if m.q[m.ctl.sched + S_ATTN] or m.q[m.row + M_PREEMPT]:
-                proc._safepoint(m)
+            proc.check_safepoint(m)
             return
         hq[w + STATE] = v + 1
         proc._rel(lk)
@@ -110,7 +109,7 @@ class WaitGroup(_SemaObject):
         proc._acq(lk)
         if m.heap.mvq[self._w + STATE] == 0:
             proc._rel(lk)
-            proc._check_safepoint(m)
+            proc.check_safepoint(m)
             return
         self._wait_locked(m, lk)
 
@@ -131,7 +130,7 @@ class Mutex(_SemaObject):
         if hq[self._w + STATE] == 0:
             hq[self._w + STATE] = 1
             proc._rel(lk)
-            proc._check_safepoint(m)
+            proc.check_safepoint(m)
             return
         self._wait_locked(m, lk)     # woken owning the mutex
 
@@ -155,7 +154,7 @@ class Mutex(_SemaObject):
                 t = proc._nanotime() - m.q[m.ctl.g(g) + G_WAITSINCE]
                 mprof.record_event(m, mprof.MUTEX, t, sys._getframe(0))
             proc.ready(m, g)
-        proc._check_safepoint(m)
+        proc.check_safepoint(m)
 
     def __enter__(self):
         self.lock()
