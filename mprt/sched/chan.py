@@ -257,15 +257,11 @@ class Chan:
 
     @property
     def cap(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         return self._hq[self._w + DATAQSIZ]
 
     def __len__(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         return self._hq[self._w + QCOUNT]
 
     def __eq__(self, other):
@@ -291,9 +287,7 @@ class Chan:
             yield v
 
     def send(self, v):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         if type(v) in _PLAIN:
             data, ptrs = _dumps(v, 5), ()
         else:
@@ -312,16 +306,14 @@ class Chan:
                 g = _give(m, sg, data, ptrs)
                 proc._rel(lk)
                 proc.ready(m, g)
-                if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
-                    proc._safepoint(m)
+                proc.check_safepoint(m)
                 return
         n = hq[w + QCOUNT]
         if n < hq[w + DATAQSIZ]:
             _buf_put(m.heap, hq, w, data, ptrs)
             hq[w + QCOUNT] = n + 1
             proc._rel(lk)
-            if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
-                proc._safepoint(m)
+            proc.check_safepoint(m)
             return
         b = own_sudog(m)
         msg.put(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8, SG_INLINE_BYTES, data, ptrs)
@@ -339,9 +331,7 @@ class Chan:
         return self.recv2()[0]
 
     def recv2(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
@@ -350,8 +340,7 @@ class Chan:
         if hq[w + SENDQ] or hq[w + QCOUNT] or hq[w + CLOSED]:
             raw, ok = _recv_locked(m, m.heap, hq, w)
             proc._rel(lk)
-            if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
-                proc._safepoint(m)
+            proc.check_safepoint(m)
             if not ok:
                 return None, False
             return (_loads(raw) if type(raw) is bytes else msg.decode(raw)), True
@@ -367,9 +356,7 @@ class Chan:
         return msg.load(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8), True
 
     def close(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            foreign(self, m)
+        m = here(self)
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
@@ -390,7 +377,7 @@ class Chan:
         proc._rel(lk)
         for g in wake:
             proc.ready(m, g)
-        proc._check_safepoint(m)
+        proc.check_safepoint(m)
 
 
 def _recv_locked(m, h, hq, w):
@@ -479,6 +466,15 @@ default = _Default()
 RECV, SEND, DEFAULT = 0, 1, 2
 
 
+def here(obj):
+    """The current M, where obj (a channel or sync object) belongs to the runtime running in this
+    process: the one owner check of every operation on them."""
+    m = proc._m
+    if m is None or m.heap is not obj._h:
+        foreign(obj, m)
+    return m
+
+
 def foreign(obj, m):
     """A channel or sync object used where its runtime is not running: with no runtime in this
     process, or in a later one (its heap has ended: the same address is another object now)."""
@@ -558,7 +554,7 @@ def select(*cases):
                 return i, None
     if dflt >= 0:
         unlock_all()
-        proc._check_safepoint(m)
+        proc.check_safepoint(m)
         return dflt, None
     # wait on every channel
     g = m.curg

@@ -596,8 +596,7 @@ def go(fn, *args, **kwargs):
     s = m.ctl.sched
     if q[s + S_NPIDLE] and not q[s + S_NMSPINNING]:
         _wakep(m)
-    if q[s + S_ATTN] or q[m.row + M_PREEMPT]:
-        _safepoint(m)
+    check_safepoint(m)
 
 
 # ---- P run queues (each with its P's lock) ----
@@ -1629,7 +1628,7 @@ def sleep(seconds):
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise TypeError(f"mprt.sleep: duration {seconds!r} is not a number")
     if seconds <= 0:
-        _check_safepoint(m)
+        check_safepoint(m)
         return
     _add_timer(m, _nanotime() + int(seconds * 1e9), m.curg)
     park(W_SLEEP)
@@ -1676,7 +1675,7 @@ def unlock_os_thread():
     m.q[m.ctl.g(g) + G_LOCKEDM] = NONE
     # goroutines of this M that became ready while it was locked may run again: if the M has no
     # spare P they are on its ready list already and findrunnable takes them.
-    _check_safepoint(m)
+    check_safepoint(m)
 
 
 # ---- system calls ----
@@ -1700,7 +1699,7 @@ def syscall():
 def entersyscall():
     m = current_m()
     q, ctl, s = m.q, m.ctl, m.ctl.sched
-    _check_safepoint(m)
+    check_safepoint(m)
     _acq(m.schedlock)
     b = ctl.p(m.p)
     q[b + P_STATUS] = P_SYSCALL
@@ -1727,7 +1726,7 @@ def exitsyscall():
         q[m.row + M_STATE] = MS_RUNNING
         q[ctl.g(g) + G_STATUS] = G_RUNNING
         _rel(m.schedlock)
-        _check_safepoint(m)
+        check_safepoint(m)
         return
     # the P was retaken: wait for one like any readied goroutine of this M
     _dropp_locked(m)
@@ -1986,7 +1985,9 @@ def _gcstopm(m, keep_p=False):
         m.in_gcstop = False
 
 
-def _check_safepoint(m):
+def check_safepoint(m):
+    """The safe-point test, after every operation that may block (one word for a stop of the world
+    or the program's end, one for sysmon's request to yield)."""
     q = m.q
     if q[m.ctl.sched + S_ATTN] or q[m.row + M_PREEMPT]:
         _safepoint(m)

@@ -66,9 +66,7 @@ class WaitGroup(_SemaObject):
     def add(self, delta):
         if isinstance(delta, bool) or not isinstance(delta, (int, np.integer)):
             raise TypeError(f"sync.WaitGroup.add: delta {delta!r} is not an integer")
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
@@ -87,12 +85,10 @@ class WaitGroup(_SemaObject):
         proc._rel(lk)
         for g in wake:
             proc.ready(m, g)
-        proc._check_safepoint(m)
+        proc.check_safepoint(m)
 
     def done(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         hq = m.heap.mvq
         w = self._w
         lk = chan.objlock(m, self._a)
@@ -101,22 +97,19 @@ class WaitGroup(_SemaObject):
         hq[w + STATE] = v
         if v > 0:
             proc._rel(lk)
-            if m.q[m.ctl.sched + S_ATTN] or m.q[m.row + M_PREEMPT]:
-                proc._safepoint(m)
+            proc.check_safepoint(m)
             return
         hq[w + STATE] = v + 1
         proc._rel(lk)
         self.add(-1)       # reaching zero (or below): the general path
 
     def wait(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
         if m.heap.mvq[self._w + STATE] == 0:
             proc._rel(lk)
-            proc._check_safepoint(m)
+            proc.check_safepoint(m)
             return
         self._wait_locked(m, lk)
 
@@ -130,23 +123,19 @@ class Mutex(_SemaObject):
     __slots__ = ()
 
     def lock(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
         if hq[self._w + STATE] == 0:
             hq[self._w + STATE] = 1
             proc._rel(lk)
-            proc._check_safepoint(m)
+            proc.check_safepoint(m)
             return
         self._wait_locked(m, lk)     # woken owning the mutex
 
     def unlock(self):
-        m = proc._m
-        if m is None or m.heap is not self._h:
-            chan.foreign(self, m)
+        m = chan.here(self)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
         proc._acq(lk)
@@ -165,7 +154,7 @@ class Mutex(_SemaObject):
                 t = proc._nanotime() - m.q[m.ctl.g(g) + G_WAITSINCE]
                 mprof.record_event(m, mprof.MUTEX, t, sys._getframe(0))
             proc.ready(m, g)
-        proc._check_safepoint(m)
+        proc.check_safepoint(m)
 
     def __enter__(self):
         self.lock()

@@ -28,7 +28,6 @@ NFUNC = 1 << 14                      # functions per runtime
 FUNCBYTES = 1 << 21
 FT_WORDS = 4                         # hash, offset, length, flags
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_TESTS = os.path.join(_PKG, "tests") + os.sep
 
 
 class FuncInfo:
@@ -55,7 +54,8 @@ def _qualname(code, module):
 
 
 def is_runtime_file(path):
-    return path.startswith(_PKG + os.sep) and not path.startswith(_TESTS)
+    """Whether path is a source file of the runtime (the mprt package; its tests live outside it)."""
+    return path.startswith(_PKG + os.sep)
 
 
 def _encode(code, module):

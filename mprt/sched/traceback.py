@@ -38,9 +38,8 @@ from .ctl import (
     S_NGALLOC,
     S_TRACEBACK,
 )
-from .symtab import callers
+from .symtab import callers, is_runtime_file
 
-_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DUMP_WAIT_S = 1.0
 STATUS_NAMES = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting", 6: "dead"}
 
@@ -81,8 +80,7 @@ def write_err(text):
 
 
 def _is_runtime(frame):
-    f = frame.f_code.co_filename
-    return f.startswith(_PKG + os.sep) and not f.startswith(os.path.join(_PKG, "tests") + os.sep)
+    return is_runtime_file(frame.f_code.co_filename)
 
 
 def frame_line(frame, lineno=None, lasti=None):
