@@ -29,11 +29,9 @@ from .ctl import (
     CHUNK,
     G_PARAM,
     G_SELDONE,
-    M_PREEMPT,
     MAXG,
     MAXSUDOG,
     NONE,
-    S_ATTN,
     S_NSGALLOC,
     S_SGFREE,
     SG_CASEI,
@@ -257,11 +255,11 @@ class Chan:
 
     @property
     def cap(self):
-        m = here(self)
+        here(self)
         return self._hq[self._w + DATAQSIZ]
 
     def __len__(self):
-        m = here(self)
+        here(self)
         return self._hq[self._w + QCOUNT]
 
     def __eq__(self, other):

@@ -17,7 +17,7 @@ from ..panic import Panic
 from ..shm import malloc
 from ..shm.types import struct
 from . import chan, mprof, proc
-from .ctl import G_WAITSINCE, M_PREEMPT, NONE, S_ATTN, S_MUTEXRATE, SG_G, W_SEMACQUIRE
+from .ctl import G_WAITSINCE, NONE, S_MUTEXRATE, SG_G, W_SEMACQUIRE
 
 
 @struct
