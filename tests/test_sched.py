@@ -2,6 +2,7 @@
 own process tree, with real worker Ms, real shared memory and real signals, and reads its output."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,12 +16,17 @@ from procs import sigint_default
 PROG = os.path.join(os.path.dirname(__file__), "progs", "sched_cases.py")
 
 
-def run(case, env=None, timeout=60):
+def _env(env):
     e = dict(os.environ)
     for k in ("GOMAXPROCS", "GOTRACEBACK", "GODEBUG", "GOGC"):
         e.pop(k, None)
     e.update(env or {})
-    p = subprocess.run([sys.executable, PROG, case], capture_output=True, text=True, timeout=timeout, env=e)
+    return e
+
+
+def run(case, env=None, timeout=60, args=()):
+    p = subprocess.run([sys.executable, PROG, case, *args], capture_output=True, text=True, timeout=timeout,
+                       env=_env(env))
     return p.returncode, p.stdout, p.stderr
 
 
@@ -267,6 +273,36 @@ def test_thread_exhaustion():
     rc, out, err = run("thread_exhaustion", {"GOMAXPROCS": "2"})
     assert rc == 2
     assert err.startswith("runtime: program exceeds 3-thread limit\nfatal error: thread exhaustion\n")
+
+
+@pytest.mark.parametrize("how,message", [
+    ("kill", r"fatal error: runtime: M\d+ \(pid \d+\) died: signal SIGKILL\n"),
+    ("kill_panic", r"fatal error: runtime: M\d+ \(pid \d+\) died: signal SIGKILL\n"),
+    ("throw", r"runtime: program exceeds 2-thread limit\nfatal error: thread exhaustion\n"),
+])
+def test_a_lock_holder_that_ends_ends_the_program(how, message):
+    # an M killed, or throwing a fatal error, while it holds the sched lock: M0 and the coordinator
+    # waiting on that lock still end the program (they had waited forever: thread exhaustion found
+    # while starting an M, under load)
+    t = time.monotonic()
+    rc, out, err = run("lock_holder", {"GOMAXPROCS": "2"}, args=[how])
+    assert rc == 2, (rc, out, err)
+    assert re.search(message, err), err
+    assert "outlived" not in out
+    assert time.monotonic() - t < 15
+
+
+def test_sigterm_reaches_m0_waiting_on_a_lock():
+    p = subprocess.Popen([sys.executable, PROG, "lock_holder", "sleep"], stdout=subprocess.PIPE, text=True,
+                         env=_env({"GOMAXPROCS": "2"}))
+    assert p.stdout.readline().strip() == "waiting"
+    kids = psutil.Process(p.pid).children(recursive=True)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    p.wait(15)
+    assert p.returncode == -signal.SIGTERM
+    gone, alive = psutil.wait_procs(kids, timeout=10)
+    assert not alive
 
 
 def test_stop_the_world_reaches_tight_loops():

@@ -403,11 +403,16 @@ def _run_main(m, main, args):
     except (KeyboardInterrupt, SystemExit, _Terminated) as e:
         return 0, e
     except BaseException as e:
-        if q[s + S_EXIT]:
+        try:
+            if q[s + S_EXIT]:
+                return _ending_report(m), None
+            if traceback.request_exit_first(m):
+                traceback.m0_panic_report(m, e)
+                _set_exit(m, 2, EXIT_PANIC)
+        except proc._Exiting:
+            # another M ended the program while main's report waited for a lock (its holder may
+            # have died): that ending is the program's
             return _ending_report(m), None
-        if traceback.request_exit_first(m):
-            traceback.m0_panic_report(m, e)
-            _set_exit(m, 2, EXIT_PANIC)
         return 2, None
     return 0, None
 

@@ -94,6 +94,7 @@ from ..gc.mfinal import fing_system
 from ..shm import codeclass, malloc
 from ..shm.layout import GC_PHASE, MAXP
 from ..shm.ptr import loads
+from ..shm import segment as _segment
 from ..shm.segment import Lock, shm_name
 from . import mprof as _mprof
 from . import msg
@@ -347,11 +348,35 @@ def _acq(lk):
             return lk.acquire_raw(0)
         except posix_ipc.BusyError:
             pass
-    while True:
-        try:
-            return lk.acquire_raw()
-        except posix_ipc.SignalError:
-            continue
+    try:
+        return lk.acquire()
+    except BaseException:
+        _m.locks -= 1     # the wait hook ended the wait: the program is ending
+        raise
+
+
+def _lock_wait_hook():
+    """A runtime lock's wait goes on (segment.Lock.acquire, every LOCK_WAIT_S and after a signal)
+    unless the program is ending: its holder may be dead (a killed M) or may have thrown holding it
+    (fatal(locked=True)), so the waiter leaves as its M leaves on any other ending.  M0 unwinds to
+    teardown (or takes its SIGINT/SIGTERM); a worker M exits; the coordinator does sysmon's
+    must-do work, which reaps a dead M and exits when the program ends."""
+    m = _m
+    if m is None or m.dying:
+        return
+    if m.stw_hook is not None:
+        m.stw_hook()
+        return
+    if m.signalled:      # SIGINT or SIGTERM in M0 whose exception the wait swallowed
+        from .boot import _Terminated
+        raise KeyboardInterrupt() if m.signalled == signal.SIGINT else _Terminated()
+    if m.q[m.ctl.sched + S_EXIT]:
+        if m.is_m0:
+            raise _Exiting()
+        _worker_exit()
+
+
+_segment.set_wait_hook(_lock_wait_hook)
 
 
 def _rel(lk):

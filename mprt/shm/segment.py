@@ -104,11 +104,25 @@ class Segment:
             pass
 
 
+LOCK_WAIT_S = 0.05     # a contended wait wakes this often to ask whether it should go on waiting
+_wait_hook = None
+
+
+def set_wait_hook(fn):
+    """Register what every lock wait calls each LOCK_WAIT_S it goes on (and after a signal).
+
+    A holder that is killed, or that ends the program holding its lock (a fatal error thrown with
+    the sched lock held), never releases it: the scheduler registers a hook that leaves the wait
+    when the program is ending, so no waiter outlives the program."""
+    global _wait_hook
+    _wait_hook = fn
+
+
 class Lock:
     """A mutex shared by processes: a POSIX semaphore with initial value 1.
 
     A holder that is killed leaves it held; the runtime's fault handling treats a dead holder as
-    a dead runtime."""
+    a dead runtime, and the wait hook (set_wait_hook) takes its waiters out."""
 
     __slots__ = ("name", "_sem", "acquire_raw", "release")
 
@@ -120,11 +134,13 @@ class Lock:
         self.release = self._sem.release
 
     def acquire(self):
+        """The one blocking wait for a runtime lock."""
         while True:
             try:
-                return self.acquire_raw()
-            except posix_ipc.SignalError:
-                continue  # interrupted by a signal whose handler returned: wait again
+                return self.acquire_raw(LOCK_WAIT_S)
+            except (posix_ipc.BusyError, posix_ipc.SignalError):
+                if _wait_hook is not None:
+                    _wait_hook()   # returns to wait again, or raises/exits: the program is ending
 
     def __enter__(self):
         self.acquire()

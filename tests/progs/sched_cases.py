@@ -321,6 +321,51 @@ def case_thread_exhaustion():
     mprt.sleep(3)
 
 
+def case_lock_holder(how):
+    # a goroutine on a worker M takes the sched lock and then, holding it, is killed ("kill"),
+    # throws ("throw", as a thread-exhaustion fatal error found while starting an M does), or
+    # sleeps ("sleep": the test then sends SIGTERM to M0); main meanwhile waits on that lock
+    # ("kill_panic": main panics, and its report waits on that lock)
+    import os
+    import signal
+    from mprt.sched import proc
+    ready, go_on = mprt.chan(1), mprt.chan(1)
+    held = mprt.make(np.int64, 1)
+
+    def holder(ready, go_on, held):
+        if sched.current().mid == 0:
+            ready.send(False)
+            return
+        ready.send(True)
+        go_on.recv()
+        m = proc.current_m()
+        proc._acq(m.schedlock)
+        held.np[0] = 1
+        time.sleep(0.2)           # main is waiting on the lock by now
+        if how.startswith("kill"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif how == "throw":
+            proc.fatal("thread exhaustion", pre="runtime: program exceeds 2-thread limit\n", locked=True)
+        time.sleep(60)
+    while True:
+        mprt.go(holder, ready, go_on, held)
+        if ready.recv():
+            break
+        mprt.sleep(0.01)
+    go_on.send(1)
+    h = held.np
+    while h[0] == 0:
+        pass
+    print("waiting", flush=True)
+    if how == "kill_panic":
+        mprt.panic("main panics while the lock's holder dies")
+    t = time.monotonic()
+    while time.monotonic() - t < 30:
+        runtime.Gosched()
+        mprt.sleep(0.001)
+    out(outlived=True)
+
+
 def case_stw():
     # two goroutines in tight loops with no runtime call: the world still stops (by signal)
     stop = mprt.make(np.int64, 1)
@@ -498,7 +543,7 @@ def case_debug():
 
 def main():
     case = sys.argv[1]
-    globals()["case_" + case]()
+    globals()["case_" + case](*sys.argv[2:])
 
 
 if __name__ == "__main__":
