@@ -81,10 +81,14 @@ def case_stack(outdir):
     for _ in range(3):
         mprt.go(parked_on, ch, ready)
     mids = sorted(mids + [ready.recv() for _ in range(3)])
-    time.sleep(0.05)
     buf = bytearray(1 << 16)
-    n = runtime.Stack(buf, True)
-    text = buf[:n].decode()
+    deadline = time.monotonic() + 20
+    while True:       # until the three have got from their send to their receive (a loaded machine
+        n = runtime.Stack(buf, True)        # may leave a worker M unscheduled for a while)
+        text = buf[:n].decode()
+        if text.count("[chan receive]:") == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     one = bytearray(1 << 16)
     n1 = runtime.Stack(one, False)
     small = bytearray(20)
