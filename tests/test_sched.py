@@ -174,7 +174,10 @@ def test_gotraceback_crash_aborts_after_teardown():
     rc, out, err = run("panic_goroutine", {"GOTRACEBACK": "crash"})
     assert rc == -signal.SIGABRT
     assert err.startswith("panic: boom in goroutine\n\ngoroutine 2 [running]:\nmprt.panic.panic(...)")  # system frames
-    assert "\n\ngoroutine 1 [sleep]:\n" in err          # and every goroutine
+    # and every goroutine: main is asleep, or (on a loaded machine) still on its way into sleep when the
+    # crash stops it, as Go shows a goroutine caught running on another thread
+    m = re.search(r"\n\ngoroutine 1 \[(sleep|running)\]:\n(.*)", err, re.S)
+    assert m and "__main__.case_panic_goroutine(...)" in m.group(2), err
 
 
 def test_debug_stack_and_settraceback_only_raises():
