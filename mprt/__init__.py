@@ -24,11 +24,12 @@ The language level lives here: run, go, chan, select, default, sleep, syscall, s
 new_batch, Ptr, sizeof, Panic, panic, Goexit.  Go's package sync is mprt.sync.
 """
 from . import sync
+from .boot import run
+from .errors import Goexit
 from .panic import Panic, panic
-from .sched.boot import run
 from .sched.chan import Chan, default, select
 from .sched.chan import make_chan as chan
-from .sched.proc import Goexit, go, sleep, syscall
+from .sched.proc import go, sleep, syscall
 from .shm.malloc import make, new, new_batch, sizeof
 from .shm.ptr import Batch, Ptr
 from .shm.types import struct

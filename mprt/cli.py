@@ -31,10 +31,10 @@ def _cmd_run(args):
     sys.modules["__main__"] = mod
     sys.argv = [path, *args.args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
-    from .sched import boot
+    from . import settings
     exec(code, mod.__dict__)
     main = mod.__dict__.get("main")
-    if not boot.config and callable(main):
+    if not settings.config and callable(main):
         from . import run
         run(main)
     return 0
@@ -43,7 +43,7 @@ def _cmd_run(args):
 def _cmd_env(args):
     import shutil
 
-    from .sched import boot
+    from . import settings
     from .sched.traceback import parse_gotraceback
     from .shm.malloc import DEFAULT_ARENA_MAX
     env = os.environ
@@ -51,16 +51,16 @@ def _cmd_env(args):
     tb = {(0, False, False): "none", (1, False, False): "single", (1, True, False): "all",
           (2, True, False): "system", (2, True, True): "crash"}
     level = parse_gotraceback(env.get("GOTRACEBACK"))
-    gogc = boot.parse_gogc(env.get("GOGC"))
-    dbg = boot.parse_godebug(env.get("GODEBUG"))
+    gogc = settings.parse_gogc(env.get("GOGC"))
+    dbg = settings.parse_godebug(env.get("GODEBUG"))
     try:
-        arena = boot.parse_arena(env.get("MPRT_ARENA"))
+        arena = settings.parse_arena(env.get("MPRT_ARENA"))
     except ValueError as e:
         print(e, file=sys.stderr)
         return 1
     free = shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else 0
     rows = [
-        ("GOMAXPROCS", str(boot.parse_gomaxprocs(env.get("GOMAXPROCS"), len(cpus))),
+        ("GOMAXPROCS", str(settings.parse_gomaxprocs(env.get("GOMAXPROCS"), len(cpus))),
          f"GOMAXPROCS={env.get('GOMAXPROCS', '')!r}" if "GOMAXPROCS" in env else "unset: NumCPU"),
         ("GOGC", "off" if gogc < 0 else str(gogc), f"GOGC={env.get('GOGC')!r}" if "GOGC" in env else "unset: 100"),
         ("GODEBUG", ",".join(f"{k}={v}" for k, v in dbg.items()) or "-",

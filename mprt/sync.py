@@ -4,6 +4,6 @@ from .sched.sema import Mutex, WaitGroup
 __all__ = ["Mutex", "WaitGroup"]
 
 
-from .shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -89,9 +89,9 @@ def child(kind, arg):
     def main():
         out = {}
         if kind == "pauses":
-            from mprt.sched import proc
+            from mprt.sched import mstate
             from mprt.sched.ctl import NPAUSE, S_NSTW, S_PAUSEIDX
-            m = proc._m
+            m = mstate.current_m_or_none()
             q, s = m.q, m.ctl.sched
             keep = [mprt.new(Node) for _ in range(20000)]       # some live heap to mark
             done = mprt.chan(2)

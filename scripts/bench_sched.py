@@ -70,7 +70,8 @@ def child(kind, arg):
         # the collector's case: a process that holds no P stops the world while both Ps run
         # goroutines in tight loops (no runtime call: each M is reached by a signal).  main waits
         # in a marked system call, so its P goes to the second spinner; the helper ends the spin.
-        from mprt.sched import boot, proc
+        from mprt import boot
+        from mprt.sched import mstate, stw
         from mprt.sched.ctl import NPAUSE, S_PAUSEIDX
         flags = mprt.make(np.int64, 3)       # [stop, spinner 1 running, spinner 2 running]
 
@@ -80,7 +81,7 @@ def child(kind, arg):
             x = 0
             while f[0] == 0:
                 x += 1
-        pm = proc._m
+        pm = mstate.current_m_or_none()
         q, ctl = pm.q, pm.ctl
         k0 = q[ctl.sched + S_PAUSEIDX]
         f = flags.np        # the same shared bytes in the helper
@@ -90,14 +91,14 @@ def child(kind, arg):
             try:
                 os.sched_setaffinity(0, set(pm.cpus))     # unpinned, as the coordinator
                 sm = boot._SysmonM(ctl, pm.rtid)
-                proc._m = sm
+                mstate.set_current_m(sm)
                 deadline = time.monotonic() + 30
                 while not (f[1] and f[2]) and time.monotonic() < deadline:
                     time.sleep(0.001)
                 time.sleep(0.02)
                 for _ in range(arg):
-                    t0 = proc.stop_the_world(sm, "bench")
-                    proc.start_the_world(sm, t0)
+                    t0 = stw.stop_the_world(sm, "bench")
+                    stw.start_the_world(sm, t0)
                     time.sleep(0.003)
             except BaseException:
                 import traceback

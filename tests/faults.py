@@ -16,9 +16,9 @@ import tempfile
 import time
 
 import psutil
+from procs import sigint_default
 
 from mprt.shm.segment import runtime_entries
-from procs import sigint_default
 
 PROG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs", "fault_cases.py")
 

@@ -10,7 +10,6 @@ import time
 
 import psutil
 import pytest
-
 from procs import sigint_default
 
 PROG = os.path.join(os.path.dirname(__file__), "progs", "sched_cases.py")

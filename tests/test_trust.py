@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import mprt
-from mprt.shm import codeclass
+from mprt import codeclass
 
 PROG = os.path.join(os.path.dirname(__file__), "progs", "trust_cases.py")
 
@@ -127,8 +127,8 @@ def test_every_runtime_module_says_what_its_code_is():
                                                                   "_profile_pb", "__init__")}
     unmarked -= codeclass.marked_modules()
     assert not unmarked, f"modules whose code a signal cannot classify: {sorted(unmarked)}"
-    from mprt.sched import proc
-    assert codeclass.kind_of(proc._gmain.__code__) == codeclass.BASE
+    from mprt.sched import proc, schedule
+    assert codeclass.kind_of(schedule._gmain.__code__) == codeclass.BASE
     assert codeclass.kind_of(mprt.shm.malloc.Heap.free_objects.__code__) == codeclass.HEAP
     assert codeclass.kind_of(proc.gosched.__code__) == codeclass.RUNTIME
 
@@ -141,7 +141,7 @@ def test_an_error_inside_the_runtime_before_any_frame_of_the_goroutine_shows_the
     assert err.startswith("panic: ValueError: invalid literal for int()"), err
     block = err.split("\n\n")[1]
     assert re.match(r"goroutine \d+ \[running\]:\n", block), block
-    assert "mprt.sched.proc._payload(...)" in block and "created by __main__.case_runtime_error_where" in block
+    assert "mprt.sched.schedule._payload(...)" in block and "created by __main__.case_runtime_error_where" in block
 
 
 def test_an_error_in_a_runtime_call_shows_the_goroutines_frames_down_to_that_call():

@@ -207,11 +207,11 @@ def mprt_gc(seconds, nodes):
     """Stop-the-world pauses while 2 goroutines allocate on 2 Ms, the GC CPU fraction, then the
     coordinator's mark rate over a complete tree of `nodes` objects."""
     from mprt import runtime
-    from mprt.sched import proc
+    from mprt.sched import mstate
     from mprt.sched.ctl import NPAUSE, S_PAUSEIDX
     from mprt.shm import malloc
     from mprt.shm.layout import GC_MARKBYTES, GC_MARKCPUNS, GC_MARKOBJS
-    m = proc._m
+    m = mstate.current_m_or_none()
     q, s = m.q, m.ctl.sched
     keep = complete_tree(GCNode, 20_000)          # some live heap to mark
     ms0 = runtime.MemStats()

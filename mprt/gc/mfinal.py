@@ -25,6 +25,8 @@ raises is a panic of that goroutine and ends the program as any unrecovered pani
 import numpy as np
 import posix_ipc
 
+from ..sched import msg, mstate, proc
+from ..sched.ctl import W_FINALIZER
 from ..shm.layout import (
     BLACK,
     GC_FING,
@@ -35,8 +37,10 @@ from ..shm.layout import (
     MAXFINQ,
     MAXSPECIALS,
 )
+from ..shm.mbarrier import mark_indices
+from ..shm.ptr import Ptr
 from ..shm.segment import Lock, shm_name
-from .mbarrier import mark_indices
+from .mgcmark import object_children
 
 _locks = {}
 
@@ -55,20 +59,17 @@ def _tables(h):
 
 
 def _fatal(text):
-    from ..sched import proc
-    proc.fatal("runtime.SetFinalizer: " + text)
+    mstate.fatal("runtime.SetFinalizer: " + text)
 
 
 def set_finalizer(obj, fn):
     """runtime.SetFinalizer(obj, fn); fn None removes obj's finalizer."""
-    from ..sched import msg, proc
-    from ..shm.ptr import Ptr
     if obj is None:
         _fatal("first argument is nil")
     if not isinstance(obj, Ptr):
         _fatal(f"first argument is {type(obj).__name__}, not pointer")
     h = obj._t.heap
-    m = proc.current_m()
+    m = mstate.current_m()
     if not h.alive:
         _fatal("pointer not in allocated block")
     a = obj._a
@@ -85,7 +86,7 @@ def set_finalizer(obj, fn):
     if fn is not None:
         data, ptrs = msg.encode(fn, "the finalizer")
     lk = fin_lock(h)
-    proc._acq(lk)
+    mstate.acq(lk)
     try:
         n = int(gc[GC_NSPECIAL])
         hit = np.flatnonzero(spec[:n, 0] == a)
@@ -99,7 +100,7 @@ def set_finalizer(obj, fn):
                 msg.forget(old)
             return
         if len(hit):
-            proc._rel(lk)
+            mstate.rel(lk)
             lk = None
             _fatal("finalizer already set")
         if n >= MAXSPECIALS:
@@ -112,7 +113,7 @@ def set_finalizer(obj, fn):
             gc[GC_FING] = -1          # being started
     finally:
         if lk is not None:
-            proc._rel(lk)
+            mstate.rel(lk)
     if start:
         proc.go(_runfinq)
     del m
@@ -129,7 +130,6 @@ def roots(h):
 
 def special_children(h):
     """What finalizable objects point to (not the objects)."""
-    from .mgcmark import object_children
     spec, _ = _tables(h)
     n = int(h.gc[GC_NSPECIAL])
     if not n:
@@ -168,14 +168,13 @@ def queue_unreachable(h, marker):
 
 def wake_fing(sm, h):
     """The coordinator: ready the finalizer goroutine if it waits and something is queued."""
-    from ..sched import proc
     lk = fin_lock(h)
-    proc._acq(lk)
+    mstate.acq(lk)
     g = -1
     if h.gc[GC_FINGWAIT] and h.gc[GC_NFINQ]:
         h.gc[GC_FINGWAIT] = 0
         g = int(h.gc[GC_FING]) - 1
-    proc._rel(lk)
+    mstate.rel(lk)
     if g >= 0:
         proc.ready(sm, g)
 
@@ -183,16 +182,14 @@ def wake_fing(sm, h):
 # ---- the finalizer goroutine ----
 
 def _runfinq():
-    from ..sched import msg, proc
-    from ..sched.ctl import W_FINALIZER
-    m = proc.current_m()
+    m = mstate.current_m()
     h = m.heap
     gc = h.gc
     gc[GC_FING] = m.curg + 1
     _, finq = _tables(h)
     lk = fin_lock(h)
     while True:
-        proc._acq(lk)
+        mstate.acq(lk)
         k = int(gc[GC_NFINQ])
         if not k:
             gc[GC_FINGWAIT] = 1
@@ -205,18 +202,12 @@ def _runfinq():
             finq[:k] = 0
             gc[GC_NFINQ] = 0
         finally:
-            proc._rel(lk)
+            mstate.rel(lk)
         for obj, fn in batch:
             fn(obj)
         del batch, obj, fn
 
 
-def fing_system(h):
-    """1 if the finalizer goroutine exists and counts as a system goroutine now (it is not running
-    finalizers: Go's isSystemGoroutine), else 0."""
-    return 1 if h is not None and h.gc[GC_FING] != 0 and not h.gc[GC_FINGRUNNING] else 0
-
-
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -41,8 +41,10 @@ import time
 
 import numpy as np
 
-from ..sched import mprof, proc, trace
+from ..sched import mprof, mstate, proc, stw, trace
+from ..sched import traceback as tb
 from ..sched.ctl import (
+    EXIT_FATAL,
     M_GCSCAN,
     M_PID,
     M_STATE,
@@ -54,6 +56,7 @@ from ..sched.ctl import (
     MS_NEEDP,
     S_GOMAXPROCS,
     S_MCOUNT,
+    buckhash_bytes,
 )
 from ..shm import mcentral, mstats
 from ..shm.layout import (
@@ -98,6 +101,7 @@ from ..shm.layout import (
     PH_OFF,
     S_INUSE,
 )
+from ..shm.malloc import set_alloc_debug
 from . import mfinal
 from .mgcmark import BadPointer, Marker
 
@@ -165,7 +169,6 @@ def init_debug(h, godebug):
                       ("allocfreetrace", GC_ALLOCFREETRACE)):
         h.gc[word] = max(0, int(godebug.get(key, 0)))
     h.gc[GC_STARTNS] = time.monotonic_ns()
-    from ..shm.malloc import set_alloc_debug
     set_alloc_debug(h, h.gc[GC_EFENCE], h.gc[GC_ALLOCFREETRACE])
 
 
@@ -223,6 +226,13 @@ class _Aborted(Exception):
     """The cycle ended the program (a fatal error)."""
 
 
+class _Cycle:
+    """What one cycle's phases hand each other (times in monotonic ns)."""
+    __slots__ = ("forced", "stw_mode", "ncycle", "goal", "nprocs", "cpu0", "alloc0", "heap0", "t_sweepterm",
+                 "t_mark", "t_markterm", "t_end", "t1", "pause1", "pause2", "nfin", "prev_marked", "mark_bytes",
+                 "ratio", "trig")
+
+
 class Collector:
     def __init__(self, sm, h, tick):
         self.sm, self.h, self.tick = sm, h, tick
@@ -266,60 +276,87 @@ class Collector:
     # ---- the cycle ----
 
     def cycle(self, forced=False, periodic=False):
+        """One whole cycle, in Go's phases: gcStart (sweep termination, the world stopped), the
+        concurrent mark, gcMarkDone (the mark's end: stop the world again), gcMarkTermination (the
+        last marking, finalizers, the flip to sweeping, the restart and the cycle's statistics).
+        GODEBUG=gcstoptheworld=1|2 marks with the world stopped from the first stop on."""
+        c = self._gc_start(forced, periodic)
+        if not c.stw_mode:
+            self._concurrent_mark()
+            self._gc_mark_done(c)
+        self._gc_mark_termination(c)
+        self._gc_end_cycle(c)
+
+    def _gc_start(self, forced, periodic):
         h, sm, mk = self.h, self.sm, self.marker
         gc = h.gc
         q, ctl = sm.q, sm.ctl
-        stw_mode = int(gc[GC_GCSTOPTHEWORLD])
+        c = _Cycle()
+        c.forced = forced
+        c.stw_mode = int(gc[GC_GCSTOPTHEWORLD])
         self.sweep_all()
         if periodic and gc[GC_GCTRACE]:
             _err("GC forced\n")
         gc[GC_STARTED] += 1
-        ncycle = int(gc[GC_STARTED])
-        goal = int(h.hdr[H_NEXTGC])
-        nprocs = int(q[ctl.sched + S_GOMAXPROCS])
-        cpu0 = time.thread_time_ns()
+        c.ncycle = int(gc[GC_STARTED])
+        c.goal = int(h.hdr[H_NEXTGC])
+        c.nprocs = int(q[ctl.sched + S_GOMAXPROCS])
+        c.cpu0 = time.thread_time_ns()
         trace.sync_state(sm)
         if sm.tracing:
-            trace.ev(sm, trace.EV_GCSTART, ncycle)
+            trace.ev(sm, trace.EV_GCSTART, c.ncycle)
             trace.ev(sm, trace.EV_HEAPALLOC, mstats.alloc_totals(h, q[ctl.sched + S_MCOUNT])[1])
 
         # 1. sweep termination (the sweep was finished above: no span turns unswept until the
         # mark ends, so nothing is left to sweep with the world stopped)
-        alloc0, heap0 = mstats.alloc_totals(h, q[ctl.sched + S_MCOUNT])
-        t_sweepterm = time.monotonic_ns()
-        t0 = proc.stop_the_world(sm, "GC sweep termination")
+        c.alloc0, c.heap0 = mstats.alloc_totals(h, q[ctl.sched + S_MCOUNT])
+        c.t_sweepterm = time.monotonic_ns()
+        t0 = stw.stop_the_world(sm, "GC sweep termination")
         mk.reset()
         gc[GC_PHASE] = PH_MARK
         gc[GC_GEN] += 1
-        self._roots_at_start(stw_mode)
-        if stw_mode:
+        self._roots_at_start(c.stw_mode)
+        if c.stw_mode:
             self._drain_all()
-            pause1 = 0
-            t_mark = t_markterm = time.monotonic_ns()
-            t1 = t0
+            c.pause1 = 0
+            c.t_mark = c.t_markterm = time.monotonic_ns()
+            c.t1 = t0
         else:
-            pause1 = proc.start_the_world(sm, t0)
-            t_mark = time.monotonic_ns()
-            # the control segment's words take both halves of the barrier (msg.py, proc.go and
-            # proc._payload), so they are scanned like a heap object: once, concurrently
-            mk.blacken(mk.ctl_roots())
-            # 2. concurrent mark
-            idle = 0
-            while True:
-                self._scan_idle()
-                got = mk.collect_dirty()
-                done = mk.drain(MARK_BATCH)
-                if done and not got and not self._scans_pending():
-                    idle += 1
-                    if idle > 2 and not mk.collect_dirty():
-                        break
-                    time.sleep(20e-6)
-                else:
-                    idle = 0
-                self.tick()
-            # 3. mark termination
-            t_markterm = time.monotonic_ns()
-            t1 = proc.stop_the_world(sm, "GC mark termination")
+            c.pause1 = stw.start_the_world(sm, t0)
+            c.t_mark = time.monotonic_ns()
+        return c
+
+    def _concurrent_mark(self):
+        """2. The mark, with the world running: the control segment's words take both halves of
+        the barrier (msg.py, proc.go and schedule._payload), so they are scanned like a heap
+        object, once; then the Ms' roots as each scans itself, the greyed objects the barrier
+        left, and the grey queue, until all three stay empty."""
+        mk = self.marker
+        mk.blacken(mk.ctl_roots())
+        idle = 0
+        while True:
+            self._scan_idle()
+            got = mk.collect_dirty()
+            done = mk.drain(MARK_BATCH)
+            if done and not got and not self._scans_pending():
+                idle += 1
+                if idle > 2 and not mk.collect_dirty():
+                    break
+                time.sleep(20e-6)
+            else:
+                idle = 0
+            self.tick()
+
+    def _gc_mark_done(self, c):
+        """3. The concurrent mark found nothing more: stop the world for mark termination."""
+        c.t_markterm = time.monotonic_ns()
+        c.t1 = stw.stop_the_world(self.sm, "GC mark termination")
+
+    def _gc_mark_termination(self, c):
+        """With the world stopped: the last roots and greys, the finalizers' objects, the flip
+        to sweeping, and the restart."""
+        h, sm, mk = self.h, self.sm, self.marker
+        gc = h.gc
         gc[GC_PHASE] = PH_MARKTERM
         try:
             self._scan_leftover_roots()
@@ -329,10 +366,10 @@ class Collector:
                 # gctrace=2 also marks again with the world stopped, as Go's does
                 self._checkmark()
         except _Fatal as e:
-            self._fatal(*e.args, stopped_at=t1)
+            self._fatal(*e.args, stopped_at=c.t1)
         except BadPointer as e:
-            self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)", t1)
-        nfin = mfinal.queue_unreachable(h, mk)
+            self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)", c.t1)
+        c.nfin = mfinal.queue_unreachable(h, mk)
         self._drain_all()          # what the queued objects point to stays too
         mprof.mark_termination(sm, h)   # the heap profile's cycle: the marks of its sampled objects
         gc[GC_PHASE] = PH_OFF
@@ -340,26 +377,35 @@ class Collector:
         gc[GC_SWEEPGEN] += 1
         # the world is stopped: what was allocated during the mark (black) is counted after the
         # restart, a few microseconds of allocation later, to keep the pause short
-        prev_marked = int(gc[GC_HEAPMARKED])
-        mark_bytes = mk.bytes
+        c.prev_marked = int(gc[GC_HEAPMARKED])
+        c.mark_bytes = mk.bytes
         # the pacer, before heap_marked moves on (Go's endCycle order)
-        ratio = float(_f64(h)[GC_TRIGRATIO])
-        trig = int(gc[GC_TRIGGER])
-        if stw_mode == 2:
+        c.ratio = float(_f64(h)[GC_TRIGRATIO])
+        c.trig = int(gc[GC_TRIGGER])
+        if c.stw_mode == 2:
             self.sweep_all()
-        # 4. restart, and the statistics of the cycle
-        pause2 = proc.start_the_world(sm, t1)
-        t_end = time.monotonic_ns()
+        # 4. restart
+        c.pause2 = stw.start_the_world(sm, c.t1)
+        c.t_end = time.monotonic_ns()
+
+    def _gc_end_cycle(self, c):
+        """The statistics of the cycle (MemStats, gctrace, gcpacertrace, the trace), the pacer's
+        next trigger, and the finalizer goroutine's wakeup."""
+        h, sm, mk = self.h, self.sm, self.marker
+        gc = h.gc
+        q, ctl = sm.q, sm.ctl
+        forced, t_end = c.forced, c.t_end
         mprof.flush(sm)                 # its frees and its fold, with the world running
         alloc1, heap1 = mstats.alloc_totals(h, q[ctl.sched + S_MCOUNT])
-        marked = mark_bytes + (alloc1 - alloc0)
+        marked = c.mark_bytes + (alloc1 - c.alloc0)
+        ratio, prev_marked = c.ratio, c.prev_marked
         if not forced and prev_marked > 0:
             actual = heap1 / prev_marked - 1
             gogc = int(h.hdr[H_GCPERCENT])
             ratio_next = ratio + 0.5 * ((gogc / 100) - ratio - (actual - ratio))
             if gc[GC_GCPACERTRACE]:
                 goalg = gogc / 100
-                _err(f"pacer: H_m_prev={prev_marked} h_t={go_float(ratio)} H_T={trig} h_a={go_float(actual)}"
+                _err(f"pacer: H_m_prev={prev_marked} h_t={go_float(ratio)} H_T={c.trig} h_a={go_float(actual)}"
                      f" H_a={heap1} h_g={go_float(goalg)} H_g={int(prev_marked * (1 + goalg))}"
                      f" u_a={go_float(GOAL_UTILIZATION)} u_g={go_float(GOAL_UTILIZATION)} W_a={mk.bytes}"
                      f" goalΔ={go_float(goalg - ratio)} actualΔ={go_float(actual - ratio)}"
@@ -369,11 +415,12 @@ class Collector:
         gc[GC_HEAPMARKED] = marked
         gc[GC_MARKBYTES] = mk.bytes
         gc[GC_MARKOBJS] = mk.objs
-        if stw_mode:
-            pause1, pause2 = 0, t_end - t_sweepterm
+        pause1, pause2 = c.pause1, c.pause2
+        if c.stw_mode:
+            pause1, pause2 = 0, t_end - c.t_sweepterm
         with h.lock:
             set_trigger_ratio_locked(h, ratio_next)
-        cpu = time.thread_time_ns() - cpu0
+        cpu = time.thread_time_ns() - c.cpu0
         pause = pause1 + pause2
         numgc = int(gc[GC_NUMGC])
         unix_now = time.time_ns()
@@ -381,10 +428,12 @@ class Collector:
         gc[GC_PAUSEEND + numgc % 256] = unix_now
         gc[GC_PAUSETOTAL] += pause
         gc[GC_LASTGC] = unix_now
+        nprocs = c.nprocs
+        t_sweepterm, t_mark, t_markterm = c.t_sweepterm, c.t_mark, c.t_markterm
         stwprocs = min(nprocs, len(sm.cpus))
         sweepterm_cpu = stwprocs * (t_mark - t_sweepterm)
         markterm_cpu = stwprocs * (t_end - t_markterm)
-        mark_cpu = 0 if stw_mode else cpu
+        mark_cpu = 0 if c.stw_mode else cpu
         gc[GC_MARKCPUNS] = mark_cpu
         gc[GC_MARKNS] = t_markterm - t_mark
         gc[GC_TOTALTIME] += sweepterm_cpu + mark_cpu + markterm_cpu
@@ -399,18 +448,18 @@ class Collector:
             cpus = (f"{fmt_ns_as_ms(sweepterm_cpu)}+{fmt_ns_as_ms(0)}/{fmt_ns_as_ms(mark_cpu)}/"
                     f"{fmt_ns_as_ms(0)}+{fmt_ns_as_ms(markterm_cpu)}")
             _err(f"gc {numgc + 1} @{itoa_div((t_sweepterm - int(gc[GC_STARTNS])) // 1_000_000, 3)}s {util}%: "
-                 f"{clock} ms clock, {cpus} ms cpu, {heap0 >> 20}->{heap1 >> 20}->{marked >> 20} MB, "
-                 f"{(goal & (2 ** 64 - 1)) >> 20} MB goal, {nprocs} P" + (" (forced)" if forced else "") + "\n")
+                 f"{clock} ms clock, {cpus} ms cpu, {c.heap0 >> 20}->{heap1 >> 20}->{marked >> 20} MB, "
+                 f"{(c.goal & (2 ** 64 - 1)) >> 20} MB goal, {nprocs} P" + (" (forced)" if forced else "") + "\n")
         if sm.tracing:
-            trace.ev(sm, trace.EV_GCDONE, ncycle)
+            trace.ev(sm, trace.EV_GCDONE, c.ncycle)
             trace.ev(sm, trace.EV_HEAPALLOC, heap1)
             trace.ev(sm, trace.EV_NEXTGC, int(h.hdr[H_NEXTGC]))
         self.sweep_pending = True
-        self.cycle_done = ncycle
+        self.cycle_done = c.ncycle
         self.last_end = t_end
-        if nfin:
+        if c.nfin:
             mfinal.wake_fing(sm, h)
-        if stw_mode == 2:
+        if c.stw_mode == 2:
             self._sweep_some()
 
     # ---- roots ----
@@ -451,11 +500,11 @@ class Collector:
         for mid, r, st, pid in self._m_rows():
             if q[r + M_GCSCAN] != 1 or st not in _IDLE or pid <= 0:
                 continue
-            proc._acq(sm.schedlock)
+            mstate.acq(sm.schedlock)
             claim = q[r + M_GCSCAN] == 1 and q[r + M_STATE] in _IDLE
             if claim:
                 q[r + M_GCSCAN] = 2
-            proc._rel(sm.schedlock)
+            mstate.rel(sm.schedlock)
             if claim:
                 slot = mk.slot_of_pid(pid)
                 if slot is not None:
@@ -496,12 +545,11 @@ class Collector:
     def _fatal(self, pre, msg, stopped_at=None):
         """A fatal error found by the collector: report it and end the program (the world is
         restarted first if it was stopped, so that M0 can tear down)."""
-        from ..sched import traceback as tb
         tb.write_err(pre + f"fatal error: {msg}\n")
-        proc.request_exit(self.sm, 2, proc.EXIT_FATAL)
+        mstate.request_exit(self.sm, 2, EXIT_FATAL)
         self.h.gc[GC_PHASE] = PH_OFF
         if stopped_at is not None:
-            proc.start_the_world(self.sm, stopped_at)
+            stw.start_the_world(self.sm, stopped_at)
         raise _Aborted()
 
     # ---- sweeping ----
@@ -572,7 +620,7 @@ def scavenge(h, k):
     """Return idle pages to the OS; scvg lines under gctrace (k = -1 for FreeOSMemory)."""
     released = h.scavenge()
     if h.gc[GC_GCTRACE]:
-        st = mstats.read(h)
+        st = mstats.read(h, buckhash_bytes())
         if released >> 20:
             _err(f"scvg{k}: {released >> 20} MB released\n")
         _err(f"scvg{k}: inuse: {st['HeapInuse'] >> 20}, idle: {st['HeapIdle'] >> 20}, sys: {st['HeapSys'] >> 20}, "
@@ -620,6 +668,6 @@ def read_stats(h, st):
     return st
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -6,7 +6,7 @@ Roots (what a process holds, and what sits between processes):
     `scan_own_roots`), so the table is read at an instant when its goroutines do not run.  The
     coordinator scans the tables of the Ms that held no P (idle, waiting for a P, locked, in a
     system call) while the world is stopped.  A table is scanned once per cycle; the hybrid write
-    barrier (mbarrier.py) makes rescans unnecessary, as in Go 1.9.
+    barrier (mprt/shm/mbarrier.py) makes rescans unnecessary, as in Go 1.9.
   - the control segment: heap messages and inline pointers of goroutines not yet started (G rows),
     and elements handed to parked goroutines (sudogs).  Scanned with the world stopped at both ends
     of the mark; in between, every address written there is shaded (mbarrier.shade_word).
@@ -46,10 +46,10 @@ from ..sched.ctl import (
     SG_WORDS,
 )
 from ..shm.layout import BLACK, GREY, H_ARENA_PAGES, MAXPROCS, PR_PID, PR_ROOTBYTES, PROC_WORDS, S_INUSE
+from ..shm.mbarrier import mark_index, mark_indices, shade_vec
 from ..shm.segment import Segment, shm_name
 from ..shm.sizeclasses import PAGE_SHIFT, class_to_nobjs, class_to_size
 from ..shm.types import K_STRUCT
-from .mbarrier import mark_index, mark_indices, shade_vec
 
 _size = np.array(class_to_size, dtype=np.int64)
 _STRUCT, _PTRS, _NOSCAN = "struct", "[]Ptr", "noscan"    # how an object is scanned
@@ -394,6 +394,6 @@ def object_children(h, addrs):
     return c[c != 0]
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

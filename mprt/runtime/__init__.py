@@ -7,18 +7,25 @@ import copyreg as _copyreg
 import os as _os
 import sys as _sys
 import types as _types
+from collections.abc import Callable
+from typing import Any, NoReturn
 
+from .. import settings as _settings
+from ..errors import Error
+from ..errors import Goexit as _Goexit
 from ..gc import mfinal as _mfinal
 from ..gc import mgc as _mgc
 from ..panic import Panic
 from ..sched import ctl as _ctl
 from ..sched import mprof as _mprof
+from ..sched import mstate as _mstate
 from ..sched import proc as _proc
+from ..sched import schedule as _schedule
+from ..sched import stw as _stw
 from ..sched import symtab as _symtab
 from ..sched import trace as _trace
 from ..sched import traceback as _tb
 from ..sched.ctl import S_NCPU as _S_NCPU
-from ..sched.proc import Goexit as _Goexit
 from ..shm import layout as _layout
 from ..shm import malloc as _malloc
 from ..shm import mstats as _mstats
@@ -26,38 +33,6 @@ from ..shm import mstats as _mstats
 Compiler = "gc"
 GOARCH = "amd64"
 GOOS = "linux"
-
-
-class Error(Panic):
-    """runtime.Error: the runtime's own run-time panics.  str() is Go's Error() text."""
-
-    def __init__(self, msg):
-        super().__init__(msg)
-
-    def __str__(self):
-        return f"runtime error: {self.value}"
-
-    def RuntimeError(self):   # Go's marker method
-        pass
-
-    def Error(self):
-        return str(self)
-
-
-class _PlainError(Error):
-    """A runtime error whose text has no "runtime error: " prefix (Go's plainError: send on a
-    closed channel, close of a closed channel)."""
-
-    def __str__(self):
-        return str(self.value)
-
-
-class _IndexError(Error, IndexError):
-    pass
-
-
-def _index_error():
-    return _IndexError("index out of range")
 
 
 class MemStatsBySize:
@@ -100,21 +75,21 @@ class MemStats:
                                        if f not in ("PauseNs", "PauseEnd", "BySize")) + ")"
 
 
-def ReadMemStats(m):
+def ReadMemStats(m: "MemStats") -> None:
     """Fill m (a MemStats) with the allocator's statistics as of now, from any attached process."""
     if not isinstance(m, MemStats):
         raise TypeError(f"runtime.ReadMemStats: want a *runtime.MemStats, got {type(m).__name__}")
     h = _malloc.current()
-    pm = _proc._m
+    pm = _mstate.current_m_or_none()
     if pm is not None and pm.p != _proc.NONE:
-        t0 = _proc.stop_the_world(pm, "read mem stats")
+        t0 = _stw.stop_the_world(pm, "read mem stats")
         try:
-            st = _mgc.read_stats(h, _mstats.read(h))
+            st = _mgc.read_stats(h, _mstats.read(h, _ctl.buckhash_bytes()))
         finally:
-            _proc.start_the_world(pm, t0)
-            _proc.ensure_p(pm)
+            _stw.start_the_world(pm, t0)
+            _schedule.ensure_p(pm)
     else:
-        st = _mgc.read_stats(h, _mstats.read(h))
+        st = _mgc.read_stats(h, _mstats.read(h, _ctl.buckhash_bytes()))
     for k, v in st.items():
         if k == "BySize":
             for e, (size, nm, nf) in zip(m.BySize, v):
@@ -125,57 +100,57 @@ def ReadMemStats(m):
 
 # ---- the scheduler's part of package runtime ----
 
-def GOMAXPROCS(n=0):
+def GOMAXPROCS(n: int = 0) -> int:
     """Set the number of Ps to n and return the previous setting; n <= 0 only reports it.  A change
     stops the world (Go: n is capped at 1024)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"runtime.GOMAXPROCS: {n!r} is not an integer")
-    m = _proc.current_m()
+    m = _mstate.current_m()
     return _proc.gomaxprocs(m, n)
 
 
-def NumCPU():
+def NumCPU() -> int:
     """The CPUs this process may run on (sched_getaffinity at boot, as Go)."""
-    m = _proc._m
+    m = _mstate.current_m_or_none()
     if m is not None:
         return int(m.q[m.ctl.sched + _S_NCPU])
     import os
     return len(os.sched_getaffinity(0))
 
 
-def NumGoroutine():
+def NumGoroutine() -> int:
     """Goroutines that exist now (main included, system goroutines not)."""
-    return _proc.numgoroutine(_proc.current_m())
+    return _proc.numgoroutine(_mstate.current_m())
 
 
-def Gosched():
+def Gosched() -> None:
     _proc.gosched()
 
 
-def Goexit():
+def Goexit() -> NoReturn:
     """End the calling goroutine; its finally blocks (deferred calls) run first."""
-    _proc.current_m()
+    _mstate.current_m()
     raise _Goexit()
 
 
-def LockOSThread():
+def LockOSThread() -> None:
     _proc.lock_os_thread()
 
 
-def UnlockOSThread():
+def UnlockOSThread() -> None:
     _proc.unlock_os_thread()
 
 
-def Version():
+def Version() -> str:
     return "go1.9.2"
 
 
-def GOROOT():
+def GOROOT() -> str:
     import os
     return os.environ.get("GOROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def KeepAlive(x):
+def KeepAlive(x: object) -> None:
     """Go's KeepAlive: x stays reachable up to here.  A Ptr held by a Python variable is a root
     until the variable goes, so passing it here keeps it alive up to this call, as in Go."""
     return None
@@ -183,13 +158,13 @@ def KeepAlive(x):
 
 # ---- the collector's part of package runtime ----
 
-def GC():
+def GC() -> None:
     """Run a full collection (after the one in progress, if any) and wait until its sweep is done.
     Only the calling goroutine waits."""
-    _mgc.request_and_wait(_proc.current_m())
+    _mgc.request_and_wait(_mstate.current_m())
 
 
-def SetFinalizer(obj, finalizer):
+def SetFinalizer(obj: object, finalizer: Callable[[Any], object] | None) -> None:
     """Run finalizer(obj) once obj is unreachable (see mprt/gc/mfinal.py); finalizer None removes
     it.  Bad arguments are fatal errors with Go's messages."""
     _mfinal.set_finalizer(obj, finalizer)
@@ -219,13 +194,13 @@ class Func:
         return f"<runtime.Func {self._f.name} {self._f.file}:{self._f.firstline}>"
 
 
-def FuncForPC(pc):
+def FuncForPC(pc: int) -> "Func | None":
     """The Func that pc is in, or None."""
     f = _symtab.findfunc(pc)
     return None if f is None else Func(f)
 
 
-def Caller(skip=0):
+def Caller(skip: int = 0) -> tuple[int, str, int, bool]:
     """(pc, file, line, ok) of the frame `skip` levels above the caller of Caller (0: that caller)."""
     if isinstance(skip, bool) or not isinstance(skip, int):
         raise TypeError(f"runtime.Caller: skip {skip!r} is not an integer")
@@ -250,7 +225,7 @@ def _reaches_bottom(f):
     return _symtab.is_bottom(f)
 
 
-def Callers(skip, pc):
+def Callers(skip: int, pc: list[int]) -> int:
     """Fill the list pc with the PCs of the calling goroutine's stack; skip=0 is Callers itself,
     1 its caller.  Returns how many were written (at most len(pc))."""
     if isinstance(skip, bool) or not isinstance(skip, int):
@@ -301,24 +276,24 @@ class Frames:
                 return
 
 
-def CallersFrames(callers):
+def CallersFrames(callers: list[int]) -> "Frames":
     """Frames for a list of PCs from Callers."""
     return Frames(callers)
 
 
-def Stack(buf, all=False):
+def Stack(buf: bytearray, all: bool = False) -> int:
     """Write the calling goroutine's stack (all=True: every goroutine's, on every M) into the
     bytearray buf in Go's format; returns the bytes written."""
     if not isinstance(buf, bytearray):
         raise TypeError(f"runtime.Stack: want a bytearray, got {type(buf).__name__}")
-    m = _proc.current_m()
+    m = _mstate.current_m()
     text = _tb.goroutine_stack(m, _sys._getframe(1))
     if all:
         with _StoppedWorld(m):
             level, _, _ = _tb.level_of(m.q, m.ctl.sched)
             mine = _tb.own_goroutines(m, _sys._getframe(1), level >= 2)
             mine.pop(m.curgoid, None)
-            text += _tb._others_text(m, mine, {m.curgoid})
+            text += _tb.others_text(m, mine, {m.curgoid})
     data = text.encode()
     n = min(len(buf), len(data))
     buf[:n] = data[:n]
@@ -354,12 +329,12 @@ class _StoppedWorld:
 
     def __enter__(self):
         if self.m.p != _proc.NONE:
-            self.t0 = _proc.stop_the_world(self.m, "stack trace")
+            self.t0 = _stw.stop_the_world(self.m, "stack trace")
 
     def __exit__(self, *exc):
         if self.t0 is not None:
-            _proc.start_the_world(self.m, self.t0)
-            _proc.ensure_p(self.m)
+            _stw.start_the_world(self.m, self.t0)
+            _schedule.ensure_p(self.m)
 
 
 def _all_goroutine_pcs(m):
@@ -376,17 +351,17 @@ def _all_goroutine_pcs(m):
         goid = q[r + G_GOID]
         if q[r + G_STATUS] != G_DEAD and goid > 0 and goid not in pcs:
             pcs[goid] = []
-    if _mfinal.fing_system(m.heap):       # the finalizer goroutine, waiting: a system goroutine
+    if _layout.fing_system(m.heap):       # the finalizer goroutine, waiting: a system goroutine
         slot = int(m.heap.gc[_layout.GC_FING]) - 1
         if slot >= 0:
             pcs.pop(q[ctl.g(slot) + G_GOID], None)
     return pcs
 
 
-def GoroutineProfile(p):
+def GoroutineProfile(p: list) -> tuple[int, bool]:
     """n, ok: the number of goroutines, and whether p (a list of StackRecord) was long enough to
     be filled with their stacks (the caller's first)."""
-    m = _proc.current_m()
+    m = _mstate.current_m()
     pcs = _all_goroutine_pcs(m)
     n = len(pcs)
     if n > len(p):
@@ -435,10 +410,10 @@ class BlockProfileRecord(StackRecord):
         return f"BlockProfileRecord(Count={self.Count}, Cycles={self.Cycles}, Stack0={self.Stack0!r})"
 
 
-def MemProfile(p, inuseZero):
+def MemProfile(p: list, inuseZero: bool) -> tuple[int, bool]:
     """n, ok as Go's: the heap profile's records as of the last completed cycle (see
     mprt/sched/mprof.py); p, a list, is filled when len(p) >= n."""
-    m = _proc.current_m()
+    m = _mstate.current_m()
     recs = [r for r in _mprof.mem_records(m) if inuseZero or r[2] != r[3]]
     n = len(recs)
     if n > len(p):
@@ -451,7 +426,7 @@ def MemProfile(p, inuseZero):
 
 
 def _event_profile(kind, p):
-    m = _proc.current_m()
+    m = _mstate.current_m()
     recs = _mprof.event_records(m.ctl, kind)
     n = len(recs)
     if n > len(p):
@@ -461,29 +436,29 @@ def _event_profile(kind, p):
     return n, True
 
 
-def BlockProfile(p):
+def BlockProfile(p: list) -> tuple[int, bool]:
     """n, ok: the blocking profile's records (Cycles in nanoseconds)."""
     return _event_profile(_mprof.BLOCK, p)
 
 
-def MutexProfile(p):
+def MutexProfile(p: list) -> tuple[int, bool]:
     """n, ok: the mutex contention profile's records (Cycles in nanoseconds)."""
     return _event_profile(_mprof.MUTEX, p)
 
 
-def SetBlockProfileRate(rate):
+def SetBlockProfileRate(rate: int) -> None:
     """Sample one blocking event per `rate` nanoseconds blocked (1: every event; <= 0: off)."""
     if isinstance(rate, bool) or not isinstance(rate, int):
         raise TypeError(f"runtime.SetBlockProfileRate: {rate!r} is not an integer")
-    m = _proc.current_m()
+    m = _mstate.current_m()
     m.q[m.ctl.sched + _ctl.S_BLOCKRATE] = max(rate, 0)
 
 
-def SetMutexProfileFraction(rate):
+def SetMutexProfileFraction(rate: int) -> int:
     """Report one in `rate` contention events (0: off; negative: only read).  Returns the old rate."""
     if isinstance(rate, bool) or not isinstance(rate, int):
         raise TypeError(f"runtime.SetMutexProfileFraction: {rate!r} is not an integer")
-    m = _proc.current_m()
+    m = _mstate.current_m()
     w = m.ctl.sched + _ctl.S_MUTEXRATE
     old = m.q[w]
     if rate >= 0:
@@ -491,12 +466,12 @@ def SetMutexProfileFraction(rate):
     return old
 
 
-def ThreadCreateProfile(p):
+def ThreadCreateProfile(p: list) -> tuple[int, bool]:
     """n, ok: one record per M started (the stack of the goroutine whose wakeup started it; M0's
     is empty)."""
-    m = _proc.current_m()
+    m = _mstate.current_m()
     q, ctl = m.q, m.ctl
-    n = _proc._mcount(m)
+    n = _mstate.mcount(m)
     if n > len(p):
         return n, False
     for mid in range(n):
@@ -505,12 +480,12 @@ def ThreadCreateProfile(p):
     return n, True
 
 
-def SetCPUProfileRate(hz):
+def SetCPUProfileRate(hz: int) -> None:
     """Sample the running goroutine's stack hz times a second of CPU on every M (SIGPROF); 0 stops.
     As Go's, the rate cannot change while a profile runs."""
     if isinstance(hz, bool) or not isinstance(hz, int):
         raise TypeError(f"runtime.SetCPUProfileRate: {hz!r} is not an integer")
-    m = _proc.current_m()
+    m = _mstate.current_m()
     q, s = m.q, m.ctl.sched
     hz = min(max(hz, 0), 1_000_000)
     if hz > 0 and q[s + _ctl.S_CPUHZ] > 0:
@@ -518,8 +493,8 @@ def SetCPUProfileRate(hz):
         return
     q[s + _ctl.S_CPUHZ] = hz
     q[s + _ctl.S_PROFSYNC] += 1
-    _proc.sync_prof(m)
-    _trace._signal_ms(m)
+    _stw.sync_prof(m)
+    _trace.signal_ms(m)
 
 
 def _cpu_samples(m):
@@ -532,43 +507,43 @@ def _cpu_samples(m):
     return cpu
 
 
-def CPUProfile():
+def CPUProfile() -> NoReturn:
     """Gone since Go 1.9, as in Go: it panics."""
     raise Panic("CPUProfile no longer available")
 
 
 # ---- the execution tracer (trace.go; format in mprt/sched/trace.py) ----
 
-def StartTrace():
+def StartTrace() -> None:
     """Start tracing every M; RuntimeError("tracing is already enabled") if it is on."""
-    _trace.start(_proc.current_m())
+    _trace.start(_mstate.current_m())
 
 
-def StopTrace():
+def StopTrace() -> None:
     """Stop tracing; what was traced stays readable with ReadTrace."""
-    _trace.stop(_proc.current_m())
+    _trace.stop(_mstate.current_m())
 
 
-def ReadTrace():
+def ReadTrace() -> bytes | None:
     """The next chunk of the trace (bytes); None once tracing stopped and everything was read."""
-    return _trace.read(_proc.current_m())
+    return _trace.read(_mstate.current_m())
 
 
 # ---- the rest of package runtime ----
 
-def NumCgoCall():
+def NumCgoCall() -> int:
     """Calls into foreign code so far, over every M: mprt counts each `with mprt.syscall():` block
     (the way a goroutine tells the scheduler it enters foreign, possibly blocking code, as Go's
     cgocall enters a system call).  Plain ctypes calls are not seen by the runtime."""
-    m = _proc.current_m()
+    m = _mstate.current_m()
     q, ctl = m.q, m.ctl
-    return int(sum(q[ctl.m(i) + _ctl.M_NCGOCALL] for i in range(_proc._mcount(m))))
+    return int(sum(q[ctl.m(i) + _ctl.M_NCGOCALL] for i in range(_mstate.mcount(m))))
 
 
 _cgo_hooks = {}
 
 
-def SetCgoTraceback(version, traceback, context, symbolizer):
+def SetCgoTraceback(version: int, traceback: object, context: object, symbolizer: object) -> None:
     """Go's hooks for printing foreign (C) frames.  version must be 0 (Go panics otherwise).  The
     hooks are kept but never called: a Python process cannot walk the C stack below the
     interpreter, so mprt's tracebacks show Python frames only."""
@@ -577,16 +552,16 @@ def SetCgoTraceback(version, traceback, context, symbolizer):
     _cgo_hooks.update(traceback=traceback, context=context, symbolizer=symbolizer)
 
 
-def Breakpoint():
+def Breakpoint() -> None:
     """Go's breakpoint trap.  Under a Python debugger (a trace function is set) it stops there;
     otherwise the program dies as a Go program does on SIGTRAP: `SIGTRAP: trace trap`, the
     goroutines, exit status 2."""
     if _sys.gettrace() is not None:
         breakpoint()
         return
-    m = _proc.current_m()
+    m = _mstate.current_m()
     pc = _symtab.pc_of(_sys._getframe(1))
-    _proc.fatal("", head=f"SIGTRAP: trace trap\nPC={pc:#x} m={m.id} sigcode=128\n")
+    _mstate.fatal("", head=f"SIGTRAP: trace trap\nPC={pc:#x} m={m.id} sigcode=128\n")
 
 
 class TypeAssertionError(Error):
@@ -615,7 +590,7 @@ class TypeAssertionError(Error):
 class _RuntimeModule(_types.ModuleType):
     @property
     def MemProfileRate(self):
-        m = _proc._m
+        m = _mstate.current_m_or_none()
         if m is None:
             return _boot_memprofilerate()
         return int(m.q[m.ctl.sched + _ctl.S_MEMPROFRATE])
@@ -624,16 +599,15 @@ class _RuntimeModule(_types.ModuleType):
     def MemProfileRate(self, v):
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"runtime.MemProfileRate: {v!r} is not an integer")
-        m = _proc.current_m()
+        m = _mstate.current_m()
         m.q[m.ctl.sched + _ctl.S_MEMPROFRATE] = v
         if m.heap is not None:
             m.heap.sample_left = _mprof.next_sample(v)
 
 
 def _boot_memprofilerate():
-    from ..sched.boot import MEMPROFRATE, parse_godebug
-    v = parse_godebug(_os.environ.get("GODEBUG")).get("memprofilerate")
-    return MEMPROFRATE if v is None else v
+    v = _settings.parse_godebug(_os.environ.get("GODEBUG")).get("memprofilerate")
+    return _settings.MEMPROFRATE if v is None else v
 
 
 def _reduce_module(mod):
@@ -645,6 +619,6 @@ _sys.modules[__name__].__class__ = _RuntimeModule
 _copyreg.pickle(_RuntimeModule, _reduce_module)     # goroutines that use runtime pickle it by name
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -3,6 +3,7 @@ SetGCPercent, FreeOSMemory, GCStats and ReadGCStats (the collector's)."""
 import sys
 
 from ..gc import mgc as _mgc
+from ..sched import mstate as _mstate
 from ..sched import proc as _proc
 from ..sched import traceback as _tb
 from ..sched.ctl import S_TRACEBACK as _S_TRACEBACK
@@ -14,13 +15,13 @@ def SetMaxThreads(n):
     "thread exhaustion".  mprt's control segment holds at most 10000 Ms whatever the setting."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"debug.SetMaxThreads: {n!r} is not an integer")
-    m = _proc.current_m()
+    m = _mstate.current_m()
     return _proc.set_max_threads(m, n)
 
 
 def SetTraceback(level):
     """Set GOTRACEBACK's level at run time; it can only be raised, as Go."""
-    m = _proc.current_m()
+    m = _mstate.current_m()
     q, s = m.q, m.ctl.sched
     new = _tb.parse_gotraceback(level)
     old = _tb.level_of(q, s)
@@ -30,7 +31,7 @@ def SetTraceback(level):
 
 def Stack():
     """The calling goroutine's stack, formatted as Go's (bytes)."""
-    m = _proc.current_m()
+    m = _mstate.current_m()
     f = sys._getframe(1)
     return _tb.goroutine_stack(m, f).encode()
 
@@ -46,7 +47,7 @@ def SetGCPercent(percent):
     trigger and NextGC follow at once, from the last cycle's marked heap."""
     if isinstance(percent, bool) or not isinstance(percent, int):
         raise TypeError(f"debug.SetGCPercent: {percent!r} is not an integer")
-    _proc.current_m()
+    _mstate.current_m()
     return _mgc.set_gc_percent(_malloc.current(), percent)
 
 
@@ -96,6 +97,6 @@ def ReadGCStats(stats):
             stats.PauseQuantiles = [srt[int(i * (n - 1) / (nq - 1))] if nq > 1 else srt[-1] for i in range(nq)]
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -20,7 +20,8 @@ import sys
 import time
 
 from .. import runtime
-from ..sched import proc as _proc
+from ..sched import ctl as _ctl
+from ..sched import mstate as _mstate
 from ..sched import symtab as _symtab
 from ._profile_pb import Profile as _PB
 
@@ -326,8 +327,8 @@ class _CPU:
 def StartCPUProfile(f, hz=100):
     """Profile the CPU of every M at 100 Hz until StopCPUProfile, which writes the profile to f.
     RuntimeError("cpu profiling already in use") if one is running."""
-    m = _proc.current_m()
-    if _CPU.f is not None or m.q[m.ctl.sched + runtime._ctl.S_CPUHZ]:
+    m = _mstate.current_m()
+    if _CPU.f is not None or m.q[m.ctl.sched + _ctl.S_CPUHZ]:
         raise RuntimeError("cpu profiling already in use")
     _CPU.f, _CPU.hz, _CPU.t0 = f, hz, time.time_ns()
     runtime.SetCPUProfileRate(hz)
@@ -337,7 +338,7 @@ def StopCPUProfile():
     """Stop profiling and write the profile (gzipped profile.proto) to StartCPUProfile's file."""
     if _CPU.f is None:
         return
-    m = _proc.current_m()
+    m = _mstate.current_m()
     samples = runtime._cpu_samples(m)
     f, hz, t0 = _CPU.f, _CPU.hz, _CPU.t0
     _CPU.f = None
@@ -364,6 +365,6 @@ def StopCPUProfile():
 __all__ = ["Lookup", "Profile", "Profiles", "StartCPUProfile", "StopCPUProfile", "WriteHeapProfile"]
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

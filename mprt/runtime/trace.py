@@ -10,7 +10,7 @@ import threading
 import time
 
 from .. import runtime
-from ..sched import proc as _proc
+from ..sched import mstate as _mstate
 from ..sched import trace as _trace
 
 __all__ = ["Start", "Stop"]
@@ -26,21 +26,21 @@ class _State:
 def Start(f):
     """Trace every M into f (a binary file object) until Stop."""
     runtime.StartTrace()
-    m = _proc.current_m()
+    m = _mstate.current_m()
     _State.f, _State.stop, _State.error = f, threading.Event(), None
 
     def copy():
         try:
             while not _State.stop.is_set():
-                data = _trace._drain(m)
+                data = _trace.drain(m)
                 if data:
                     f.write(data)
                 time.sleep(0.02)
         except Exception as e:          # reported by Stop
             _State.error = e
 
-    f.write(_trace._header(m))
-    _trace._reader.header_sent = True
+    f.write(_trace.header(m))
+    _trace.reader.header_sent = True
     _State.thread = threading.Thread(target=copy, name="mprt-trace", daemon=True)
     _State.thread.start()
 
@@ -67,6 +67,6 @@ def Stop():
         raise _State.error
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -18,22 +18,21 @@ locks of all its channels in lock-index order; nothing else holds two channel lo
 """
 import pickle
 import random
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
+from ..errors import Error, NoRuntime, PlainError
 from ..shm import malloc
 from ..shm.ptr import Ptr
+from ..shm.segment import Lock, shm_name
 from ..shm.types import struct
-from . import msg, proc
+from . import msg, mstate, proc, schedule, stw
 from .ctl import (
-    CHUNK,
     G_PARAM,
     G_SELDONE,
-    MAXG,
-    MAXSUDOG,
     NONE,
-    S_NSGALLOC,
-    S_SGFREE,
     SG_CASEI,
     SG_ELEMLEN,
     SG_G,
@@ -51,7 +50,7 @@ from .ctl import (
     W_SELECTNOCASES,
 )
 
-_PLAIN = msg._PLAIN
+_PLAIN = msg.PLAIN
 _dumps = pickle.dumps
 _loads = pickle.loads
 NLOCKS = 64
@@ -78,8 +77,7 @@ QCOUNT, DATAQSIZ, CLOSED, SENDX, RECVX, RECVQ, RECVQ_T, SENDQ, SENDQ_T, BUFB, BU
 
 
 def _plain_error(msg_):
-    from ..runtime import _PlainError
-    return _PlainError(msg_)
+    return PlainError(msg_)
 
 
 def objlock(m, addr):
@@ -87,7 +85,6 @@ def objlock(m, addr):
     i = (addr >> 4) % NLOCKS
     lk = m.plocks.get(("o", i))
     if lk is None:
-        from ..shm.segment import Lock, shm_name
         lk = m.plocks[("o", i)] = Lock(shm_name(m.rtid, f"lock.o{i}"))
     return lk
 
@@ -100,7 +97,7 @@ def lock_index(addr):
 
 def sudog_get(m, g):
     if not m.sgfree:
-        _refill_sgfree(m)
+        schedule.SUDOGS.refill(m, m.sgfree)
     sg = m.sgfree.pop()
     q, b = m.q, m.ctl.sg(sg)
     q[b + SG_G] = g
@@ -114,38 +111,7 @@ def sudog_get(m, g):
 
 
 def sudog_put(m, sg):
-    m.sgfree.append(sg)
-    if len(m.sgfree) > 256:
-        give = m.sgfree[128:]
-        del m.sgfree[128:]
-        q, ctl, s = m.q, m.ctl, m.ctl.sched
-        proc._acq(m.schedlock)
-        for x in give:
-            q[ctl.sg(x) + SG_NEXT] = q[s + S_SGFREE]
-            q[s + S_SGFREE] = x
-        proc._rel(m.schedlock)
-
-
-def _refill_sgfree(m):
-    q, ctl, s = m.q, m.ctl, m.ctl.sched
-    proc._acq(m.schedlock)
-    try:
-        while len(m.sgfree) < 32 and q[s + S_SGFREE] != NONE:
-            x = q[s + S_SGFREE]
-            q[s + S_SGFREE] = q[ctl.sg(x) + SG_NEXT]
-            m.sgfree.append(x)
-        if not m.sgfree:
-            n0 = q[s + S_NSGALLOC]
-            n1 = n0 + 32
-            if n1 > MAXSUDOG:
-                raise RuntimeError(f"mprt: more than {MAXSUDOG} waiting goroutines")
-            c0, c1 = (n0 + CHUNK - 1) // CHUNK * CHUNK, (n1 + CHUNK - 1) // CHUNK * CHUNK
-            if c1 > c0:
-                ctl.commit_rows("sudog", MAXG + c0, MAXG + c1, SG_WORDS)
-            q[s + S_NSGALLOC] = n1
-            m.sgfree.extend(range(MAXG + n1 - 1, MAXG + n0 - 1, -1))
-    finally:
-        proc._rel(m.schedlock)
+    schedule.SUDOGS.put(m, m.sgfree, sg)
 
 
 def enqueue(m, hq, w, sg, obj):
@@ -199,13 +165,13 @@ def dequeue(m, hq, w):
         q[b + SG_NEXT] = NONE
         if not q[b + SG_ISSELECT]:
             return sg
-        proc._acq(m.schedlock)
+        mstate.acq(m.schedlock)
         gr = ctl.g(q[b + SG_G])
         won = not q[gr + G_SELDONE]
         if won:
             q[gr + G_SELDONE] = 1
             q[gr + G_PARAM] = sg
-        proc._rel(m.schedlock)
+        mstate.rel(m.schedlock)
         if won:
             return sg
 
@@ -254,11 +220,11 @@ class Chan:
         self._hq = self._h.mvq
 
     @property
-    def cap(self):
+    def cap(self) -> int:
         here(self)
         return self._hq[self._w + DATAQSIZ]
 
-    def __len__(self):
+    def __len__(self) -> int:
         here(self)
         return self._hq[self._w + QCOUNT]
 
@@ -269,7 +235,7 @@ class Chan:
         return hash(("chan", self._a))
 
     def __repr__(self):
-        m = proc._m
+        m = mstate.current_m_or_none()
         if m is None or m.heap is not self._h:
             return f"<mprt.Chan {self._a:#x} of ended runtime {self._h.rtid}>"
         return f"<mprt.Chan {self._a:#x} cap={self.cap}>"
@@ -277,14 +243,14 @@ class Chan:
     def __reduce__(self):
         return (Chan, (self._p,))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         while True:
             v, ok = self.recv2()
             if not ok:
                 return
             yield v
 
-    def send(self, v):
+    def send(self, v: object) -> None:
         m = here(self)
         if type(v) in _PLAIN:
             data, ptrs = _dumps(v, 5), ()
@@ -293,25 +259,25 @@ class Chan:
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
-        proc._acq(lk)
+        mstate.acq(lk)
         if hq[w + CLOSED]:
-            proc._rel(lk)
+            mstate.rel(lk)
             raise _plain_error("send on closed channel")
         q = m.q
         if hq[w + RECVQ]:
             sg = dequeue(m, hq, w + RECVQ)
             if sg != NONE:
                 g = _give(m, sg, data, ptrs)
-                proc._rel(lk)
+                mstate.rel(lk)
                 proc.ready(m, g)
-                proc.check_safepoint(m)
+                stw.check_safepoint(m)
                 return
         n = hq[w + QCOUNT]
         if n < hq[w + DATAQSIZ]:
             _buf_put(m.heap, hq, w, data, ptrs)
             hq[w + QCOUNT] = n + 1
-            proc._rel(lk)
-            proc.check_safepoint(m)
+            mstate.rel(lk)
+            stw.check_safepoint(m)
             return
         b = own_sudog(m)
         msg.put(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8, SG_INLINE_BYTES, data, ptrs)
@@ -325,20 +291,20 @@ class Chan:
         self._lk = objlock(m, self._a)
         return self._lk
 
-    def recv(self):
+    def recv(self) -> Any:
         return self.recv2()[0]
 
-    def recv2(self):
+    def recv2(self) -> tuple[Any, bool]:
         m = here(self)
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
-        proc._acq(lk)
+        mstate.acq(lk)
         q = m.q
         if hq[w + SENDQ] or hq[w + QCOUNT] or hq[w + CLOSED]:
             raw, ok = _recv_locked(m, m.heap, hq, w)
-            proc._rel(lk)
-            proc.check_safepoint(m)
+            mstate.rel(lk)
+            stw.check_safepoint(m)
             if not ok:
                 return None, False
             return (_loads(raw) if type(raw) is bytes else msg.decode(raw)), True
@@ -353,14 +319,14 @@ class Chan:
             return _loads(m.mv8[o:o + n]), True
         return msg.load(m.mv8, q, b + SG_ELEMLEN, (b + SG_INLINE) * 8), True
 
-    def close(self):
+    def close(self) -> None:
         m = here(self)
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
-        proc._acq(lk)
+        mstate.acq(lk)
         if hq[w + CLOSED]:
-            proc._rel(lk)
+            mstate.rel(lk)
             raise _plain_error("close of closed channel")
         hq[w + CLOSED] = 1
         wake = []
@@ -372,10 +338,10 @@ class Chan:
                 b = m.ctl.sg(sg)
                 m.q[b + SG_SUCCESS] = 0
                 wake.append(m.q[b + SG_G])
-        proc._rel(lk)
+        mstate.rel(lk)
         for g in wake:
             proc.ready(m, g)
-        proc.check_safepoint(m)
+        stw.check_safepoint(m)
 
 
 def _recv_locked(m, h, hq, w):
@@ -434,14 +400,13 @@ def _buf_take(h, hq, w):
     return raw
 
 
-def make_chan(cap=0):
+def make_chan(cap: int = 0) -> Chan:
     """mprt.chan(cap): a channel with a buffer of cap elements."""
-    proc.current_m()
+    mstate.current_m()
     if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)):
         raise TypeError(f"mprt.chan: capacity {cap!r} is not an integer")
     cap = int(cap)
     if cap < 0 or cap * SLOT > (1 << 40):
-        from ..runtime import Error
         raise Error("makechan: size out of range")
     p = malloc.new(hchan, safepoint=False)
     h = malloc.current()
@@ -467,7 +432,7 @@ RECV, SEND, DEFAULT = 0, 1, 2
 def here(obj):
     """The current M, where obj (a channel or sync object) belongs to the runtime running in this
     process: the one owner check of every operation on them."""
-    m = proc._m
+    m = mstate.current_m_or_none()
     if m is None or m.heap is not obj._h:
         foreign(obj, m)
     return m
@@ -476,7 +441,6 @@ def here(obj):
 def foreign(obj, m):
     """A channel or sync object used where its runtime is not running: with no runtime in this
     process, or in a later one (its heap has ended: the same address is another object now)."""
-    from ..shm.malloc import NoRuntime
     what = f"{type(obj).__name__} {obj._a:#x} of runtime {obj._h.rtid}"
     if m is None:
         raise NoRuntime(f"mprt: {what} used with no runtime running in this process (its runtime has ended)")
@@ -502,9 +466,9 @@ def _parse(cases):
     return out, dflt
 
 
-def select(*cases):
+def select(*cases: object) -> tuple[int, Any]:
     """Go's select: (index of the case that ran, value received or None)."""
-    m = proc.current_m()
+    m = mstate.current_m()
     if not cases:
         proc.park(W_SELECTNOCASES)      # select {}: blocks forever
         raise AssertionError("unreachable")
@@ -520,11 +484,11 @@ def select(*cases):
     locks = sorted({lock_index(parsed[i][1]._a) for i in order})
     lks = [objlock(m, i << 4) for i in locks]
     for lk in lks:
-        proc._acq(lk)
+        mstate.acq(lk)
 
     def unlock_all():
         for lk in reversed(lks):
-            proc._rel(lk)
+            mstate.rel(lk)
 
     for i in order:
         kind, ch, _ = parsed[i]
@@ -552,7 +516,7 @@ def select(*cases):
                 return i, None
     if dflt >= 0:
         unlock_all()
-        proc.check_safepoint(m)
+        stw.check_safepoint(m)
         return dflt, None
     # wait on every channel
     g = m.curg
@@ -575,7 +539,7 @@ def select(*cases):
         sgs.append((sg, kind, ch))
     proc.park(W_SELECT, unlock_all)
     for lk in lks:
-        proc._acq(lk)
+        mstate.acq(lk)
     win = q[ctl.g(g) + G_PARAM]
     res = None
     for sg, kind, ch in sgs:
@@ -599,6 +563,8 @@ def select(*cases):
     return i, val
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+msg.register_handle_type(Chan)
+
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

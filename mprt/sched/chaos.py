@@ -18,7 +18,7 @@ raises the odds of the same failure rather than reproducing it exactly.
 import random
 
 from ..shm.layout import GC_FORCEDREQ, GC_STARTED, MAXP
-from . import proc
+from . import mstate, proc
 from .ctl import M_PID, M_PREEMPT, NONE, P_M, P_RUNNING, P_STATUS, S_EXIT, S_GOMAXPROCS
 
 CHAOS_ROUND_S = 0.001
@@ -50,7 +50,7 @@ class Chaos:
             mid = q[b + P_M]
             if q[b + P_STATUS] == P_RUNNING and mid != NONE:
                 q[ctl.m(mid) + M_PREEMPT] = 1
-                proc._signal_pids([q[ctl.m(mid) + M_PID]])
+                mstate.signal_pids([q[ctl.m(mid) + M_PID]])
                 self.events["preempt"] += 1
         elif x < P_PREEMPT + P_GC:
             gc = sm.heap.gc
@@ -73,6 +73,6 @@ class Chaos:
             self.events["procs"] += 1
 
 
-from ..shm import codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass  # noqa: E402  (last: marks every function above)
 
 codeclass.mark(__name__, codeclass.RUNTIME)

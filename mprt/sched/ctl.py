@@ -35,9 +35,6 @@ import numpy as np
 
 from ..shm.layout import MAXP
 from ..shm.segment import Segment
-from .mprof import BK_WORDS, NBUCKET, NBUCKHASH, NPROFOBJ, PO_WORDS
-from .symtab import FT_WORDS, FUNCBYTES, NFUNC
-from .trace import NTRACEBUF, TRACEBUF_WORDS
 
 WORD = 8
 MAXM = 10000            # Go's default thread limit; debug.SetMaxThreads cannot raise it past this
@@ -49,6 +46,18 @@ NSITES = 1 << 15
 SITEBYTES = 1 << 21
 NPAUSE = 256
 NONE = -1
+
+# the sizes of the regions that symtab.py, mprof.py and trace.py keep here
+NFUNC = 1 << 14                      # functions per runtime
+FUNCBYTES = 1 << 21
+FT_WORDS = 4                         # a functab row: hash, offset, length, flags
+NBUCKET = 4096                       # profile buckets
+BK_WORDS = 64
+NBUCKHASH = 8192
+NPROFOBJ = 1 << 16                   # sampled heap objects
+PO_WORDS = 3                         # a profobj row: address, bucket, mark byte index
+NTRACEBUF = 65                       # trace rings: the coordinator + Ms 0..63 (a later M's events are not traced)
+TRACEBUF_WORDS = 1 << 17             # 1 MiB each: 32766 events
 
 # ---- sched header words ----
 S_GOMAXPROCS = 0
@@ -293,6 +302,11 @@ def _region_bytes(r):
     raise KeyError(r)
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+def buckhash_bytes():
+    """MemStats.BuckHashSys: the profiling tables' share of the control segment."""
+    return sum(_region_bytes(r) for r in ("functab", "funcbytes", "buckets", "buckhash", "profobj"))
+
+
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

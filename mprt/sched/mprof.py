@@ -34,13 +34,23 @@ import sys
 
 import numpy as np
 
-from .symtab import callers, findfunc
+from ..shm import malloc as _malloc
+from ..shm.layout import WHITE
+from ..shm.mbarrier import mark_index
+from . import mstate, stw
+from . import symtab as _symtab
+from .ctl import (
+    BK_WORDS,
+    NBUCKET,
+    NBUCKHASH,
+    NPROFOBJ,
+    PO_WORDS,
+    S_MEMPROFRATE,
+    S_NBUCKET,
+    S_NPROFOBJ,
+    S_PROFCYCLE,
+)
 
-NBUCKET = 4096
-BK_WORDS = 64
-NBUCKHASH = 8192
-NPROFOBJ = 1 << 16
-PO_WORDS = 3              # a profobj row: address, bucket, mark byte index
 MAXSTACK = 32
 (BK_TYPE, BK_HASH, BK_NSTK, BK_SIZE) = range(4)
 BK_C = 4               # counters: mem: active (allocs, frees, alloc_bytes, free_bytes), future[3] x 4;
@@ -57,10 +67,10 @@ def reset():
 def user_stack(frame, limit=MAXSTACK, keep_api=True):
     """PCs from frame outwards, leading runtime frames dropped but the last (the API call) when
     keep_api."""
-    pcs = callers(frame, MAXSTACK + 16)
+    pcs = _symtab.callers(frame, MAXSTACK + 16)
     i = 0
     while i + (1 if keep_api else 0) < len(pcs):
-        f = findfunc(pcs[i + (1 if keep_api else 0)])
+        f = _symtab.findfunc(pcs[i + (1 if keep_api else 0)])
         if f is None or not f.runtime:
             break
         i += 1
@@ -77,14 +87,12 @@ def bucket(m, kind, pcs, size=0, locked=False):
     b = _cache.get(key)
     if b is not None:
         return b
-    from .ctl import S_NBUCKET
-    from .proc import _acq, _rel
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     hv = _hash(kind, size, pcs)
     hb = ctl.base["buckhash"]
     bb = ctl.base["buckets"]
     if not locked:
-        _acq(m.proflock)
+        mstate.acq(m.proflock)
     try:
         i = hv % NBUCKHASH
         while True:
@@ -110,14 +118,13 @@ def bucket(m, kind, pcs, size=0, locked=False):
             b = n
     finally:
         if not locked:
-            _rel(m.proflock)
+            mstate.rel(m.proflock)
     _cache[key] = b
     return b
 
 
 def buckets(ctl, kind):
     """[(row index, row view)] of every bucket of this kind (a snapshot of the counters)."""
-    from .ctl import S_NBUCKET
     n = ctl.q[ctl.sched + S_NBUCKET]
     bb = ctl.base["buckets"]
     rows = ctl.words[bb:bb + n * BK_WORDS].reshape(n, BK_WORDS).copy()
@@ -141,9 +148,7 @@ def next_sample(rate):
 
 def profilealloc(h, a, size):
     """The allocator's countdown ran out: draw the next one, and sample this object."""
-    from . import proc
-    from .ctl import S_ATTN, S_MEMPROFRATE
-    m = proc._m
+    m = mstate.current_m_or_none()
     if m is None or m.row is None:
         h.sample_left = 1 << 62
         return
@@ -157,23 +162,20 @@ def profilealloc(h, a, size):
     # meanwhile waits for the heap code around us to return (proc._stop_after).
     m.locks += 1
     try:
-        _profilealloc(m, a, size, sys._getframe(2))
+        _profilealloc(m, a, size, sys._getframe())     # user_stack drops the runtime's frames
     finally:
         m.locks -= 1
-        if m.sigpending and not m.locks and not m.in_gcstop and m.q[m.ctl.sched + S_ATTN]:
-            proc.pending_stop(m, sys._getframe(1))      # the heap code around us: stop when it returns
+        if mstate.stop_pending(m):
+            stw.pending_stop(m, sys._getframe(1))      # the heap code around us: stop when it returns
 
 
 def _profilealloc(m, a, size, frame):
-    from ..gc.mbarrier import mark_index
-    from .ctl import S_NPROFOBJ, S_PROFCYCLE
     q, ctl, s = m.q, m.ctl, m.ctl.sched
-    pcs = user_stack(frame, keep_api=False) or callers(frame, MAXSTACK)
+    pcs = user_stack(frame, keep_api=False) or _symtab.callers(frame, MAXSTACK)
     b = bucket(m, MEM, pcs, size)
     if b < 0:
         return
-    from .proc import _acq, _rel
-    _acq(m.proflock)
+    mstate.acq(m.proflock)
     n = q[s + S_NPROFOBJ]
     if n < NPROFOBJ:
         o = ctl.base["profobj"] + PO_WORDS * n
@@ -182,7 +184,7 @@ def _profilealloc(m, a, size, frame):
         r = ctl.base["buckets"] + b * BK_WORDS + BK_C + 4 + 4 * ((q[s + S_PROFCYCLE] + 2) % 3)
         q[r] += 1
         q[r + 2] += size
-    _rel(m.proflock)
+    mstate.rel(m.proflock)
 
 
 def _fold(rows, c):
@@ -195,30 +197,25 @@ def _fold(rows, c):
 def mark_termination(sm, h):
     """The coordinator, world stopped, marks final: Go's mProf_NextCycle, and the mark bytes of the
     sampled objects, for `flush` to read once the world runs (the sweep reuses what is white)."""
-    from .ctl import S_NPROFOBJ, S_PROFCYCLE
-    from .proc import _acq, _rel
     q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
-    _acq(sm.proflock)
+    mstate.acq(sm.proflock)
     c = q[s + S_PROFCYCLE] = q[s + S_PROFCYCLE] + 1
     n = q[s + S_NPROFOBJ]
     po = ctl.base["profobj"]
     marks = h.hu8n[ctl.words[po + 2:po + PO_WORDS * n:PO_WORDS]]
-    _rel(sm.proflock)
+    mstate.rel(sm.proflock)
     sm.prof_pending = (c, n, marks)
 
 
 def flush(sm):
     """After the restart: the frees that mark_termination's copy shows, and the fold of cycles C and
     C+1 into active.  Objects sampled since the restart lie past the first n rows and stay."""
-    from ..shm.layout import WHITE
-    from .ctl import S_NBUCKET, S_NPROFOBJ
-    from .proc import _acq, _rel
     pending, sm.prof_pending = sm.prof_pending, None
     if pending is None:
         return
     c, n, marks = pending
     q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
-    _acq(sm.proflock)
+    mstate.acq(sm.proflock)
     try:
         nb = q[s + S_NBUCKET]
         bb = ctl.base["buckets"]
@@ -244,15 +241,13 @@ def flush(sm):
             _fold(sub, c + 1)
             rows[mem] = sub
     finally:
-        _rel(sm.proflock)
+        mstate.rel(sm.proflock)
 
 
 def mem_records(m):
     """[(allocs, frees, alloc_bytes, free_bytes, stack)] as MemProfile reports them."""
-    from .ctl import S_NBUCKET
-    from .proc import _acq, _rel
     q, ctl, s = m.q, m.ctl, m.ctl.sched
-    _acq(m.proflock)
+    mstate.acq(m.proflock)
     try:
         nb = q[s + S_NBUCKET]
         bb = ctl.base["buckets"]
@@ -266,7 +261,7 @@ def mem_records(m):
             rows[mem] = sub
         out = [(int(r[BK_C]), int(r[BK_C + 1]), int(r[BK_C + 2]), int(r[BK_C + 3]), stack_of(r)) for r in sub]
     finally:
-        _rel(m.proflock)
+        mstate.rel(m.proflock)
     return out
 
 
@@ -278,17 +273,16 @@ def blocksampled(rate, t):
 
 def record_event(m, kind, t, frame):
     """One blocking (or contention) event of t ns, stack from `frame` outwards."""
-    from .proc import _acq, _rel
     pcs = user_stack(frame)
     b = bucket(m, kind, pcs)
     if b < 0:
         return
     r = m.ctl.base["buckets"] + b * BK_WORDS + BK_C
     q = m.q
-    _acq(m.proflock)
+    mstate.acq(m.proflock)
     q[r] += 1
     q[r + 1] += max(t, 1)
-    _rel(m.proflock)
+    mstate.rel(m.proflock)
 
 
 def event_records(ctl, kind):
@@ -303,6 +297,9 @@ def thread_stack(ctl, b):
     return stack_of(np.asarray(ctl.words[r:r + BK_WORDS]))
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+_malloc.set_profile_hook(profilealloc)
+
+
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -4,7 +4,7 @@ A value is pickled once by the sender.  Where it lands is a *slot*: a length wor
 and some inline bytes, in a G row (the payload of a goroutine not yet started), a sudog (an element
 handed to a parked goroutine) or a channel's buffer (a heap object).  A short pickle that carries no
 heap pointer sits inline (length >= 0).  Every heap message address written to or taken from a
-slot is shaded while the collector marks (mprt/gc/mbarrier.py): slots move pointers between
+slot is shaded while the collector marks (mprt/shm/mbarrier.py): slots move pointers between
 processes, so they take the write barrier's both halves.  Anything else is a heap message (length -1, the address
 word set): a pointer slice [bytes, p1, ..., pk] whose element 0 is a uint8 slice holding the pickle
 and whose other elements are the heap objects the value points to, so the collector finds them by
@@ -29,11 +29,11 @@ import types
 import numpy as np
 from cloudpickle import cloudpickle as _cp
 
-from ..gc.mbarrier import shade_word
 from ..shm import malloc
-from ..shm.ptr import Ptr, _Pickler, loads
+from ..shm.mbarrier import shade_word
+from ..shm.ptr import HeapPickler, Ptr, loads
 
-_PLAIN = frozenset((int, float, str, bytes, type(None), bool))
+PLAIN = frozenset((int, float, str, bytes, type(None), bool))
 HEAP = -1
 
 
@@ -46,9 +46,9 @@ def _code_reduce(co):
     return fn, args
 
 
-class _PtrPickler(_Pickler):
+class _PtrPickler(HeapPickler):
     # a live view: reducers registered later with copyreg (mprt.runtime's module type) count too
-    dispatch_table = collections.ChainMap({types.CodeType: _code_reduce}, _Pickler.dispatch_table)
+    dispatch_table = collections.ChainMap({types.CodeType: _code_reduce}, HeapPickler.dispatch_table)
 
     def __init__(self, f):
         super().__init__(f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -63,7 +63,7 @@ class _PtrPickler(_Pickler):
 
 def encode(v, what):
     """(pickle bytes, Ptrs it carries).  Raises TypeError naming `what` if v cannot be pickled."""
-    if type(v) in _PLAIN:
+    if type(v) in PLAIN:
         return pickle.dumps(v, pickle.HIGHEST_PROTOCOL), ()
     f = io.BytesIO()
     p = _PtrPickler(f)
@@ -99,7 +99,7 @@ def store_message(words, i, data, ptrs):
     form of put_heap)."""
     hnd = _new_message(data, ptrs)
     a = hnd._a
-    shade_word(malloc._cur, a)
+    shade_word(malloc.current_or_none(), a)
     words[i] = a
     if _check is not None:
         _check.made(a)
@@ -130,7 +130,7 @@ def take(mv8, q, lenw, inline_off):
 def take_heap(q, lenw):
     """Take the heap message out of a slot: a handle is made before the slot lets go."""
     a = q[lenw + 1]
-    h = malloc._cur
+    h = malloc.current_or_none()
     if _check is not None:
         _check.taking(a)
     hnd = h.slice_type(Ptr).make(a)
@@ -151,7 +151,7 @@ def put_raw(mv8, q, lenw, inline_off, inline_cap, raw):
         put_heap(q, lenw, raw, ())
         return
     a = raw._a
-    shade_word(malloc._cur, a)
+    shade_word(malloc.current_or_none(), a)
     q[lenw + 1] = a
     q[lenw] = HEAP
     if _check is not None:
@@ -182,12 +182,12 @@ def drop(q, lenw):
 def forget(a):
     """A message's address leaves a word the collector may not have scanned yet: shade it (the
     deletion half of the barrier); the sweeper frees it in a later cycle."""
-    shade_word(malloc._cur, a)
+    shade_word(malloc.current_or_none(), a)
 
 
 def decode_addr(a):
     """The value of heap message a, read from a word the caller holds locked (the finalizer queue)."""
-    return decode(malloc._cur.slice_type(Ptr).make(a))
+    return decode(malloc.current_or_none().slice_type(Ptr).make(a))
 
 
 # ---- goroutine payloads: (fn, args, kwargs) ----
@@ -198,24 +198,36 @@ def decode_addr(a):
 # that were started with the same function share one function object, as Go's goroutines share
 # a closure.
 
-_FN_CACHE = {}
+FN_CACHE = {}
 _FN_DEC = {}
+
+
+def reset():
+    """Forget the cached function pickles: their handles belong to the runtime that ended."""
+    FN_CACHE.clear()
+    _FN_DEC.clear()
 _CACHE_MAX = 1024
 
 
-_NOCACHE = object()
+NOCACHE = object()
+_handle_types = ()       # classes whose bound methods pickle as (handle, function name): Chan, the sync objects
+
+
+def register_handle_type(cls):
+    """A class of runtime handles (chan.py and sema.py register theirs at import): a goroutine started
+    with one of its bound methods caches the method's pickle as a plain function's."""
+    global _handle_types
+    _handle_types = (*_handle_types, cls)
 
 
 def _cacheable(fn):
-    from ..sched.chan import Chan
-    from ..sched.sema import _SemaObject
     t = type(fn)
     if t is types.FunctionType:
         return _cp._should_pickle_by_reference(fn)
     if t is types.BuiltinFunctionType:
         # a module's function (sys.exit) pickles by name; a bound one ([].append) carries its object
         return fn.__self__ is None or isinstance(fn.__self__, types.ModuleType)
-    if t is types.MethodType and isinstance(fn.__self__, (Chan, _SemaObject)):
+    if t is types.MethodType and isinstance(fn.__self__, _handle_types):
         return _cp._should_pickle_by_reference(fn.__func__)
     return False
 
@@ -225,19 +237,19 @@ def encode_fn(fn, what):
     # a method's key holds its handle's id; the entry holds the handle, so the id stays its own
     key = (fn.__func__, id(fn.__self__)) if type(fn) is types.MethodType else fn
     try:
-        ent = _FN_CACHE.get(key)
+        ent = FN_CACHE.get(key)
     except TypeError:      # an unhashable callable
         return encode(fn, what)
-    if ent is not None and ent is not _NOCACHE:
+    if ent is not None and ent is not NOCACHE:
         return ent[0], ent[1]
     if ent is None:
-        if len(_FN_CACHE) >= _CACHE_MAX:
-            _FN_CACHE.clear()
+        if len(FN_CACHE) >= _CACHE_MAX:
+            FN_CACHE.clear()
         if not _cacheable(fn):
-            _FN_CACHE[key] = _NOCACHE
+            FN_CACHE[key] = NOCACHE
             return encode(fn, what)
         b, ptrs = encode(fn, what)
-        ent = _FN_CACHE[key] = (b, ptrs, getattr(fn, "__self__", None))
+        ent = FN_CACHE[key] = (b, ptrs, getattr(fn, "__self__", None))
         return b, ptrs
     return encode(fn, what)
 
@@ -256,7 +268,7 @@ def heap_bytes(hnd):
     """The pickle inside the heap message of handle hnd."""
     if _check is not None:
         _check.reading(hnd._a)
-    h = malloc._cur
+    h = malloc.current_or_none()
     b = h.mvq[hnd._a >> 3]          # reachable from the message, which the handle roots
     blen = h.mvq[(h.object_end(b) - 8) >> 3]
     return bytes(h.arena_u8[b:b + blen])
@@ -273,6 +285,6 @@ def set_check(checker):
     _check = checker
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

@@ -22,7 +22,7 @@ import numpy as np
 from ..shm import malloc
 from ..shm.layout import GC_NUMGC, GC_PHASE
 from ..shm.ptr import Ptr
-from . import proc
+from . import mstate
 from .ctl import NONE
 
 MAGIC = 0x6D73_6763_6865_636B      # "msgcheck"
@@ -39,8 +39,8 @@ class MsgCheck:
         self.serial = 0
 
     def _who(self):
-        m = proc._m
-        h = malloc._cur
+        m = mstate.current_m_or_none()
+        h = malloc.current_or_none()
         mid = m.id if m is not None else NONE
         goid = m.curgoid if m is not None and m.curg != NONE else 0
         return mid, goid, int(h.gcq[GC_PHASE]), int(h.gcq[GC_NUMGC])
@@ -58,7 +58,7 @@ class MsgCheck:
 
     def _hist_words(self, a):
         """(history word index, None) of message a, or (None, why) when a is not one."""
-        h = malloc._cur
+        h = malloc.current_or_none()
         if not a or not bool(h.valid_objects(np.array([a]))[0]):
             return None, "is not an allocated object (freed by the sweeper, or never a message)"
         if h.tid_at(a) != h.slice_type(Ptr).tid:
@@ -70,7 +70,7 @@ class MsgCheck:
         return hs >> 3, None
 
     def _throw(self, a, what, w=None):
-        h = malloc._cur
+        h = malloc.current_or_none()
         lines = [f"msgcheck: heap message {a:#x} {what}"]
         if w is not None:
             q = h.mvq
@@ -82,14 +82,14 @@ class MsgCheck:
                              f"{q[w + H_TAKEN_CYCLE]} (mark {PHASES.get(q[w + H_TAKEN_PHASE], '?')})")
         mid, goid, phase, cycle = self._who()
         lines.append(f"  now M{mid} goroutine {goid} in GC cycle {cycle} (mark {PHASES.get(phase, '?')})")
-        proc.fatal(lines[0], head="fatal error: " + "\n".join(lines) + "\n")
+        mstate.fatal(lines[0], head="fatal error: " + "\n".join(lines) + "\n")
 
     def made(self, a, moved=False):
         if moved:
             w, why = self._hist_words(a)
             if w is None:
                 self._throw(a, "moved into a slot " + why)
-            q = malloc._cur.mvq
+            q = malloc.current_or_none().mvq
             q[w + H_TAKEN_M] = NONE
             q[w + H_MOVES] += 1
 
@@ -97,7 +97,7 @@ class MsgCheck:
         w, why = self._hist_words(a)
         if w is None:
             self._throw(a, "taken from a slot " + why)
-        q = malloc._cur.mvq
+        q = malloc.current_or_none().mvq
         if q[w + H_TAKEN_M] != NONE:
             self._throw(a, "taken twice (two owners: one of them would free or read it after the other)", w)
         mid, goid, phase, cycle = self._who()
@@ -109,6 +109,6 @@ class MsgCheck:
             self._throw(a, "read " + why)
 
 
-from ..shm import codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass  # noqa: E402  (last: marks every function above)
 
 codeclass.mark(__name__, codeclass.HEAP)

@@ -16,7 +16,7 @@ import numpy as np
 from ..panic import Panic
 from ..shm import malloc
 from ..shm.types import struct
-from . import chan, mprof, proc
+from . import chan, mprof, msg, mstate, proc, stw
 from .ctl import G_WAITSINCE, NONE, S_MUTEXRATE, SG_G, W_SEMACQUIRE
 
 
@@ -30,12 +30,12 @@ class semaobj:
 STATE, WAITQ = 0, 1
 
 
-class _SemaObject:
+class SemaObject:
     __slots__ = ("_p", "_a", "_w", "_h")
 
     def __init__(self, p=None):
         if p is None:
-            proc.current_m()
+            mstate.current_m()
             p = malloc.new(semaobj, safepoint=False)
         self._p = p
         self._a = p.addr
@@ -58,22 +58,22 @@ class _SemaObject:
         proc.park(W_SEMACQUIRE, lk)
 
 
-class WaitGroup(_SemaObject):
+class WaitGroup(SemaObject):
     """sync.WaitGroup: add(n), done(), wait()."""
 
     __slots__ = ()
 
-    def add(self, delta):
+    def add(self, delta: int) -> None:
         if isinstance(delta, bool) or not isinstance(delta, (int, np.integer)):
             raise TypeError(f"sync.WaitGroup.add: delta {delta!r} is not an integer")
         m = chan.here(self)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
-        proc._acq(lk)
+        mstate.acq(lk)
         v = hq[self._w + STATE] + int(delta)
         hq[self._w + STATE] = v
         if v < 0:
-            proc._rel(lk)
+            mstate.rel(lk)
             raise Panic("sync: negative WaitGroup counter")
         wake = []
         if v == 0:
@@ -82,34 +82,34 @@ class WaitGroup(_SemaObject):
                 if sg == NONE:
                     break
                 wake.append(m.q[m.ctl.sg(sg) + SG_G])
-        proc._rel(lk)
+        mstate.rel(lk)
         for g in wake:
             proc.ready(m, g)
-        proc.check_safepoint(m)
+        stw.check_safepoint(m)
 
-    def done(self):
+    def done(self) -> None:
         m = chan.here(self)
         hq = m.heap.mvq
         w = self._w
         lk = chan.objlock(m, self._a)
-        proc._acq(lk)
+        mstate.acq(lk)
         v = hq[w + STATE] - 1
         hq[w + STATE] = v
         if v > 0:
-            proc._rel(lk)
-            proc.check_safepoint(m)
+            mstate.rel(lk)
+            stw.check_safepoint(m)
             return
         hq[w + STATE] = v + 1
-        proc._rel(lk)
+        mstate.rel(lk)
         self.add(-1)       # reaching zero (or below): the general path
 
-    def wait(self):
+    def wait(self) -> None:
         m = chan.here(self)
         lk = chan.objlock(m, self._a)
-        proc._acq(lk)
+        mstate.acq(lk)
         if m.heap.mvq[self._w + STATE] == 0:
-            proc._rel(lk)
-            proc.check_safepoint(m)
+            mstate.rel(lk)
+            stw.check_safepoint(m)
             return
         self._wait_locked(m, lk)
 
@@ -117,44 +117,44 @@ class WaitGroup(_SemaObject):
         return f"<sync.WaitGroup {self._a:#x}>"
 
 
-class Mutex(_SemaObject):
+class Mutex(SemaObject):
     """sync.Mutex: lock(), unlock(); a context manager."""
 
     __slots__ = ()
 
-    def lock(self):
+    def lock(self) -> None:
         m = chan.here(self)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
-        proc._acq(lk)
+        mstate.acq(lk)
         if hq[self._w + STATE] == 0:
             hq[self._w + STATE] = 1
-            proc._rel(lk)
-            proc.check_safepoint(m)
+            mstate.rel(lk)
+            stw.check_safepoint(m)
             return
         self._wait_locked(m, lk)     # woken owning the mutex
 
-    def unlock(self):
+    def unlock(self) -> None:
         m = chan.here(self)
         hq = m.heap.mvq
         lk = chan.objlock(m, self._a)
-        proc._acq(lk)
+        mstate.acq(lk)
         if hq[self._w + STATE] == 0:
-            proc._rel(lk)
-            proc.fatal("sync: unlock of unlocked mutex")
+            mstate.rel(lk)
+            mstate.fatal("sync: unlock of unlocked mutex")
         sg = chan.dequeue(m, hq, self._w + WAITQ)
         if sg == NONE:
             hq[self._w + STATE] = 0
-            proc._rel(lk)
+            mstate.rel(lk)
         else:
             g = m.q[m.ctl.sg(sg) + SG_G]
-            proc._rel(lk)
+            mstate.rel(lk)
             rate = m.q[m.ctl.sched + S_MUTEXRATE]
             if rate > 0 and random.randrange(rate) == 0:
-                t = proc._nanotime() - m.q[m.ctl.g(g) + G_WAITSINCE]
+                t = mstate.nanotime() - m.q[m.ctl.g(g) + G_WAITSINCE]
                 mprof.record_event(m, mprof.MUTEX, t, sys._getframe(0))
             proc.ready(m, g)
-        proc.check_safepoint(m)
+        stw.check_safepoint(m)
 
     def __enter__(self):
         self.lock()
@@ -167,6 +167,8 @@ class Mutex(_SemaObject):
         return f"<sync.Mutex {self._a:#x}>"
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+msg.register_handle_type(SemaObject)
+
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

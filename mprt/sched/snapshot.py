@@ -4,7 +4,7 @@ each word consistent, the whole not necessarily so."""
 import os
 import threading
 
-from . import proc
+from . import mstate, proc
 from .ctl import (
     G_GOID,
     M_CURG,
@@ -52,14 +52,14 @@ class PInfo(_Obj):
 
 
 def current():
-    m = proc.current_m()
+    m = mstate.current_m()
     g = m.curg
     return Current(goid=int(m.q[m.ctl.g(g) + G_GOID]) if g != NONE else None, mid=m.id, pid=os.getpid(),
                    tid=threading.get_native_id(), cpu=proc.cpu_now())
 
 
 def snapshot():
-    return snapshot_from(proc.current_m())
+    return snapshot_from(mstate.current_m())
 
 
 def _goid(q, ctl, g):
@@ -95,6 +95,6 @@ def snapshot_from(m):
     return Snapshot(gomaxprocs=int(n), goroutines=ngor, runqueue=int(q[s + S_GQSIZE]), ms=ms, ps=ps)
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

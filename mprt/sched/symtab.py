@@ -22,11 +22,12 @@ import os
 import struct
 import sys
 
+from .. import codeclass as _codeclass
+from . import mstate
+from .ctl import FT_WORDS, FUNCBYTES, NFUNC, S_FUNCBYTES, S_NFUNC
+
 FUNC_BASE = 0x400000
 FUNC_SHIFT = 20                      # bytecode offsets below 1 MiB
-NFUNC = 1 << 14                      # functions per runtime
-FUNCBYTES = 1 << 21
-FT_WORDS = 4                         # hash, offset, length, flags
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -89,8 +90,7 @@ class _Table:
         self.local = []        # rows when there is no runtime: (data, flags)
 
     def _shared(self):
-        from . import proc
-        m = proc._m
+        m = mstate.current_m_or_none()
         return m if m is not None and m.ctl is not None else None
 
     def register(self, code, module, in_signal=False):
@@ -121,7 +121,6 @@ class _Table:
             data, flags = self.local[fi]
         else:
             q, ctl = m.q, m.ctl
-            from .ctl import S_NFUNC
             if fi >= q[ctl.sched + S_NFUNC]:
                 return None
             r = ctl.base["functab"] + fi * FT_WORDS
@@ -139,8 +138,6 @@ class _Table:
 
 
 def _register_shared(m, data, flags, in_signal):
-    from .ctl import S_FUNCBYTES, S_NFUNC
-    from .proc import _acq, _rel
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     h = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
     lk = m.symlock
@@ -153,7 +150,7 @@ def _register_shared(m, data, flags, in_signal):
             return None
         m.locks += 1
     else:
-        _acq(lk)
+        mstate.acq(lk)
     try:
         n = q[s + S_NFUNC]
         tab = ctl.words[ctl.base["functab"]:ctl.base["functab"] + n * FT_WORDS].reshape(n, FT_WORDS)
@@ -175,7 +172,7 @@ def _register_shared(m, data, flags, in_signal):
             lk.release()
             m.locks -= 1
         else:
-            _rel(lk)
+            mstate.rel(lk)
 
 
 _table = _Table()
@@ -183,6 +180,11 @@ _table = _Table()
 
 def reset():
     _table.reset()
+
+
+def register(code, module):
+    """The function index of a code object (entered in the table on first sight)."""
+    return _table.register(code, module)
 
 
 def pc_of(frame, in_signal=False):
@@ -196,11 +198,7 @@ def pc_of(frame, in_signal=False):
 def is_bottom(frame):
     """The frame below a goroutine's own: the goroutine's greenlet body, or the one on M0 that
     called main."""
-    code = frame.f_code
-    if code.co_name == "_gmain" or code.co_name == "_run_main":
-        fn = code.co_filename
-        return fn.endswith(os.path.join("sched", "proc.py")) or fn.endswith(os.path.join("sched", "boot.py"))
-    return False
+    return _codeclass.kind_of(frame.f_code) == _codeclass.BASE
 
 
 def callers(frame, limit=1 << 30, in_signal=False):
@@ -233,7 +231,5 @@ def resolve(pc):
         return None
     return f.name, f.file, f.line(pc - f.entry), f.entry
 
-
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

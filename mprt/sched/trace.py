@@ -21,8 +21,28 @@ import time
 
 import numpy as np
 
-NTRACEBUF = 65                      # the coordinator + Ms 0..63 (a later M's events are not traced)
-TRACEBUF_WORDS = 1 << 17            # 1 MiB each: 32766 events
+from . import mstate, proc
+from . import symtab as _symtab
+from .ctl import (
+    G_DEAD,
+    G_GOID,
+    G_SITE,
+    G_STATUS,
+    M_PID,
+    M_STATE,
+    MS_DEAD,
+    NTRACEBUF,
+    S_GOMAXPROCS,
+    S_MCOUNT,
+    S_NCPU,
+    S_NGALLOC,
+    S_NSITES,
+    S_PROFSYNC,
+    S_TRACE,
+    S_TRACESTART,
+    TRACEBUF_WORDS,
+)
+
 TB_HDR = 8
 CAP = (TRACEBUF_WORDS - TB_HDR) // 4
 MAGIC = b"mprt trace 1\n"
@@ -50,7 +70,6 @@ def slot_of(m):
 
 def sync_state(m):
     """Start or stop emitting as S_TRACE says (SIGURG handler, M start, coordinator tick)."""
-    from .ctl import S_TRACE
     on = bool(m.q[m.ctl.sched + S_TRACE])
     if on == m.tracing:
         return
@@ -96,17 +115,15 @@ class _Reader:
         self.funcs = set()        # function PCs named by GoFunc events
 
 
-_reader = _Reader()
+reader = _Reader()
 
 
-def _signal_ms(m):
+def signal_ms(m):
     import os
     import signal
 
-    from .ctl import M_PID, M_STATE, MS_DEAD
-    from .proc import _mcount
     q, ctl = m.q, m.ctl
-    for mid in range(_mcount(m)):
+    for mid in range(mstate.mcount(m)):
         r = ctl.m(mid)
         pid = q[r + M_PID]
         if mid != m.id and pid > 0 and q[r + M_STATE] != MS_DEAD:
@@ -118,12 +135,10 @@ def _signal_ms(m):
 
 def start(m):
     """runtime.StartTrace."""
-    from .ctl import G_DEAD, G_GOID, G_SITE, G_STATUS, S_MCOUNT, S_NGALLOC, S_PROFSYNC, S_TRACE, S_TRACESTART
-    from .proc import _acq, _rel
     q, ctl, s = m.q, m.ctl, m.ctl.sched
-    _acq(m.schedlock)
-    if q[s + S_TRACE] or (_reader.rtid == m.rtid and not _reader.done):
-        _rel(m.schedlock)
+    mstate.acq(m.schedlock)
+    if q[s + S_TRACE] or (reader.rtid == m.rtid and not reader.done):
+        mstate.rel(m.schedlock)
         raise RuntimeError("tracing is already enabled")
     base = ctl.base["trace"]
     nslots = min(NTRACEBUF, q[s + S_MCOUNT] + 9)
@@ -134,37 +149,34 @@ def start(m):
     q[s + S_TRACESTART] = time.monotonic_ns()
     q[s + S_TRACE] = 1
     q[s + S_PROFSYNC] += 1
-    _rel(m.schedlock)
-    _reader.__init__()
-    _reader.rtid = m.rtid
+    mstate.rel(m.schedlock)
+    reader.__init__()
+    reader.rtid = m.rtid
     sync_state(m)
     # the goroutines that exist already
     for g in range(q[s + S_NGALLOC]):
         r = ctl.g(g)
         if q[r + G_STATUS] != G_DEAD and q[r + G_GOID] > 0:
             ev(m, EV_GOCREATE, q[r + G_GOID], q[r + G_SITE])
-    _signal_ms(m)
+    signal_ms(m)
 
 
 def stop(m):
     """runtime.StopTrace: Ms stop emitting; what they wrote stays for ReadTrace."""
-    from .ctl import S_PROFSYNC, S_TRACE
-    from .proc import _acq, _rel
     q, s = m.q, m.ctl.sched
-    _acq(m.schedlock)
+    mstate.acq(m.schedlock)
     was = q[s + S_TRACE]
     q[s + S_TRACE] = 0
     q[s + S_PROFSYNC] += 1
-    _rel(m.schedlock)
+    mstate.rel(m.schedlock)
     if not was:
         return
     sync_state(m)
-    _signal_ms(m)
+    signal_ms(m)
     time.sleep(0.005)       # the signalled Ms finish the event they were writing
 
 
-def _drain(m):
-    from .ctl import S_MCOUNT
+def drain(m):
     q, ctl = m.q, m.ctl
     base = ctl.base["trace"]
     out = []
@@ -186,31 +198,26 @@ def _drain(m):
     allr = np.concatenate(out)
     f = allr[:, 2] & 0xFF == EV_GOFUNC
     if f.any():
-        _reader.funcs.update(int(x) for x in allr[f, 4])
+        reader.funcs.update(int(x) for x in allr[f, 4])
     allr = allr[np.argsort(allr[:, 1], kind="stable")]
     return allr.tobytes()
 
 
-def _header(m):
-    from .ctl import M_PID, S_GOMAXPROCS, S_NCPU, S_TRACESTART
-    from .proc import _mcount
+def header(m):
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     meta = {"start_ns": int(q[s + S_TRACESTART]), "gomaxprocs": int(q[s + S_GOMAXPROCS]),
-            "ncpu": int(q[s + S_NCPU]), "ms": {str(i): int(q[ctl.m(i) + M_PID]) for i in range(_mcount(m))}}
+            "ncpu": int(q[s + S_NCPU]), "ms": {str(i): int(q[ctl.m(i) + M_PID]) for i in range(mstate.mcount(m))}}
     return MAGIC + json.dumps(meta).encode() + b"\n"
 
 
 def _trailer(m):
-    from .ctl import S_MCOUNT, S_NSITES
-    from .proc import site_text
-    from .symtab import findfunc
     q, ctl = m.q, m.ctl
     base = ctl.base["trace"]
     lost = sum(int(q[base + i * TRACEBUF_WORDS + 2]) for i in range(min(NTRACEBUF, q[ctl.sched + S_MCOUNT] + 1)))
-    sites = {str(i): site_text(ctl, i) for i in range(q[ctl.sched + S_NSITES])}
+    sites = {str(i): proc.site_text(ctl, i) for i in range(q[ctl.sched + S_NSITES])}
     funcs = {}
-    for pc in _reader.funcs:
-        f = findfunc(pc)
+    for pc in reader.funcs:
+        f = _symtab.findfunc(pc)
         if f is not None:
             funcs[str(pc)] = f.name
     return (np.array([[-1, 0, 0, 0, 0]], dtype="<i8").tobytes()
@@ -221,24 +228,22 @@ def read(m):
     """runtime.ReadTrace: the next chunk; waits (parking the goroutine) while tracing is on and
     nothing is new; None once tracing stopped and everything was returned.  The reader's state is
     the StartTrace caller's process: read from there (another process gets None)."""
-    from .ctl import S_TRACE
-    from .proc import sleep
-    if _reader.rtid != m.rtid or _reader.done:
+    if reader.rtid != m.rtid or reader.done:
         return None
     out = b""
-    if not _reader.header_sent:
-        _reader.header_sent = True
-        out = _header(m)
+    if not reader.header_sent:
+        reader.header_sent = True
+        out = header(m)
     while True:
         on = m.q[m.ctl.sched + S_TRACE]
-        data = _drain(m)
+        data = drain(m)
         if data or out:
             return out + data
         if not on:
-            _reader.done = True
+            reader.done = True
             return _trailer(m)
         if m.curg >= 0:
-            sleep(0.01)
+            proc.sleep(0.01)
         else:
             time.sleep(0.01)
 
@@ -270,6 +275,6 @@ def decode(data):
     return meta, ev, trailer
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -17,7 +17,15 @@ import json
 import os
 import time
 
+from .. import codeclass as _codeclass
+from ..panic import Panic
+from ..settings import atoi
+from ..shm import malloc as _malloc
+from ..shm.mheap import OutOfMemory
+from . import mstate, proc, schedule
+from . import symtab as _symtab
 from .ctl import (
+    EXIT_PANIC,
     G_DEAD,
     G_GOID,
     G_LOCKEDM,
@@ -36,9 +44,9 @@ from .ctl import (
     S_CPUHZ,
     S_DUMPREQ,
     S_NGALLOC,
+    S_PANICKING,
     S_TRACEBACK,
 )
-from .symtab import callers, is_runtime_file
 
 DUMP_WAIT_S = 1.0
 STATUS_NAMES = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting", 6: "dead"}
@@ -46,7 +54,6 @@ STATUS_NAMES = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waitin
 
 def parse_gotraceback(s):
     """GOTRACEBACK's value -> (level, all, crash) as Go's setTraceback."""
-    from .boot import atoi
     s = s or ""
     table = {"none": (0, False, False), "single": (1, False, False), "": (1, False, False),
              "all": (1, True, False), "system": (2, True, False), "crash": (2, True, True)}
@@ -80,7 +87,7 @@ def write_err(text):
 
 
 def _is_runtime(frame):
-    return is_runtime_file(frame.f_code.co_filename)
+    return _symtab.is_runtime_file(frame.f_code.co_filename)
 
 
 def frame_line(frame, lineno=None, lasti=None):
@@ -97,9 +104,9 @@ def _frames_from(frame, system, stop_at_run=False):
     out = []
     while frame is not None:
         code = frame.f_code
-        if stop_at_run and code.co_name == "run" and frame.f_code.co_filename.endswith(os.path.join("sched", "boot.py")):
+        if stop_at_run and _codeclass.is_root(code):
             break
-        if code.co_name == "_gmain" and _is_runtime(frame):
+        if code is schedule.GMAIN_CODE:
             break
         if system or not _is_runtime(frame):
             out.append(frame_line(frame))
@@ -114,11 +121,10 @@ def _frames_from_tb(tb, system, e=None):
     other error raised inside runtime code shows where it happened: the runtime call the
     goroutine's own code made (the first runtime frame after its last own frame), or, when the
     goroutine has no frame of its own yet (its arguments failed to arrive), every runtime frame."""
-    from ..panic import Panic
     entries = []
     while tb is not None:
         f = tb.tb_frame
-        if not (f.f_code.co_name == "_gmain" and _is_runtime(f)):
+        if f.f_code is not schedule.GMAIN_CODE:
             entries.append((f, tb.tb_lineno, tb.tb_lasti, _is_runtime(f)))
         tb = tb.tb_next
     own = [i for i, x in enumerate(entries) if not x[3]]
@@ -139,18 +145,16 @@ def _header(q, ctl, g, status=None):
     if status is None:
         status = STATUS_NAMES.get(st, "???")
         if st == G_WAITING and q[r + G_WAIT]:
-            from .proc import wait_reason
-            status = wait_reason(q[r + G_WAIT])
+            status = proc.wait_reason(q[r + G_WAIT])
     locked = ", locked to thread" if q[r + G_LOCKEDM] != NONE else ""
     return f"goroutine {q[r + G_GOID]} [{status}{locked}]:\n"
 
 
 def _created_by(q, ctl, g):
-    from .proc import site_text
     r = ctl.g(g)
     if q[r + G_GOID] == 1:
         return ""
-    t = site_text(ctl, q[r + G_SITE])
+    t = proc.site_text(ctl, q[r + G_SITE])
     if not t:
         return ""
     return "created by " + t.replace("(...)", "", 1) + "\n"
@@ -179,7 +183,7 @@ def own_goroutines(m, frame, system, pcs=None, in_signal=False):
             f = _m0_goroutine_frame(frame)
             out[1] = _block(q, ctl, g, _frames_from(f, system, stop_at_run=True))
             if pcs is not None:
-                pcs[1] = callers(f, 64, in_signal)
+                pcs[1] = _symtab.callers(f, 64, in_signal)
         return out
     for g, gl in list(m.greenlets.items()):
         if g == m.curg:
@@ -190,7 +194,7 @@ def own_goroutines(m, frame, system, pcs=None, in_signal=False):
             continue
         out[q[ctl.g(g) + G_GOID]] = _block(q, ctl, g, _frames_from(f, system))
         if pcs is not None:
-            pcs[q[ctl.g(g) + G_GOID]] = callers(f, 64, in_signal)
+            pcs[q[ctl.g(g) + G_GOID]] = _symtab.callers(f, 64, in_signal)
     return out
 
 
@@ -223,12 +227,11 @@ def collect_others(m, skip_goids, pcs=None, cpu=None):
     """Ask every other M for its goroutines; returns {goid: block}.  `pcs` (a dict) gets each
     goroutine's PCs, `cpu` (a list) the CPU profile samples the Ms took since the last dump."""
     q, ctl, s = m.q, m.ctl, m.ctl.sched
-    from .proc import _mcount
     q[s + S_DUMPREQ] += 1
     req = q[s + S_DUMPREQ]
     m.dumped = req
     want = {}
-    for mid in range(_mcount(m)):
+    for mid in range(mstate.mcount(m)):
         if mid == m.id:
             continue
         r = ctl.m(mid)
@@ -285,7 +288,7 @@ def collect_others(m, skip_goids, pcs=None, cpu=None):
 
 # ---- reports ----
 
-def _others_text(m, mine, skip):
+def others_text(m, mine, skip):
     blocks = dict(mine)
     blocks.update(collect_others(m, set(skip) | set(mine)))
     return "".join("\n" + blocks[k] for k in sorted(blocks) if k not in skip)
@@ -293,11 +296,9 @@ def _others_text(m, mine, skip):
 
 def gopanic(m, e):
     """An uncaught exception ended a goroutine of this worker M: Go's panic report, then the end."""
-    from .ctl import EXIT_PANIC
-    from .proc import EXIT_PANIC_CODE, _worker_exit, request_exit
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     if q[s + S_DUMPREQ] < 0 or not request_exit_first(m):
-        _worker_exit(0)    # another goroutine is already panicking: it prints
+        mstate.worker_exit(0)    # another goroutine is already panicking: it prints
     level, all_, _ = level_of(q, s)
     text, throw = panic_head(e)
     all_ = all_ or throw
@@ -308,24 +309,22 @@ def gopanic(m, e):
         if all_:
             mine = own_goroutines(m, None, level >= 2)
             mine.pop(goid, None)
-            text += _others_text(m, mine, {goid})
+            text += others_text(m, mine, {goid})
     write_err(text)
-    request_exit(m, EXIT_PANIC_CODE, EXIT_PANIC)
-    _worker_exit(0)
+    mstate.request_exit(m, proc.EXIT_PANIC_CODE, EXIT_PANIC)
+    mstate.worker_exit(0)
 
 
 def request_exit_first(m, locked=False):
     """Claim the right to report (the first panicking goroutine prints, as Go's paniclk).
     `locked`: the caller holds the sched lock."""
-    from .ctl import S_PANICKING
-    from .proc import _acq, _rel
     q, s = m.q, m.ctl.sched
     if not locked:
-        _acq(m.schedlock)
+        mstate.acq(m.schedlock)
     first = q[s + S_PANICKING] == 0
     q[s + S_PANICKING] += 1
     if not locked:
-        _rel(m.schedlock)
+        mstate.rel(m.schedlock)
     return first
 
 
@@ -333,14 +332,12 @@ def panic_head(e):
     """(first lines, whether Go throws) of an uncaught exception's report.  The heap's OutOfMemory
     is Go's throw (`runtime: out of memory: ...` then `fatal error: out of memory`, every goroutine
     shown); anything else is a panic."""
-    from ..shm.mheap import OutOfMemory
     if isinstance(e, OutOfMemory):
         return str(e) + "\n", True
     return "panic: " + panic_value(e) + "\n", False
 
 
 def panic_value(e):
-    from ..panic import Panic
     if isinstance(e, Panic):
         return str(e)
     msg = str(e)
@@ -356,7 +353,7 @@ def m0_panic_report(m, e):
     if level > 0:
         text += "\n" + _block(q, ctl, m.g1, _frames_from_tb(e.__traceback__, level >= 2, e), "running")
         if all_:
-            text += _others_text(m, {}, {1})
+            text += others_text(m, {}, {1})
     write_err(text)
 
 
@@ -369,7 +366,7 @@ def fatal_report(m, text, pre="", head=None):
     out = pre + (head if head is not None else f"fatal error: {text}\n")
     if level > 0:
         mine = own_goroutines(m, sys._getframe(2 if head else 1), level >= 2)
-        out += _others_text(m, mine, set())
+        out += others_text(m, mine, set())
     write_err(out)
 
 
@@ -386,6 +383,16 @@ def _m0_goroutine_frame(frame):
     return frame if frame is not None else sys._getframe(2)
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+def _tracealloc(text, frame):
+    """GODEBUG=allocfreetrace=1 (the heap's hook): its tracealloc line, then the allocating
+    goroutine's stack."""
+    m = mstate.current_m_or_none()
+    if m is not None and m.curg != NONE:
+        text += goroutine_stack(m, frame) + "\n"
+    write_err(text)
+
+
+_malloc.set_tracealloc_hook(_tracealloc)
+
 
 _codeclass.mark(__name__, _codeclass.RUNTIME)

@@ -34,12 +34,13 @@ Who may touch what (no GIL protects memory shared between processes):
 """
 import numpy as np
 
+from ..settings import MAX_GOMAXPROCS
 from .sizeclasses import NUM_SIZE_CLASSES, PAGE_SHIFT, class_to_nobjs
 
 OS_PAGE = 4096
 MAGIC = 0x6D707274_19020002  # "mprt", go1.9.2 layout v2 (collector)
 
-MAXP = 1024          # Go's GOMAXPROCS cap (_MaxGomaxprocs)
+MAXP = MAX_GOMAXPROCS   # Go's GOMAXPROCS cap (_MaxGomaxprocs)
 MAXPROCS = 1024      # processes attached at once (each has a root table)
 MAXTYPES = 65535     # type ids are uint16; 0 means "no object"
 NSPANCLASS = NUM_SIZE_CLASSES * 2   # spanclass = sizeclass << 1 | noscan
@@ -164,7 +165,7 @@ PAGE_ARRAYS = [
 SPAN_RECORD_BYTES = sum(np.dtype(d).itemsize for n, d, k in PAGE_ARRAYS if k == "mspan")
 
 
-def _round(n, a=OS_PAGE):
+def round_up(n, a=OS_PAGE):
     return (n + a - 1) & ~(a - 1)
 
 
@@ -183,7 +184,7 @@ class Layout:
             self.regions[name] = (off, np.dtype(dtype), count)
             if fixed:
                 self.fixed.append(name)
-            off = _round(off + np.dtype(dtype).itemsize * count)
+            off = round_up(off + np.dtype(dtype).itemsize * count)
 
         add("hdr", np.int64, HDR_WORDS, True)
         add("pstat", np.int64, MAXP * PSTAT_WORDS, True)
@@ -203,9 +204,15 @@ class Layout:
         self.size = off
 
     def fixed_bytes(self, names):
-        return sum(_round(self.regions[n][1].itemsize * self.regions[n][2]) for n in names)
+        return sum(round_up(self.regions[n][1].itemsize * self.regions[n][2]) for n in names)
 
 
-from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+def fing_system(h):
+    """1 if the finalizer goroutine exists and counts as a system goroutine now (it is not running
+    finalizers: Go's isSystemGoroutine), else 0."""
+    return 1 if h is not None and h.gc[GC_FING] != 0 and not h.gc[GC_FINGRUNNING] else 0
+
+
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

@@ -44,13 +44,17 @@ Decisions where Go differs or is silent:
 import atexit
 import json
 import os
+import sys
 
 import numpy as np
 import posix_ipc
 
+from ..errors import Error, NoRuntime
 from . import mcentral, mheap
 from .layout import (
     BLACK,
+    GC_ALLOCFREETRACE,
+    GC_EFENCE,
     GC_GEN,
     GC_KICKED,
     GC_SWEEPGEN,
@@ -78,11 +82,11 @@ from .layout import (
     PSTAT_WORDS,
     WHITE,
     Layout,
-    _round,
+    round_up,
 )
 from .mcache import MCache
 from .mobject import ObjectQueries
-from .ptr import Batch, Roots, SliceTypeInfo, TypeInfo, store_ptrs
+from .ptr import Batch, Ptr, Roots, SliceTypeInfo, TypeInfo, store_ptrs
 from .segment import Lock, Segment, new_runtime_id, pid_alive, reap_dead, shm_name, unlink_runtime
 from .sizeclasses import PAGE_SHIFT, PAGE_SIZE, class_to_nobjs, class_to_size
 from .types import (
@@ -103,10 +107,6 @@ HEAP_MINIMUM = 4 << 20
 MIN_ARENA = 4 << 20
 
 _cur = None   # the heap this process is attached to
-
-
-class NoRuntime(RuntimeError):
-    pass
 
 
 def current():
@@ -135,7 +135,7 @@ class Heap(ObjectQueries):
             self.arena = Segment(shm_name(rtid, "arena"), size=arena_max, create=True)
             for name in self.layout.fixed:
                 off, dt, count = self.layout.regions[name]
-                self.heapseg.commit(off, _round(dt.itemsize * count))
+                self.heapseg.commit(off, round_up(dt.itemsize * count))
             self.lock = Lock(shm_name(rtid, "lock.heap"), create=True)
             self.types_lock = Lock(shm_name(rtid, "lock.types"), create=True)
         else:
@@ -219,7 +219,7 @@ class Heap(ObjectQueries):
         """Commit the per-page arrays for the first npages pages (heap lock held)."""
         for name, dt, _ in PAGE_ARRAYS:
             off, dtype, _ = self.layout.regions[name]
-            self.heapseg.commit(off, _round(npages * dtype.itemsize))
+            self.heapseg.commit(off, round_up(npages * dtype.itemsize))
 
     def central_lock(self, cls):
         lk = self._central_locks.get(cls)
@@ -518,7 +518,6 @@ def create(arena_max=None, gcpercent=100, p=0):
 
 def _make_current(h, p, undo):
     global _cur
-    from .layout import GC_ALLOCFREETRACE, GC_EFENCE
     set_alloc_debug(h, h.gc[GC_EFENCE], h.gc[GC_ALLOCFREETRACE])
     if p is not None:
         try:
@@ -572,10 +571,17 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # ---- the language-level entry points ----
 
-# The scheduler's safe point, called at the start of every allocation from the program
-# (mprt.new, mprt.make, mprt.new_batch): a goroutine that allocates in a loop is stopped for the
-# world and preempted there.  Registered by mprt/sched/proc.py (the heap does not import it).
+# What the heap calls above it.  The heap imports nothing above shm: the scheduler registers these
+# at its import.
+#   safepoint()                 at the start of every allocation from the program (mprt.new,
+#                               mprt.make, mprt.new_batch): a goroutine that allocates in a loop is
+#                               stopped for the world and preempted there (mprt/sched/stw.py)
+#   profile(h, addr, size)      the memory profile's sampling countdown ran out (mprt/sched/mprof.py)
+#   tracealloc(text, frame)     GODEBUG=allocfreetrace=1: write a tracealloc line with the stack of
+#                               the goroutine whose code is at frame (mprt/sched/traceback.py)
 _safepoint_hook = None
+_profile_hook = None
+_tracealloc_hook = None
 
 
 def set_safepoint_hook(fn):
@@ -583,7 +589,17 @@ def set_safepoint_hook(fn):
     _safepoint_hook = fn
 
 
-def new(T, safepoint=True):
+def set_profile_hook(fn):
+    global _profile_hook
+    _profile_hook = fn
+
+
+def set_tracealloc_hook(fn):
+    global _tracealloc_hook
+    _tracealloc_hook = fn
+
+
+def new(T: type, safepoint: bool = True) -> Ptr:
     """A zeroed object of struct type T.  safepoint=False: the runtime's own allocations."""
     h = _cur
     if h is None:
@@ -606,7 +622,7 @@ def new(T, safepoint=True):
     return p
 
 
-def make(elem, n, safepoint=True):
+def make(elem: object, n: int, safepoint: bool = True) -> Ptr:
     """A zeroed slice of n elements of elem (a numpy scalar dtype, or mprt.Ptr)."""
     h = current()
     if safepoint and _safepoint_hook is not None:
@@ -616,7 +632,6 @@ def make(elem, n, safepoint=True):
     t = h.slice_type(elem)
     n = int(n)
     if n < 0 or n * t.elemsize > h.max_alloc:
-        from ..runtime import Error
         raise Error("makeslice: len out of range")
     if h.dbg is not None:
         a = _debug_alloc(h, n * t.elemsize + 8, t.tid, t.noscan, t.name)
@@ -632,8 +647,10 @@ def make(elem, n, safepoint=True):
 
 
 def _profilealloc(h, a, size):
-    from ..sched.mprof import profilealloc
-    profilealloc(h, a, size)
+    if _profile_hook is not None:
+        _profile_hook(h, a, size)
+    else:
+        h.sample_left = 1 << 62
 
 
 def set_alloc_debug(h, efence, tracealloc):
@@ -646,19 +663,13 @@ def set_alloc_debug(h, efence, tracealloc):
 def _debug_alloc(h, nbytes, tid, noscan, name):
     efence, trace = h.dbg
     a = h.alloc_large(max(nbytes, 8), tid, noscan) if efence else h.alloc(nbytes, tid, noscan)
-    if trace:
-        import sys
-
-        from ..sched import proc, traceback
-        m = proc._m
-        text = f"tracealloc({a:#x}, {h.object_end(a) - a:#x}, {name})\n"
-        if m is not None and m.curg != proc.NONE:
-            text += traceback.goroutine_stack(m, sys._getframe(2)) + "\n"
-        traceback.write_err(text)
+    if trace and _tracealloc_hook is not None:
+        _tracealloc_hook(f"tracealloc({a:#x}, {h.object_end(a) - a:#x}, {name})\n",
+                         _codeclass.program_frame(sys._getframe()))
     return a
 
 
-def new_batch(T, n):
+def new_batch(T: type, n: int) -> Batch:
     """n zeroed objects of struct type T in one call (see Batch)."""
     h = current()
     if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or n < 0:
@@ -666,7 +677,6 @@ def new_batch(T, n):
     if _safepoint_hook is not None:
         _safepoint_hook()
     t = h.tcache.get(T) or h.bind_class(T)
-    from .ptr import Ptr
     root = make(Ptr, int(n), safepoint=False)
     if h.dbg is not None:
         addrs = np.array([_debug_alloc(h, t.objsize, t.tid, t.noscan, t.name) for _ in range(int(n))],
@@ -682,10 +692,9 @@ def new_batch(T, n):
     return b
 
 
-def sizeof(p):
+def sizeof(p: Ptr | type) -> int:
     """The bytes p's type declares: the struct's size, or length x element size for a slice.
     A struct class gives its size too (Go's unsafe.Sizeof of a value of the type)."""
-    from .ptr import Ptr
     if isinstance(p, type) and "_mprt_struct" in p.__dict__:
         return p._mprt_struct.size
     if not isinstance(p, Ptr):
@@ -696,6 +705,6 @@ def sizeof(p):
     return len(p) * t.elemsize
 
 
-from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

@@ -80,6 +80,6 @@ class MCache:
                 mcentral.uncache_span(h, sc, s, n)
 
 
-from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

@@ -37,8 +37,8 @@ from .layout import (
     L_PARTIAL,
     MAX_META_PER_PAGE,
     S_INUSE,
-    _round,
     meta_bytes,
+    round_up,
 )
 from .segment import NoSpace
 from .sizeclasses import PAGE_SHIFT, class_to_allocnpages, class_to_nobjs, class_to_size
@@ -53,7 +53,7 @@ def _meta_bump_locked(h, nbytes):
     off = int(hdr[H_META_BUMP])
     end = off + nbytes
     if end > int(hdr[H_META_COMMIT]):
-        newc = _round(end, META_COMMIT_STEP)
+        newc = round_up(end, META_COMMIT_STEP)
         limit = h.layout.maxpages * MAX_META_PER_PAGE
         newc = min(newc, limit)
         heap_sys = (int(hdr[H_ARENA_PAGES]) - 1) << PAGE_SHIFT
@@ -322,6 +322,6 @@ def check_locked(h):
     assert uncached == seen, f"small spans on no list: {sorted(uncached - seen)[:5]}"
 
 
-from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

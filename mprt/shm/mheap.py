@@ -267,6 +267,6 @@ def check_locked(h):
     assert inuse + free == npages - 1
 
 
-from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

@@ -43,7 +43,7 @@ from .layout import (
     PS_OWNER,
     PSTAT_WORDS,
     SPAN_RECORD_BYTES,
-    _round,
+    round_up,
 )
 from .sizeclasses import NUM_SIZE_CLASSES, PAGE_SHIFT, class_to_size
 
@@ -76,8 +76,9 @@ def total_alloc(h, nrows):
     return _alloc_totals(h, max(1, nrows))[0]
 
 
-def read(h):
-    """A dict of every MemStats field."""
+def read(h, buckhash_bytes=0):
+    """A dict of every MemStats field.  buckhash_bytes: BuckHashSys, the profiling tables, which
+    live in the scheduler's control segment (mprt/sched/ctl.py buckhash_bytes)."""
     with h.lock:
         hdr = h.hdr.copy()
     pst = h.pstat.reshape(MAXP, PSTAT_WORDS)
@@ -89,7 +90,7 @@ def read(h):
     lay = h.layout
 
     def page_arrays(kind):
-        return sum(_round(arena_pages * np.dtype(dt).itemsize) for _, dt, k in PAGE_ARRAYS if k == kind)
+        return sum(round_up(arena_pages * np.dtype(dt).itemsize) for _, dt, k in PAGE_ARRAYS if k == kind)
 
     total_alloc = int((nmalloc * _sizes).sum()) + int(hdr[H_LARGEALLOC])
     total_free = int((nfree * _sizes).sum()) + int(hdr[H_LARGEFREE])
@@ -111,7 +112,7 @@ def read(h):
         "MSpanSys": page_arrays("mspan"),
         "MCacheInuse": int(np.count_nonzero(pst[:, PS_OWNER])) * PSTAT_WORDS * 8,
         "MCacheSys": lay.fixed_bytes(["pstat"]),
-        "BuckHashSys": _buckhash_bytes(),
+        "BuckHashSys": buckhash_bytes,
         "GCSys": int(hdr[H_META_COMMIT]) + page_arrays("gc") + lay.fixed_bytes(GC_REGIONS),
         "OtherSys": (lay.fixed_bytes([n for n in lay.fixed if n != "pstat" and n not in GC_REGIONS])
                      + int(hdr[H_TBLOB_COMMIT])),
@@ -127,11 +128,6 @@ def read(h):
     return st
 
 
-def _buckhash_bytes():
-    from ..sched.ctl import _region_bytes
-    return sum(_region_bytes(r) for r in ("functab", "funcbytes", "buckets", "buckhash", "profobj"))
-
-
-from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

@@ -22,11 +22,13 @@ import cloudpickle
 import numpy as np
 import posix_ipc
 
-from ..gc import mbarrier as _mb  # (mbarrier imports shm; its functions are looked up at call time)
+from ..errors import index_error
+from . import malloc as _malloc
+from . import mbarrier as _mb
 from .layout import GC_PHASE, PR_ROOTBYTES
 from .segment import Segment, shm_name
 from .sizeclasses import class_to_size
-from .types import K_STRUCT, PTR_CODE, size_class
+from .types import K_STRUCT, PTR_CODE, set_ptr_class, size_class
 
 ROOT_SLOTS_MAX = 1 << 28     # per process (2 GiB reserved, committed in chunks)
 ROOT_CHUNK = 1 << 16         # slots committed at a time (512 KiB), doubling up from ROOT_CHUNK_MIN
@@ -140,8 +142,7 @@ class SlicePtr(Ptr):
         if not isinstance(i, (int, np.integer)):
             raise TypeError(f"slice index must be an integer, not {type(i).__name__}")
         if not 0 <= i < self._n:
-            from ..runtime import _index_error
-            raise _index_error()
+            raise index_error()
         if not self._t.heap.alive:
             raise ended(self._t.heap)
         return self._a + int(i) * self._t.elemsize
@@ -187,7 +188,7 @@ def ptr_value(h, v, where):
 
 def store_ptr(h, slot, a):
     """Store address a into the pointer word at byte address slot, through the write barrier
-    (mprt/gc/mbarrier.py): while the mark runs, the old and the new target are shaded."""
+    (mprt/shm/mbarrier.py): while the mark runs, the old and the new target are shaded."""
     q = h.mvq
     if h.gcq[GC_PHASE]:
         _mb.shade(h, q[slot >> 3])
@@ -433,7 +434,7 @@ class Batch:
 
 # ---- crossing processes through the runtime ----
 
-class _Pickler(cloudpickle.Pickler):
+class HeapPickler(cloudpickle.Pickler):
     def persistent_id(self, obj):
         if isinstance(obj, Ptr):
             return ("mprt.Ptr", obj._t.heap.rtid, obj._a)
@@ -459,15 +460,16 @@ class _Unpickler(pickle.Unpickler):
 def dumps(obj):
     """Pickle obj for another process of the same runtime (Ptrs travel as addresses)."""
     f = io.BytesIO()
-    _Pickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    HeapPickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
     return f.getvalue()
 
 
 def loads(data):
-    from .malloc import current_or_none
-    return _Unpickler(io.BytesIO(data), current_or_none()).load()
+    return _Unpickler(io.BytesIO(data), _malloc.current_or_none()).load()
 
 
-from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+set_ptr_class(Ptr)
+
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

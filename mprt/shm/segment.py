@@ -223,6 +223,6 @@ def _owner_gone(rtid):
     return not pid_alive(int(pid), int(token[:10], 16) if len(token) == 16 else None)
 
 
-from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

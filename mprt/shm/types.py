@@ -15,11 +15,20 @@ types lock; an entry never changes once published (hdr[H_NTYPES] covers it).
 """
 import inspect
 import json
+from typing import TypeVar
 
 import numpy as np
 
-from .layout import H_NTYPES, H_TBLOB_BUMP, H_TBLOB_COMMIT, MAXTYPES, TBLOB_BYTES, _round
+from .layout import H_NTYPES, H_TBLOB_BUMP, H_TBLOB_COMMIT, MAXTYPES, TBLOB_BYTES, round_up
 from .sizeclasses import MAX_SMALL_SIZE, class_to_size
+
+_T = TypeVar("_T")
+_Ptr = None      # mprt.Ptr, the pointer field and element type: ptr.py sets it (set_ptr_class)
+
+
+def set_ptr_class(cls):
+    global _Ptr
+    _Ptr = cls
 
 K_STRUCT, K_SLICE = 1, 2
 PTR_CODE = "P"
@@ -43,8 +52,7 @@ class StructLayout:
 
 
 def _field_code(cls, fname, ann):
-    from .ptr import Ptr
-    if ann is Ptr:
+    if ann is _Ptr and ann is not None:
         return PTR_CODE, None
     try:
         if isinstance(ann, type) and issubclass(ann, np.generic):
@@ -60,7 +68,7 @@ def _field_code(cls, fname, ann):
     return dt.str, dt
 
 
-def struct(cls):
+def struct(cls: type[_T]) -> type[_T]:
     """Class decorator: make `cls` a heap struct type (see the module comment)."""
     if not isinstance(cls, type):
         raise TypeError(f"mprt.struct decorates a class, not {cls!r}")
@@ -95,8 +103,7 @@ def layout_of(T):
 
 def elem_code(elem):
     """The element code of a slice element spec: mprt.Ptr or a numpy dtype-like."""
-    from .ptr import Ptr
-    if elem is Ptr:
+    if elem is _Ptr and elem is not None:
         return PTR_CODE, None
     try:
         dt = None if elem is None else np.dtype(elem)
@@ -131,11 +138,11 @@ def register(h, desc, ptroffs):
             raise RuntimeError(f"mprt: too many heap types (limit {MAXTYPES})")
         po = np.asarray(ptroffs, dtype=np.int32).tobytes()
         off = int(hdr[H_TBLOB_BUMP])
-        end = _round(off + len(desc) + len(po), 8)
+        end = round_up(off + len(desc) + len(po), 8)
         if end > TBLOB_BYTES:
             raise RuntimeError("mprt: type table full")
         if end > int(hdr[H_TBLOB_COMMIT]):
-            c = _round(end, 64 << 10)
+            c = round_up(end, 64 << 10)
             h.heapseg.commit(h.tblob_off + int(hdr[H_TBLOB_COMMIT]), c - int(hdr[H_TBLOB_COMMIT]))
             hdr[H_TBLOB_COMMIT] = c
         blob = h.tblob
@@ -183,6 +190,6 @@ def _build_size_to_class():
 _size_to_class = _build_size_to_class()
 
 
-from . import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

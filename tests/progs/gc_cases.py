@@ -346,9 +346,9 @@ def case_kill_coordinator():
     import os
     import signal
 
-    from mprt.sched import proc
+    from mprt.sched import mstate
     from mprt.sched.ctl import S_COORDPID
-    m = proc._m
+    m = mstate.current_m_or_none()
     pid = m.q[m.ctl.sched + S_COORDPID]
     print(json.dumps({"coordinator": pid, "t": time.time()}), flush=True)
     os.kill(pid, signal.SIGKILL)

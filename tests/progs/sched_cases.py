@@ -331,7 +331,8 @@ def case_lock_holder(how):
     # ("kill_panic": main panics, and its report waits on that lock)
     import os
     import signal
-    from mprt.sched import proc
+
+    from mprt.sched import mstate
     ready, go_on = mprt.chan(1), mprt.chan(1)
     held = mprt.make(np.int64, 1)
 
@@ -341,14 +342,14 @@ def case_lock_holder(how):
             return
         ready.send(True)
         go_on.recv()
-        m = proc.current_m()
-        proc._acq(m.schedlock)
+        m = mstate.current_m()
+        mstate.acq(m.schedlock)
         held.np[0] = 1
         time.sleep(0.2)           # main is waiting on the lock by now
         if how.startswith("kill"):
             os.kill(os.getpid(), signal.SIGKILL)
         elif how == "throw":
-            proc.fatal("thread exhaustion", pre="runtime: program exceeds 2-thread limit\n", locked=True)
+            mstate.fatal("thread exhaustion", pre="runtime: program exceeds 2-thread limit\n", locked=True)
         time.sleep(60)
     while True:
         mprt.go(holder, ready, go_on, held)

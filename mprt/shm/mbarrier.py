@@ -18,12 +18,12 @@ and for every address the scheduler writes in the control segment or in a channe
 arguments, channel elements: `shade_word`), since those carry pointers between processes too.
 
 Nothing here may be interrupted by a stop of the world: the scheduler's signal handler does not stop
-a process inside heap code (this module is marked HEAP: mprt/shm/codeclass.py).
+a process inside heap code (this module is marked HEAP: mprt/codeclass.py).
 """
 import numpy as np
 
-from ..shm.layout import GC_PHASE, GREY, WHITE
-from ..shm.sizeclasses import PAGE_SHIFT, class_to_nobjs, class_to_size
+from .layout import GC_PHASE, GREY, WHITE
+from .sizeclasses import PAGE_SHIFT, class_to_nobjs, class_to_size
 
 _size = np.array(class_to_size, dtype=np.int64)
 _nobj2 = np.array(class_to_nobjs, dtype=np.int64) * 2
@@ -77,6 +77,6 @@ def shade_word(h, a):
         shade(h, a)
 
 
-from ..shm import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

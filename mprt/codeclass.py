@@ -21,7 +21,8 @@ any depth, not on where the code sits:
 Each module of the runtime says what its code is with `mark(__name__, KIND)` at its end; every
 code object defined in it (functions, methods, properties, nested functions and closures, found
 through co_consts) is entered in one table keyed by the code object.  `mark_base(fn)` overrides one
-function.  The standard library's LOCKING code is entered on first use (`_stdlib`).  A test checks
+function; `mark_root(fn)` names mprt.run, where M0's walk ends.  Nothing here depends on a file name
+or a call depth, so code can move.  The standard library's LOCKING code is entered on first use (`_stdlib`).  A test checks
 that every runtime module is marked (tests/test_trust.py).
 """
 import sys
@@ -31,6 +32,7 @@ USER, BASE, LOCKING, RUNTIME, HEAP = 0, 1, 2, 3, 4
 
 _kind = {}                 # code object -> kind; absent: USER
 _marked_modules = set()    # names of the modules that called mark()
+_roots = set()             # code objects of mprt.run (mark_root)
 
 _LOCKING_MODULES = ("importlib._bootstrap", "importlib._bootstrap_external", "logging", "threading",
                     "queue", "concurrent.futures._base")
@@ -91,6 +93,17 @@ def mark_base(fn):
     return fn
 
 
+def mark_root(fn):
+    """fn is where the runtime starts on M0 (mprt.run): a walk of M0's goroutine frames ends there,
+    so the frames that called mprt.run are not the goroutine's."""
+    _roots.add(fn.__code__)
+    return fn
+
+
+def is_root(code):
+    return code in _roots
+
+
 def marked_modules():
     return frozenset(_marked_modules)
 
@@ -128,6 +141,16 @@ def in_heap_code(frame):
             found = frame
         frame = frame.f_back
     return found
+
+
+def program_frame(frame):
+    """The innermost frame at or outwards from `frame` whose code is not the runtime's (RUNTIME or
+    HEAP): where the program called into the runtime, however many runtime frames lie between.
+    None if there is none."""
+    get = _kind.get
+    while frame is not None and get(frame.f_code, USER) in (RUNTIME, HEAP):
+        frame = frame.f_back
+    return frame
 
 
 def classify(frame):

@@ -7,7 +7,7 @@
       or another process ends the program           forks worker Ms on request (note.sysmon)
                                                   worker M k (forked by the coordinator)
                                                     attaches the heap (its mcache is cache k),
-                                                    runs proc._schedule_loop until the end
+                                                    runs proc.schedule_loop until the end
 
 Ms are forked by the coordinator rather than by whoever needs one: the coordinator runs no Python
 user code and holds no goroutines, so a fork copies nothing that must be undone, and the fork
@@ -22,19 +22,18 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import greenlet
 import posix_ipc
 
-from ..gc import mgc
-from ..shm import codeclass, malloc
-from ..shm.layout import MAXP
-from ..shm.segment import Lock, shm_name, unlink_runtime
-from . import mprof, msg, proc, symtab, traceback
-from .chan import NLOCKS
-from .chaos import CHAOS_ROUND_S, Chaos
-from .msgcheck import MsgCheck
-from .ctl import (
+from . import codeclass
+from .errors import Goexit
+from .gc import mgc
+from .sched import mprof, msg, mstate, proc, schedule, stw, symtab, sysmon, traceback
+from .sched.chan import NLOCKS
+from .sched.chaos import CHAOS_ROUND_S, Chaos
+from .sched.ctl import (
     EXIT_FATAL,
     EXIT_MAIN,
     EXIT_PANIC,
@@ -46,9 +45,8 @@ from .ctl import (
     G_STATUS,
     M_CURG,
     M_LOCKEDG,
-    M_PID,
     M_P,
-    M_PREEMPT,
+    M_PID,
     M_STATE,
     M_TID,
     MAXM,
@@ -59,18 +57,11 @@ from .ctl import (
     P_IDLE,
     P_LINK,
     P_M,
-    P_RQHEAD,
-    P_RQTAIL,
     P_RUNNEXT,
     P_RUNNING,
-    P_SCHEDTICK,
-    P_SMG,
     P_SMSTICK,
     P_SMTICK,
-    P_SMWHEN,
     P_STATUS,
-    P_SYSCALL,
-    P_SYSCALLTICK,
     S_ATTN,
     S_COORDPID,
     S_EXIT,
@@ -83,7 +74,6 @@ from .ctl import (
     S_MCOUNT,
     S_MEMPROFRATE,
     S_NCPU,
-    S_NMSPINNING,
     S_NPIDLE,
     S_PIDLE,
     S_SCHEDDETAIL,
@@ -94,78 +84,14 @@ from .ctl import (
     S_TRACEBACK,
     Ctl,
 )
+from .sched.msgcheck import MsgCheck
+from .settings import MEMPROFRATE, config, parse_arena, parse_godebug, parse_gogc, parse_gomaxprocs
+from .shm import malloc
+from .shm.layout import MAXP
+from .shm.segment import Lock, shm_name, unlink_runtime
 
-MAX_GOMAXPROCS = MAXP      # Go's _MaxGomaxprocs
-SYSMON_MIN_S = 20e-6
-SYSMON_MAX_S = 10e-3
-FORCE_PREEMPT_NS = 10_000_000
 EXIT_GRACE_S = 0.2
 _PR_SET_PDEATHSIG = 1
-
-config = {}      # what boot read from the environment (process-local; inherited by forks)
-
-
-MEMPROFRATE = 512 * 1024      # Go's default runtime.MemProfileRate
-
-
-def atoi(s, bits=64):
-    """Go's runtime atoi (atoi32 with bits=32): an optional '-' and decimal digits, nothing else (no
-    space, no '+', no '_'), within the signed range; None where Go's ok is false."""
-    if not s or not isinstance(s, str):
-        return None
-    digits = s[1:] if s[0] == "-" else s
-    if not digits or not all("0" <= c <= "9" for c in digits):
-        return None
-    n = int(s)
-    lim = 1 << (bits - 1)
-    return n if -lim <= n < lim else None
-
-
-def parse_gomaxprocs(val, ncpu):
-    """GOMAXPROCS from the environment: a positive int32 overrides the CPU count (capped at 1024);
-    anything else (empty, negative, not a number, too large for int32) is ignored, as Go's."""
-    n = atoi(val, 32)
-    return min(n if n is not None and n > 0 else ncpu, MAX_GOMAXPROCS)
-
-
-def parse_gogc(val):
-    """GOGC: "off" -> -1, an int32 -> it (a negative one turns the collector off), anything else
-    (unset and empty included) -> 100, as Go's readgogc."""
-    if val == "off":
-        return -1
-    n = atoi(val, 32)
-    return 100 if n is None else n
-
-
-def parse_arena(val):
-    """MPRT_ARENA (mprt's own setting): the arena reservation in bytes, with an optional K, M, G or T
-    suffix (powers of 1024); unset or empty: the default, 64 GiB."""
-    if val is None or val == "":
-        return None
-    v = val.strip()
-    mult = 1
-    if v[-1:].upper() in "KMGT" and v[-1:]:
-        mult = 1 << (10 * ("KMGT".index(v[-1].upper()) + 1))
-        v = v[:-1]
-    if not v.isdigit():
-        raise ValueError(f"mprt: MPRT_ARENA={val!r} is not a size (bytes, or a number with K, M, G or T)")
-    return int(v) * mult
-
-
-def parse_godebug(val):
-    """GODEBUG "k=v,k=v" as Go's parsedebugvars: each value an int32 (memprofilerate: an int); a
-    field without '=' or with a value that is not a number is skipped; the last of a key wins;
-    unknown keys are kept here and ignored by everyone, as Go ignores them."""
-    out = {}
-    for part in (val or "").split(","):
-        k, eq, v = part.partition("=")
-        if not eq:
-            continue
-        n = atoi(v, 64 if k == "memprofilerate" else 32)
-        if n is not None:
-            out[k] = n
-    return out
-
 
 def _whole_lines():
     """Go's Println is one write(2) of the whole line, at once.  Every M's stdout and stderr are
@@ -193,14 +119,15 @@ def _restore_lines(saved):
 
 
 def _setup_common_signals():
-    signal.signal(signal.SIGURG, proc._on_sigurg)
+    signal.signal(signal.SIGURG, stw.on_sigurg)
 
 
 # ---- run ----
 
-def run(main, *args):
+@codeclass.mark_root
+def run(main: Callable[..., object], *args: object) -> None:
     """Boot the runtime in this process (M0), run main(*args) as goroutine 1, tear down."""
-    if proc._m is not None:
+    if mstate.current_m_or_none() is not None:
         raise RuntimeError("mprt.run: a runtime is already running in this process")
     if not callable(main):
         raise TypeError(f"mprt.run: {main!r} is not callable")
@@ -226,10 +153,10 @@ def run(main, *args):
         ctl = _create_control(rtid, nprocs, ncpu, tb, godebug)
         symtab.reset()
         mprof.reset()
-        m = proc._M(ctl, heap, 0, rtid, True)
+        m = mstate.M(ctl, heap, 0, rtid, True)
         m.asyncpreempt = not godebug.get("asyncpreemptoff")
         m.schedcheck = bool(godebug.get("schedcheck"))
-        proc._m = m
+        mstate.set_current_m(m)
         heap.sample_left = mprof.next_sample(q_rate(m))
         m.g1 = _boot_m0(m)
         for sig in (signal.SIGURG, signal.SIGTERM, signal.SIGINT):
@@ -241,14 +168,14 @@ def run(main, *args):
         signal.signal(signal.SIGCHLD, _on_sigchld)
         if old_handlers[signal.SIGINT] is signal.default_int_handler:
             signal.signal(signal.SIGINT, _on_sigterm)
-        proc._acquirep(m, 0)
+        schedule.acquirep(m, 0)
         codeclass.prime()         # before the forks: no M pays for it in its first signal handler
         _start_coordinator(m)
         code, exc = _run_main(m, main, args)
     finally:
         _teardown(m, heap, saved_affinity, old_handlers)
         _restore_lines(saved_lines)
-    if isinstance(exc, _Terminated):
+    if isinstance(exc, mstate.Terminated):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
     if code and "schedchaos" in config["godebug"]:
@@ -266,7 +193,7 @@ def run(main, *args):
 def _on_sigchld(signum, frame):
     """M0's child is the coordinator: if it died, the program ends with a fatal error at once (the
     Ms, its children, die with it: PR_SET_PDEATHSIG)."""
-    m = proc._m
+    m = mstate.current_m_or_none()
     if m is None or m.dying or not m.is_m0:
         return
     q, s = m.q, m.ctl.sched
@@ -286,37 +213,33 @@ def _on_sigchld(signum, frame):
            else f"exit status {os.waitstatus_to_exitcode(status)}")
     traceback.write_err(f"fatal error: runtime: the coordinator process (sysmon and the collector, "
                         f"pid {pid}) died: {how}\n")
-    proc.request_exit(m, 2, EXIT_FATAL)
+    mstate.request_exit(m, 2, EXIT_FATAL)
     _unwind_m0(signal.SIGALRM, frame)
 
 
 def _unwind_m0(signum, frame):
     """The program ends: unwind main, unless it is inside heap code, where a timer asks again."""
-    m = proc._m
+    m = mstate.current_m_or_none()
     if m is None or m.dying:
         return
     if m.locks or codeclass.in_heap_code(frame) is not None:
         signal.signal(signal.SIGALRM, _unwind_m0)
         signal.setitimer(signal.ITIMER_REAL, 0.002)
         return
-    raise proc._Exiting()
-
-
-class _Terminated(BaseException):
-    """SIGTERM reached M0: tear down, then die of the signal."""
+    raise mstate.Exiting()
 
 
 def _on_sigterm(signum, frame):
     """SIGINT and SIGTERM in M0.  The exception may be lost if the signal cut a semaphore wait
     short (posix_ipc raises SignalError instead), so it is also left in m.signalled, which the
     wait loops check (proc._park_m)."""
-    m = proc._m
+    m = mstate.current_m_or_none()
     if m is None or m.dying:
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         return
     m.signalled = signum
-    raise KeyboardInterrupt() if signum == signal.SIGINT else _Terminated()
+    raise KeyboardInterrupt() if signum == signal.SIGINT else mstate.Terminated()
 
 
 def _create_control(rtid, nprocs, ncpu, tb, godebug):
@@ -364,14 +287,14 @@ def _create_control(rtid, nprocs, ncpu, tb, godebug):
 def _boot_m0(m):
     q, ctl = m.q, m.ctl
     r = m.row
-    proc.init_mrow(q, r)
+    schedule.init_mrow(q, r)
     q[r + M_P] = 0                # P0 is M0's from the start (_create_control); m.p follows in run
     q[r + M_PID] = os.getpid()
     q[r + M_TID] = threading.get_native_id()
     q[r + M_STATE] = MS_RUNNING
     q[ctl.sched + S_MCOUNT] = 1
     m.msem(0)
-    g = proc._gslot_get(m)
+    g = schedule.gslot_get(m)
     gr = ctl.g(g)
     q[gr + G_GOID] = 1
     q[gr + G_M] = 0
@@ -396,11 +319,11 @@ def _run_main(m, main, args):
         try:
             main(*args)
             return 0, None
-        except proc.Goexit:
-            _main_goexit(m)       # returns only by raising _Exiting
-    except proc._Exiting:
+        except Goexit:
+            _main_goexit(m)       # returns only by raising Exiting
+    except mstate.Exiting:
         return _ending_report(m), None
-    except (KeyboardInterrupt, SystemExit, _Terminated) as e:
+    except (KeyboardInterrupt, SystemExit, mstate.Terminated) as e:
         return 0, e
     except BaseException as e:
         try:
@@ -409,7 +332,7 @@ def _run_main(m, main, args):
             if traceback.request_exit_first(m):
                 traceback.m0_panic_report(m, e)
                 _set_exit(m, 2, EXIT_PANIC)
-        except proc._Exiting:
+        except mstate.Exiting:
             # another M ended the program while main's report waited for a lock (its holder may
             # have died): that ending is the program's
             return _ending_report(m), None
@@ -436,8 +359,8 @@ def _main_goexit(m):
     m.curg = NONE
     q[m.row + M_CURG] = NONE
     # M0 keeps waiting as if locked to a goroutine that never wakes
-    proc.findrunnable(m)
-    raise proc._Exiting()
+    schedule.findrunnable(m)
+    raise mstate.Exiting()
 
 
 def _ending_report(m):
@@ -477,7 +400,7 @@ def q_rate(m):
 
 def _SysmonM(ctl, rtid):
     """The coordinator's view: an M-shaped context with no M row, no P and no heap."""
-    return proc._M(ctl, None, None, rtid, False)
+    return mstate.M(ctl, None, None, rtid, False)
 
 
 def _coordinator_main(m0):
@@ -493,21 +416,21 @@ def _coordinator_main(m0):
     sm = _SysmonM(ctl, rtid)
     sm.asyncpreempt = not config["godebug"].get("asyncpreemptoff")
     sm.schedcheck = bool(config["godebug"].get("schedcheck"))
-    proc._m = sm
+    mstate.set_current_m(sm)
     q, s = sm.q, ctl.sched
     children = {}
-    delay, idle = SYSMON_MIN_S, 0
+    delay, idle = sysmon.SYSMON_MIN_S, 0
     trace = [0]
 
     def tick():
         """sysmon's duties, also run between the collector's batches of work."""
         must_do()
         now = time.monotonic_ns()
-        acted = _retake(sm, now)
+        acted = sysmon.retake(sm, now)
         st = q[s + S_SCHEDTRACE]
         if st > 0 and now >= trace[0]:
             if trace[0]:
-                write_schedtrace(sm, q[s + S_SCHEDDETAIL] > 0)
+                sysmon.write_schedtrace(sm, q[s + S_SCHEDDETAIL] > 0)
             trace[0] = now + st * 1_000_000
         return acted, now, st
 
@@ -534,13 +457,13 @@ def _coordinator_main(m0):
             acted = True
         if acted:
             idle = 0
-            delay = SYSMON_MIN_S
+            delay = sysmon.SYSMON_MIN_S
         else:
             idle += 1
             if idle > 50:
-                delay = min(delay * 2, SYSMON_MAX_S)
+                delay = min(delay * 2, sysmon.SYSMON_MAX_S)
         if st > 0:
-            delay = min(delay, max(SYSMON_MIN_S, (trace[0] - now) / 1e9))
+            delay = min(delay, max(sysmon.SYSMON_MIN_S, (trace[0] - now) / 1e9))
         if chaos is not None:
             chaos.step()
             delay = min(delay, CHAOS_ROUND_S)
@@ -574,96 +497,7 @@ def _reap(sm, children):
                    if os.WIFSIGNALED(status) else f"exit status {os.waitstatus_to_exitcode(status)}")
             traceback.write_err(f"fatal error: runtime: M{mid} (pid {pid}) died: {how}\n")
             _set_exit(sm, 2, EXIT_FATAL)
-            proc._wakem(sm, 0)
-
-
-def _retake(sm, now):
-    """sysmon's retake: Ps stuck in system calls go to other Ms; goroutines running for more than
-    10 ms are asked to yield at their next safe point."""
-    q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
-    acted = 0
-    for p in range(q[s + S_GOMAXPROCS]):
-        b = ctl.p(p)
-        st = q[b + P_STATUS]
-        if st == P_SYSCALL:
-            t = q[b + P_SYSCALLTICK]
-            if q[b + P_SMSTICK] != t:
-                q[b + P_SMSTICK] = t
-                q[b + P_SMWHEN] = now
-                continue
-            empty = q[b + P_RUNNEXT] == NONE and q[b + P_RQHEAD] == q[b + P_RQTAIL]
-            if (empty and q[s + S_NMSPINNING] + q[s + S_NPIDLE] > 0 and now - q[b + P_SMWHEN] < 10_000_000
-                    and proc._needp_get_locked(sm) == NONE):
-                continue
-            proc._acq(sm.schedlock)
-            if q[b + P_STATUS] == P_SYSCALL and q[b + P_SYSCALLTICK] == t:
-                proc.retake_locked(sm, p)
-                acted += 1
-            proc._rel(sm.schedlock)
-        elif st == P_RUNNING:
-            # Go's schedtick watch, plus the goroutine seen: a P handed to another M, or a
-            # goroutine resumed without a tick, starts the 10 ms over
-            mid = q[b + P_M]
-            curg = q[ctl.m(mid) + M_CURG] if mid != NONE else NONE    # before the tick (proc._execute_mark)
-            t = q[b + P_SCHEDTICK]
-            seen = curg * MAXM + mid if curg != NONE else NONE
-            if q[b + P_SMTICK] != t or q[b + P_SMG] != seen:
-                q[b + P_SMTICK] = t
-                q[b + P_SMG] = seen
-                q[b + P_SMWHEN] = now
-            elif now - q[b + P_SMWHEN] >= FORCE_PREEMPT_NS and curg != NONE:
-                q[ctl.m(mid) + M_PREEMPT] = 1
-                q[b + P_SMWHEN] = now
-                if sm.asyncpreempt:
-                    # Go 1.14's asynchronous preemption: the signal reaches a goroutine that never
-                    # calls the runtime (proc._on_sigurg)
-                    proc._signal_pids([q[ctl.m(mid) + M_PID]])
-    return acted
-
-
-def write_schedtrace(sm, detailed):
-    """GODEBUG=schedtrace=X[,scheddetail=1]: Go's SCHED line (and P, M, G lines)."""
-    from .ctl import (
-        G_WAIT,
-        P_SYSCALLTICK,
-        S_GCWAITING,
-        S_GQSIZE,
-        S_NGALLOC,
-        S_STOPWAIT,
-        S_SYSMONWAIT,
-    )
-    from .snapshot import snapshot_from
-    q, ctl, s = sm.q, sm.ctl, sm.ctl.sched
-    snap = snapshot_from(sm)
-    ms = (time.monotonic_ns() - q[s + S_STARTNS]) // 1_000_000
-    idle_threads = sum(1 for x in snap.ms if x.state in ("idle", "lockedwait"))
-    line = (f"SCHED {ms}ms: gomaxprocs={snap.gomaxprocs} idleprocs={q[s + S_NPIDLE]} threads={len(snap.ms)} "
-            f"spinningthreads={q[s + S_NMSPINNING]} idlethreads={idle_threads} runqueue={q[s + S_GQSIZE]}")
-    if detailed:
-        nlocked = sum(1 for x in snap.ms if x.state == "lockedwait")
-        line += (f" gcwaiting={q[s + S_GCWAITING]} nmidlelocked={nlocked} stopwait={q[s + S_STOPWAIT]}"
-                 f" sysmonwait={q[s + S_SYSMONWAIT]}\n")
-        for p in snap.ps:
-            b = ctl.p(p.id)
-            line += (f"  P{p.id}: status={p.status} schedtick={q[b + P_SCHEDTICK]} syscalltick={q[b + P_SYSCALLTICK]}"
-                     f" m={-1 if p.m is None else p.m} runqsize={p.runqsize} gfreecnt=0\n")
-        for x in snap.ms:
-            line += (f"  M{x.id}: p={-1 if x.p is None else x.p} curg={-1 if x.curg is None else x.curg}"
-                     f" mallocing=0 throwing=0 preemptoff= locks=0 dying=0 helpgc=0"
-                     f" spinning={str(x.state == 'spinning').lower()} blocked={str(x.state in ('idle', 'lockedwait', 'needp')).lower()}"
-                     f" lockedg={-1 if x.lockedg is None else x.lockedg}\n")
-        for g in range(q[s + S_NGALLOC]):
-            r = ctl.g(g)
-            st = q[r + G_STATUS]
-            if q[r + G_GOID] == 0:
-                continue
-            mid = q[r + G_M] if st in (G_RUNNING, 3) else -1
-            from .proc import wait_reason
-            line += (f"  G{q[r + G_GOID]}: status={st}({wait_reason(q[r + G_WAIT]) if st == 4 else ''})"
-                     f" m={mid} lockedm={q[r + G_LOCKEDM]}\n")
-    else:
-        line += " [" + " ".join(str(p.runqsize) for p in snap.ps) + "]\n"
-    traceback.write_err(line)
+            mstate.wakem(sm, 0)
 
 
 def _coordinator_exit(sm, children):
@@ -727,7 +561,7 @@ def _worker_main(sm, mid):
     _whole_lines()
     ctl, rtid = sm.ctl, sm.rtid
     heap = malloc.attach(rtid, p=mid)
-    m = proc._M(ctl, heap, mid, rtid, False)
+    m = mstate.M(ctl, heap, mid, rtid, False)
     m.asyncpreempt = sm.asyncpreempt
     m.schedcheck = sm.schedcheck
     m.g1 = NONE
@@ -735,13 +569,13 @@ def _worker_main(sm, mid):
     q[m.row + M_PID] = os.getpid()
     q[m.row + M_TID] = threading.get_native_id()
     m.sched_gr = greenlet.getcurrent()
-    proc._m = m
+    mstate.set_current_m(m)
     _setup_common_signals()
     heap.sample_left = mprof.next_sample(q_rate(m))
-    proc.sync_prof(m)
+    stw.sync_prof(m)
     if q[ctl.sched + S_EXIT]:
-        proc._worker_exit(0)
-    proc._schedule_loop(m)
+        mstate.worker_exit(0)
+    schedule.schedule_loop(m)
 
 
 # ---- teardown ----
@@ -782,10 +616,9 @@ def _teardown(m, heap, saved_affinity, old_handlers):
                         break
                     time.sleep(0.0005)
     finally:
-        proc._m = None
+        mstate.set_current_m(None)
         msg.set_check(None)
-        msg._FN_CACHE.clear()       # their handles belong to this runtime
-        msg._FN_DEC.clear()
+        msg.reset()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.setitimer(signal.ITIMER_PROF, 0)
         symtab.reset()
