@@ -201,14 +201,35 @@ def is_bottom(frame):
     return _codeclass.kind_of(frame.f_code) == _codeclass.BASE
 
 
-def callers(frame, limit=1 << 30, in_signal=False):
-    """PCs from `frame` outwards, stopping at the goroutine's bottom."""
+def callers(frame, limit=1 << 30, in_signal=False, spell_out=False):
+    """PCs from `frame` outwards, stopping at the goroutine's bottom.  `spell_out`: a frame whose
+    function a signal handler cannot enter in the table (its M holds a lock) is written out instead
+    of 0, for the process that reads the PCs to enter (enter_spelled): a 0 would end the stack."""
     out = []
     while frame is not None and len(out) < limit:
         if is_bottom(frame):
             break
-        out.append(pc_of(frame, in_signal))
+        pc = pc_of(frame, in_signal)
+        if pc == 0 and spell_out:
+            code = frame.f_code
+            data = _encode(code, frame.f_globals.get("__name__", "?"))
+            pc = f"{data.hex()}:{1 if is_runtime_file(code.co_filename) else 0}:{max(frame.f_lasti, 0)}"
+        out.append(pc)
         frame = frame.f_back
+    return out
+
+
+def enter_spelled(pcs):
+    """PCs read from another M's dump, each frame it wrote out (callers' spell_out) entered in the
+    table here (0 where this M cannot take the table's lock without waiting)."""
+    out = []
+    for pc in pcs:
+        if isinstance(pc, str):
+            data, flags, lasti = pc.split(":")
+            m = _table._shared()
+            fi = None if m is None else _register_shared(m, bytes.fromhex(data), int(flags), bool(m.locks))
+            pc = 0 if fi is None else FUNC_BASE + (fi << FUNC_SHIFT) + int(lasti)
+        out.append(pc)
     return out
 
 

@@ -183,7 +183,7 @@ def own_goroutines(m, frame, system, pcs=None, in_signal=False):
             f = _m0_goroutine_frame(frame)
             out[1] = _block(q, ctl, g, _frames_from(f, system, stop_at_run=True))
             if pcs is not None:
-                pcs[1] = _symtab.callers(f, 64, in_signal)
+                pcs[1] = _symtab.callers(f, 64, in_signal, spell_out=in_signal)
         return out
     for g, gl in list(m.greenlets.items()):
         if g == m.curg:
@@ -194,7 +194,7 @@ def own_goroutines(m, frame, system, pcs=None, in_signal=False):
             continue
         out[q[ctl.g(g) + G_GOID]] = _block(q, ctl, g, _frames_from(f, system))
         if pcs is not None:
-            pcs[q[ctl.g(g) + G_GOID]] = _symtab.callers(f, 64, in_signal)
+            pcs[q[ctl.g(g) + G_GOID]] = _symtab.callers(f, 64, in_signal, spell_out=in_signal)
     return out
 
 
@@ -260,7 +260,7 @@ def collect_others(m, skip_goids, pcs=None, cpu=None):
                     got[int(k)] = v
                 if pcs is not None:
                     for k, v in d.get("pcs", {}).items():
-                        pcs[int(k)] = v
+                        pcs[int(k)] = _symtab.enter_spelled(v)
                 if cpu is not None:
                     cpu.extend(d.get("cpu", ()))
                 want.pop(mid)
