@@ -196,25 +196,8 @@ def _on_sigchld(signum, frame):
     m = mstate.current_m_or_none()
     if m is None or m.dying or not m.is_m0:
         return
-    q, s = m.q, m.ctl.sched
-    pid = q[s + S_COORDPID]
-    if pid <= 0:
-        return
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        done, status = pid, 0
-    if not done:
-        return
-    q[s + S_COORDPID] = 0
-    if q[s + S_EXIT]:
-        return            # the program is ending anyway: the coordinator left as it should
-    how = (f"signal {signal.Signals(-os.waitstatus_to_exitcode(status)).name}" if os.WIFSIGNALED(status)
-           else f"exit status {os.waitstatus_to_exitcode(status)}")
-    traceback.write_err(f"fatal error: runtime: the coordinator process (sysmon and the collector, "
-                        f"pid {pid}) died: {how}\n")
-    mstate.request_exit(m, 2, EXIT_FATAL)
-    _unwind_m0(signal.SIGALRM, frame)
+    if mstate.reap_coordinator(m):
+        _unwind_m0(signal.SIGALRM, frame)
 
 
 def _unwind_m0(signum, frame):
@@ -329,9 +312,11 @@ def _run_main(m, main, args):
         try:
             if q[s + S_EXIT]:
                 return _ending_report(m), None
-            if traceback.request_exit_first(m):
-                traceback.m0_panic_report(m, e)
-                _set_exit(m, 2, EXIT_PANIC)
+            if not traceback.request_exit_first(m):
+                traceback.wait_for_reporter(m, e)
+                return _ending_report(m), None
+            traceback.m0_panic_report(m, e)
+            _set_exit(m, 2, EXIT_PANIC)
         except mstate.Exiting:
             # another M ended the program while main's report waited for a lock (its holder may
             # have died): that ending is the program's

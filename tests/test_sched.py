@@ -157,6 +157,16 @@ def test_panic_in_main_python_exception():
     assert "created by" not in err
 
 
+def test_goroutines_panicking_together_print_one_report():
+    """Go's startpanic: the first panicking goroutine prints; the others wait for it to end the
+    program (leaving early was reported as their M dying, or cut the first report short)."""
+    for _ in range(4):
+        rc, out, err = run("panic_together", {"GOMAXPROCS": "3", "GOTRACEBACK": "all"})
+        assert rc == 2, err
+        assert re.match(r"panic: ValueError: panic number (\d|main)\n\ngoroutine \d+ \[running\]:\n", err), err
+        assert err.count("panic: ") == 1 and "died" not in err, err
+
+
 def test_panic_gotraceback_all_shows_other_goroutines():
     rc, out, err = run("panic_all", {"GOTRACEBACK": "all"})
     assert rc == 2

@@ -101,6 +101,7 @@ class M:
         self.cpus = sorted(os.sched_getaffinity(0))
         self.pinned = None
         self.dumped = 0
+        self.panicking = None     # the exception this M's goroutine panicked with, while another reports
         self.in_gcstop = False    # parked for a stop of the world (a signal then has nothing to do)
         self.stw_hook = None      # the coordinator: sysmon's must-do work while it waits for a stop
         self.tracing = False      # emitting execution-trace events (trace.py); tbase: this M's ring
@@ -336,20 +337,34 @@ def fatal(text, pre="", locked=False, head=None):
     raise Exiting()
 
 
-def check_coordinator(m):
-    pid = m.q[m.ctl.sched + S_COORDPID]
+def reap_coordinator(m):
+    """M0's one check of its child, the coordinator (sysmon and the collector; the Ms die with it):
+    None while it lives, False if it left as the program ends, True if it died before: then the
+    program ends here with a fatal error (exit status 2)."""
+    q, s = m.q, m.ctl.sched
+    pid = q[s + S_COORDPID]
     if pid <= 0:
-        return
+        return None
     try:
         done, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        done, _status = pid, 0
-    if done:
-        m.q[m.ctl.sched + S_COORDPID] = 0
-        if not m.q[m.ctl.sched + S_EXIT]:
-            _traceback.write_err("fatal error: runtime: the coordinator process died\n")
-            m.q[m.ctl.sched + S_EXITKIND] = EXIT_FATAL
-            m.q[m.ctl.sched + S_EXIT] = 3
+        done, status = pid, 0
+    if not done:
+        return None
+    q[s + S_COORDPID] = 0
+    if q[s + S_EXIT]:
+        return False
+    how = (f"signal {signal.Signals(-os.waitstatus_to_exitcode(status)).name}" if os.WIFSIGNALED(status)
+           else f"exit status {os.waitstatus_to_exitcode(status)}")
+    _traceback.write_err(f"fatal error: runtime: the coordinator process (sysmon and the collector, "
+                         f"pid {pid}) died: {how}\n")
+    request_exit(m, 2, EXIT_FATAL)
+    return True
+
+
+def check_coordinator(m):
+    """M0, waiting: unwind if the coordinator is gone."""
+    if reap_coordinator(m) is not None:
         raise Exiting()
 
 

@@ -43,6 +43,7 @@ from .ctl import (
     NONE,
     S_CPUHZ,
     S_DUMPREQ,
+    S_EXIT,
     S_NGALLOC,
     S_PANICKING,
     S_TRACEBACK,
@@ -166,6 +167,10 @@ def _block(q, ctl, g, frames, status=None):
 
 # ---- dumps: each M writes its own goroutines ----
 
+def _panicked_frames(m, system):
+    return _frames_from_tb(m.panicking.__traceback__, system, m.panicking)
+
+
 def _dump_path(m, mid):
     return f"/dev/shm/mprt.{m.rtid}.dump.{mid}"
 
@@ -181,7 +186,10 @@ def own_goroutines(m, frame, system, pcs=None, in_signal=False):
         g = m.g1
         if g != NONE and q[ctl.g(g) + G_STATUS] != G_DEAD:
             f = _m0_goroutine_frame(frame)
-            out[1] = _block(q, ctl, g, _frames_from(f, system, stop_at_run=True))
+            if m.panicking is not None:
+                out[1] = _block(q, ctl, g, _panicked_frames(m, system), "running")
+            else:
+                out[1] = _block(q, ctl, g, _frames_from(f, system, stop_at_run=True))
             if pcs is not None:
                 pcs[1] = _symtab.callers(f, 64, in_signal, spell_out=in_signal)
         return out
@@ -191,6 +199,9 @@ def own_goroutines(m, frame, system, pcs=None, in_signal=False):
         else:
             f = gl.gr_frame
         if q[ctl.g(g) + G_STATUS] == G_DEAD:
+            continue
+        if g == m.curg and m.panicking is not None:
+            out[q[ctl.g(g) + G_GOID]] = _block(q, ctl, g, _panicked_frames(m, system), "running")
             continue
         out[q[ctl.g(g) + G_GOID]] = _block(q, ctl, g, _frames_from(f, system))
         if pcs is not None:
@@ -297,8 +308,9 @@ def others_text(m, mine, skip):
 def gopanic(m, e):
     """An uncaught exception ended a goroutine of this worker M: Go's panic report, then the end."""
     q, ctl, s = m.q, m.ctl, m.ctl.sched
-    if q[s + S_DUMPREQ] < 0 or not request_exit_first(m):
-        mstate.worker_exit(0)    # another goroutine is already panicking: it prints
+    if not request_exit_first(m):
+        wait_for_reporter(m, e)
+        mstate.worker_exit(0)
     level, all_, _ = level_of(q, s)
     text, throw = panic_head(e)
     all_ = all_ or throw
@@ -326,6 +338,16 @@ def request_exit_first(m, locked=False):
     if not locked:
         mstate.rel(m.schedlock)
     return first
+
+
+def wait_for_reporter(m, e):
+    """Another goroutine is panicking or throwing: as Go's startpanic, wait while it prints and ends
+    the program (its report needs this M's goroutines; leaving before the end is set would be
+    reported as this M dying).  If its M dies instead, the coordinator ends the program."""
+    q, s = m.q, m.ctl.sched
+    m.panicking = e       # its goroutine shows in the report where it panicked
+    while not q[s + S_EXIT]:
+        time.sleep(0.002)
 
 
 def panic_head(e):

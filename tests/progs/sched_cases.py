@@ -194,6 +194,22 @@ def case_panic_goroutine():
     mprt.sleep(10)
 
 
+def _panic_at(go_flag, k):
+    while not go_flag.np[0]:
+        pass
+    raise ValueError(f"panic number {k}")
+
+
+def case_panic_together():
+    """Goroutines on every M and main panic at the same moment: one report, the others wait."""
+    go_flag = mprt.make(np.int64, 1)
+    for k in range(3):
+        mprt.go(_panic_at, go_flag, k)
+    mprt.sleep(0.2)
+    go_flag.np[0] = 1
+    _panic_at(go_flag, "main")
+
+
 def case_panic_main():
     def inner():
         raise ValueError("bad value")
