@@ -76,7 +76,7 @@ def test_bench_compares_with_a_peer(tmp_path):
              "--plot", str(png), timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "measurements in" in r.stderr                       # the progress report
-    assert re.search(r"^tasks/s\s+\S+\s+\S+ \(\d+\.\d+x\)", r.stdout, re.M)
+    assert re.search(r"^go\(worker, wg, i\)\s+\S+\s+\S+ \(\d+\.\d+x\)", r.stdout, re.M)
     assert "goal: speedup from 1 to 2 Ms" in r.stdout
     d = json.loads(js.read_text())
     rows = d["suites"]["spawn"]["rows"]

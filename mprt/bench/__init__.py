@@ -6,7 +6,8 @@ a ratio against each peer.  A ratio is mprt's advantage: peer time / mprt time (
 rate), so > 1 means mprt did better.  Every measurement is a fresh process (_child.py): runtimes
 never meet, and nothing warmed by one measurement helps the next.
 
-    spawn        fan-out of trivial tasks: goroutines + WaitGroup vs one submission per task
+    spawn        fan-out of trivial tasks: go(worker, wg, i) (and go(wg.done)) + WaitGroup vs one
+                 submission per task
     chan         round trip: a channel between goroutines on two Ms (and on one M) vs one task's
                  round trip on each peer and a multiprocessing.Pipe
     cpu          CPU-bound fan-out (pure Python) at each GOMAXPROCS / worker count: time, speedup
@@ -275,14 +276,19 @@ def _errors(results, suite):
 def _report_spawn(results, n, procs, vs, ncpu):
     cols = ["mprt", *vs]
     vals = {rt: _val(results, ("spawn", rt, ncpu), lambda r: n / r["s"]) for rt in cols}
+    noarg = dict(vals, mprt=_val(results, ("spawn", "mprt", ncpu), lambda r: n / r["s_noarg"]))
     _errors(results, "spawn")
     goals = []
+    m = vals.get("mprt")
+    if isinstance(m, float):
+        goals.append((f"go(worker, wg, i) >= 150k goroutines/s ({m / 1e3:.0f}k)", m >= 150e3))
     for peer in ("pool", "ppe"):
-        if peer in vs and isinstance(vals.get(peer), float) and isinstance(vals["mprt"], float):
-            x = vals["mprt"] / vals[peer]
-            goals.append((f"go() fan-out >= 4x {peer} ({x:.1f}x)", x >= 4))
-    return _table(f"spawn: {n} trivial tasks on {ncpu} workers (goroutines collected by a WaitGroup; "
-                  f"Pool.map chunksize=1; one submit per task)", cols, [("tasks/s", False, vals)], goals)
+        if peer in vs and isinstance(vals.get(peer), float) and isinstance(m, float):
+            x = m / vals[peer]
+            goals.append((f"go(worker, wg, i) fan-out >= 4x {peer} ({x:.1f}x)", x >= 4))
+    return _table(f"spawn: {n} trivial tasks trivial(i) on {ncpu} workers (tasks/s; goroutines collected by a "
+                  f"WaitGroup; Pool.map chunksize=1; one submit per task)", cols,
+                  [("go(worker, wg, i)", False, vals), ("go(wg.done), no arguments", False, noarg)], goals)
 
 
 def _report_chan(results, n, procs, vs, ncpu):

@@ -96,19 +96,34 @@ def _send_result(out, fn, a):
     out.send(fn(*a))
 
 
+def _worker(wg, i):
+    """The goroutine of Go's `go worker(&wg, i)`: the same task as the peers' (trivial(i))."""
+    trivial(i)
+    wg.done()
+
+
 def mprt_spawn(n):
+    """Seconds for n goroutines collected by a WaitGroup, written as users write them
+    (`go(worker, wg, i)`, "s") and in the no-argument form (`go(wg.done)`, "s_noarg")."""
     wg = mprt.sync.WaitGroup()                    # warm, as the peers' pools are: every M started
     wg.add(200)
-    for _ in range(200):
-        mprt.go(wg.done)
+    for i in range(200):
+        mprt.go(_worker, wg, i)
     wg.wait()
+    wg = mprt.sync.WaitGroup()
+    wg.add(n)
+    t = time.perf_counter()
+    for i in range(n):
+        mprt.go(_worker, wg, i)
+    wg.wait()
+    s = time.perf_counter() - t
     wg = mprt.sync.WaitGroup()
     wg.add(n)
     t = time.perf_counter()
     for _ in range(n):
         mprt.go(wg.done)
     wg.wait()
-    return {"s": time.perf_counter() - t}
+    return {"s": s, "s_noarg": time.perf_counter() - t}
 
 
 def round_trip_us(one, n, warm=100):

@@ -123,12 +123,12 @@ class Marker:
             inline = (np.arange(G_NPTRS) < g[:, G_NPTR, None]) & (pl != -1)[:, None]
             out.append(g[:, G_PTR0:G_PTR0 + G_NPTRS][inline])
             sg = ctl.table("sudog", ng, SG_WORDS)
-            out.append(sg[sg[:, SG_ELEMLEN] == -1, SG_ELEMADDR])
+            out.append(sg[sg[:, SG_ELEMLEN] < 0, SG_ELEMADDR])
         nsg = q[s + S_NSGALLOC]
         if nsg:
             b = ctl.base["sudog"] + MAXG * SG_WORDS
             sg = ctl.words[b:b + nsg * SG_WORDS].reshape(nsg, SG_WORDS)
-            out.append(sg[sg[:, SG_ELEMLEN] == -1, SG_ELEMADDR])
+            out.append(sg[sg[:, SG_ELEMLEN] < 0, SG_ELEMADDR])
         a = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
         a = a[a != 0]
         # the Ms write these words while we read them, column by column: keep only addresses of

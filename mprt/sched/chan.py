@@ -255,7 +255,7 @@ class Chan:
         if type(v) in _PLAIN:
             data, ptrs = _dumps(v, 5), ()
         else:
-            data, ptrs = msg.encode(v, "a value on a channel")
+            data, ptrs = msg.encode_value(v, "a value on a channel")
         hq = self._hq
         w = self._w
         lk = self._lk or self._lock(m)
@@ -476,7 +476,7 @@ def select(*cases: object) -> tuple[int, Any]:
     for _, ch, _ in parsed:
         if ch is not None and ch._h is not m.heap:
             foreign(ch, m)
-    enc = {i: msg.encode(v, "a value on a channel") for i, (k, _, v) in enumerate(parsed) if k == SEND}
+    enc = {i: msg.encode_value(v, "a value on a channel") for i, (k, _, v) in enumerate(parsed) if k == SEND}
     h = m.heap
     hq = h.mvq
     order = [i for i, c in enumerate(parsed) if c[0] != DEFAULT]
@@ -564,6 +564,7 @@ def select(*cases: object) -> tuple[int, Any]:
 
 
 msg.register_handle_type(Chan)
+msg.register_wire_type(1, Chan)
 
 from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 

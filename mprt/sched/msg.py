@@ -1,29 +1,39 @@
 """Values crossing goroutines: goroutine payloads and channel elements.
 
-A value is pickled once by the sender.  Where it lands is a *slot*: a length word, an address word
+A value is encoded once by the sender.  Where it lands is a *slot*: a length word, an address word
 and some inline bytes, in a G row (the payload of a goroutine not yet started), a sudog (an element
-handed to a parked goroutine) or a channel's buffer (a heap object).  A short pickle that carries no
-heap pointer sits inline (length >= 0).  Every heap message address written to or taken from a
-slot is shaded while the collector marks (mprt/shm/mbarrier.py): slots move pointers between
-processes, so they take the write barrier's both halves.  Anything else is a heap message (length -1, the address
-word set): a pointer slice [bytes, p1, ..., pk] whose element 0 is a uint8 slice holding the pickle
-and whose other elements are the heap objects the value points to, so the collector finds them by
-tracing from the slot.
+handed to a parked goroutine) or a channel's buffer (a heap object).  Three forms:
+
+  length >= 0   a short pickle that carries no heap pointer, inline;
+  length <= -2  typed words (below): -2 - length bytes inline, and the one heap object they name,
+                if any, in the address word, where the collector traces it;
+  length == -1  a heap message, its address in the address word: a pointer slice [bytes, p1, ..., pk]
+                whose element 0 is a uint8 slice holding the encoded value and whose other elements
+                are the heap objects the value points to, so the collector finds them by tracing
+                from the slot.
+
+Every heap address written to or taken from a slot is shaded while the collector marks
+(mprt/shm/mbarrier.py): slots move pointers between processes, so they take the write barrier's both
+halves.  A goroutine's arguments in typed words keep their heap objects in the G row's pointer
+words (G_PTR0..), also traced.
 
 A heap message has one owner at a time and one free path.  The owner is the slot holding its
 address, or, once taken, a rooted handle (a Ptr): `take` makes the handle before the slot lets go,
 inside heap code, so no stop of the world falls between the two and no GC cycle can find the message
-unreachable while anyone may still read it.  Nothing frees a message explicitly: the sweeper frees
-it once no slot and no handle holds it.  (An explicit free by the receiver had two owners to agree
-with, the receiver and the collector, and lost: a message freed while the mark read it, or swept
-while a goroutine that held its raw address was switched out, then freed again.)
+unreachable while anyone may still read it.  A typed record taken from a slot likewise becomes its
+values (handles included) before the slot lets go.  Nothing frees a message explicitly: the sweeper
+frees it once no slot and no handle holds it.  (An explicit free by the receiver had two owners to
+agree with, the receiver and the collector, and lost: a message freed while the mark read it, or
+swept while a goroutine that held its raw address was switched out, then freed again.)
 
-Plain values (int, float, str, bytes, None, bool) take the C pickler; everything else goes through
-the runtime's pickler (cloudpickle, with Ptrs carried as addresses).
+Plain values (int, float, str, bytes, None, bool) take the C pickler; handles and tuples of typed
+values take typed words; everything else goes through the runtime's pickler (cloudpickle, with Ptrs
+carried as addresses).
 """
 import collections
 import io
 import pickle
+import struct
 import types
 
 import numpy as np
@@ -78,12 +88,24 @@ def put(mv8, q, lenw, inline_off, inline_cap, data, ptrs):
     """Write an encoded value into a slot: q[lenw] is its length word, q[lenw+1] its address word,
     mv8[inline_off:inline_off+inline_cap] its inline bytes."""
     n = len(data)
-    if not ptrs and n <= inline_cap:
-        mv8[inline_off:inline_off + n] = data
-        q[lenw + 1] = 0
-        q[lenw] = n
-        return
+    if n <= inline_cap:
+        if not ptrs and data[0] == 0x80:
+            mv8[inline_off:inline_off + n] = data
+            q[lenw + 1] = 0
+            q[lenw] = n
+            return
+        if data[0] != 0x80 and len(ptrs) <= 1:
+            _put_typed(mv8, q, lenw, inline_off, data, ptrs[0]._a if ptrs else 0)
+            return
     put_heap(q, lenw, data, ptrs)
+
+
+def _put_typed(mv8, q, lenw, inline_off, b, a):
+    mv8[inline_off:inline_off + len(b)] = b
+    if a:
+        shade_word(malloc.current_or_none(), a)     # the slot may be a word the mark has passed
+    q[lenw + 1] = a
+    q[lenw] = TYPED_SLOT - len(b)
 
 
 def put_heap(q, lenw, data, ptrs):
@@ -124,7 +146,16 @@ def take(mv8, q, lenw, inline_off):
     n = q[lenw]
     if n >= 0:
         return bytes(mv8[inline_off:inline_off + n])
-    return take_heap(q, lenw)
+    if n == HEAP:
+        return take_heap(q, lenw)
+    b = bytes(mv8[inline_off:inline_off + TYPED_SLOT - n])
+    a = q[lenw + 1]
+    raw = _Typed(b, a, decode_typed(b))   # its handles first, then the slot lets go
+    if a:
+        shade_word(malloc.current_or_none(), a)
+    q[lenw + 1] = 0
+    q[lenw] = 0
+    return raw
 
 
 def take_heap(q, lenw):
@@ -142,6 +173,9 @@ def take_heap(q, lenw):
 
 def put_raw(mv8, q, lenw, inline_off, inline_cap, raw):
     """Move a raw content (from take) into another slot."""
+    if type(raw) is _Typed:
+        _put_typed(mv8, q, lenw, inline_off, raw.b, raw.a)
+        return
     if isinstance(raw, bytes):
         if len(raw) <= inline_cap:
             mv8[inline_off:inline_off + len(raw)] = raw
@@ -164,7 +198,9 @@ def decode(raw):
     message once no slot and no handle holds it (one free path, the collector's)."""
     if isinstance(raw, bytes):
         return pickle.loads(raw)
-    return loads(heap_bytes(raw))
+    if type(raw) is _Typed:
+        return raw.value()
+    return _decode_bytes(heap_bytes(raw))
 
 
 def load(mv8, q, lenw, inline_off):
@@ -173,8 +209,9 @@ def load(mv8, q, lenw, inline_off):
 
 def drop(q, lenw):
     """Empty a slot whose value nobody will receive (its message is left to the sweeper)."""
-    if q[lenw] == HEAP:
-        forget(q[lenw + 1])
+    if q[lenw] < 0:
+        if q[lenw + 1]:
+            forget(q[lenw + 1])
         q[lenw + 1] = 0
     q[lenw] = 0
 
@@ -188,6 +225,156 @@ def forget(a):
 def decode_addr(a):
     """The value of heap message a, read from a word the caller holds locked (the finalizer queue)."""
     return decode(malloc.current_or_none().slice_type(Ptr).make(a))
+
+
+# ---- typed words: the values Go passes in registers, without a pickle ----
+#
+# A goroutine's arguments (and a channel's value) that are all ints (int64), floats, None, bools,
+# short str/bytes and heap handles (Ptrs, channels, the sync objects) are written as tagged words:
+# TYPED, the count, then per value a tag byte and its bytes; a handle is its object's address (the
+# slot also holds the address where the collector traces it, msg's G_PTR words or address word).
+# The receiver rebuilds each handle from the address and the type in the object's header, as the
+# pickle's persistent id does, so both forms give the same values.  Anything else is pickled.
+
+TYPED = 0x01              # a list of values (a goroutine's arguments); a pickle (protocol 2 and up)
+TYPED_VALUE = 0x02        # one value (a channel's)                      starts with 0x80: no clash
+TYPED_TUPLE = 0x03        # a tuple of values (a channel's)
+TYPED_SLOT = -2           # a slot's length word at or below this: a typed record of -2 - len bytes inline,
+                          # its one heap pointer (or 0) in the address word
+TYPED_MAX = 255           # values per typed record, and bytes per str/bytes value
+_wire_code = {}           # handle class -> tag byte
+_wire_class = {}          # tag byte -> handle class
+_I64 = struct.Struct("<q")
+_F64 = struct.Struct("<d")
+
+
+def register_wire_type(code, cls):
+    """A handle class (exactly that class, rebuilt as cls(Ptr)) that travels as a typed word."""
+    assert 0 < code < 64 and _wire_class.get(code, cls) is cls
+    _wire_code[cls] = code
+    _wire_class[code] = cls
+
+
+def encode_typed(vals, marker=TYPED):
+    """(bytes, Ptrs) of a sequence of values in typed words, or None if one of them needs a pickle."""
+    n = len(vals)
+    if n > TYPED_MAX:
+        return None
+    out = bytearray((marker, n))
+    ptrs = []
+    for v in vals:
+        t = type(v)
+        if t is int:
+            if not -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
+                return None
+            out += b"i"
+            out += _I64.pack(v)
+        elif t is float:
+            out += b"f"
+            out += _F64.pack(v)
+        elif v is None:
+            out += b"N"
+        elif t is bool:
+            out += b"T" if v else b"F"
+        elif t is str:
+            try:
+                b = v.encode("utf-8")
+            except UnicodeEncodeError:    # lone surrogates: the pickle carries them
+                return None
+            if len(b) > TYPED_MAX:
+                return None
+            out += b"s"
+            out.append(len(b))
+            out += b
+        elif t is bytes:
+            if len(v) > TYPED_MAX:
+                return None
+            out += b"b"
+            out.append(len(v))
+            out += v
+        elif t in _wire_code:
+            p = v._p
+            ptrs.append(p)
+            out.append(0x80 | _wire_code[t])
+            out += _I64.pack(p._a)
+        elif isinstance(v, Ptr):
+            ptrs.append(v)
+            out += b"p"
+            out += _I64.pack(v._a)
+        else:
+            return None
+    return bytes(out), ptrs
+
+
+def encode_value(v, what):
+    """A channel's value: (bytes, Ptrs), typed words where the value is a handle or a tuple of
+    typed values, else the pickle (encode)."""
+    t = type(v)
+    if t in PLAIN:
+        return pickle.dumps(v, pickle.HIGHEST_PROTOCOL), ()
+    r = None
+    if t in _wire_code or isinstance(v, Ptr):
+        r = encode_typed((v,), TYPED_VALUE)
+    elif t is tuple and len(v) <= 16:
+        r = encode_typed(v, TYPED_TUPLE)
+    return r if r is not None else encode(v, what)
+
+
+def _decode_bytes(b):
+    """A value's bytes, pickled or typed."""
+    if b[0] == 0x80:
+        return loads(b)
+    vals = decode_typed(b)
+    return vals[0] if b[0] == TYPED_VALUE else tuple(vals)
+
+
+class _Typed:
+    """A slot's typed record, taken: its bytes, its heap pointer and the values (their handles
+    root the object from the moment the slot lets it go)."""
+    __slots__ = ("b", "a", "vals")
+
+    def __init__(self, b, a, vals):
+        self.b, self.a, self.vals = b, a, vals
+
+    def value(self):
+        return self.vals[0] if self.b[0] == TYPED_VALUE else tuple(self.vals)
+
+
+def decode_typed(b, i=0):
+    """The list of values of typed words b[i:] (b[i] == TYPED)."""
+    n = b[i + 1]
+    i += 2
+    out = []
+    h = None
+    for _ in range(n):
+        c = b[i]
+        i += 1
+        if c == 0x69:                               # i
+            out.append(_I64.unpack_from(b, i)[0])
+            i += 8
+        elif c >= 0x80 or c == 0x70:               # a handle, or p: a Ptr
+            if h is None:
+                h = malloc.current_or_none()
+            p = h.ptr_at(_I64.unpack_from(b, i)[0])
+            i += 8
+            out.append(p if c == 0x70 else _wire_class[c & 0x7F](p))
+        elif c == 0x66:                             # f
+            out.append(_F64.unpack_from(b, i)[0])
+            i += 8
+        elif c == 0x73 or c == 0x62:               # s, b
+            k = b[i]
+            v = b[i + 1:i + 1 + k]
+            out.append(v.decode("utf-8") if c == 0x73 else bytes(v))
+            i += 1 + k
+        elif c == 0x4E:
+            out.append(None)
+        elif c == 0x54:
+            out.append(True)
+        elif c == 0x46:
+            out.append(False)
+        else:
+            raise ValueError(f"mprt: bad typed word tag {c:#x}")
+    return out
 
 
 # ---- goroutine payloads: (fn, args, kwargs) ----

@@ -229,7 +229,8 @@ def go(fn: Callable[..., object], *args: object, **kwargs: object) -> None:
     else:
         fb, ptrs = ent[0], ent[1]
     if args or kwargs:
-        ab, aptrs = msg.encode((args, kwargs), _what(fn) + " arguments")
+        enc = None if kwargs else msg.encode_typed(args)
+        ab, aptrs = enc if enc is not None else msg.encode((args, kwargs), _what(fn) + " arguments")
         if aptrs:
             ptrs = list(ptrs) + list(aptrs)
         data = fb + ab

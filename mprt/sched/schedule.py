@@ -1070,7 +1070,12 @@ def _payload(m, g):
             for i in range(q[r + G_NPTR]):
                 shade_word(m.heap, q[r + G_PTR0 + i])
         fn = msg.decode_fn(data[:fl], hasptr)
-        args = (loads(data[fl:]) if hasptr else pickle.loads(data[fl:])) if n > fl else ((), {})
+        if n <= fl:
+            args = ((), {})
+        elif data[fl] == msg.TYPED:
+            args = (msg.decode_typed(data, fl), {})
+        else:
+            args = loads(data[fl:]) if hasptr else pickle.loads(data[fl:])
         # only now: the Ptrs inside are handles of their own.  The words are cleared too, so that no
         # row ever holds the address of an object that may since have been freed
         k = q[r + G_NPTR]
@@ -1082,7 +1087,12 @@ def _payload(m, g):
         hnd = msg.take_heap(q, r + G_PAYLEN)
         data = msg.heap_bytes(hnd)
         fn = msg.decode_fn(data[:fl], hasptr)
-        args = loads(data[fl:]) if len(data) > fl else ((), {})
+        if len(data) <= fl:
+            args = ((), {})
+        elif data[fl] == msg.TYPED:
+            args = (msg.decode_typed(data, fl), {})
+        else:
+            args = loads(data[fl:])
     return fn, args[0], args[1]
 
 

@@ -168,6 +168,8 @@ class Mutex(SemaObject):
 
 
 msg.register_handle_type(SemaObject)
+msg.register_wire_type(2, WaitGroup)
+msg.register_wire_type(3, Mutex)
 
 from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
 

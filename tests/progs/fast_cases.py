@@ -1,0 +1,231 @@
+"""Programs for tests/test_fastpaths.py: `python fast_cases.py CASE`.  Each prints one JSON line.
+
+The fast paths must give what the general ones give: a goroutine's arguments written as typed
+words arrive as the same values (same types, same heap objects) as pickled ones would."""
+import json
+import math
+import sys
+
+import numpy as np
+
+import mprt
+from mprt import runtime
+
+
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+@mprt.struct
+class Node:
+    left: mprt.Ptr
+    v: np.int64
+
+
+def fp(v):
+    """What a receiver sees of a value: its type, its repr, and for heap objects what they hold."""
+    t = type(v).__qualname__
+    if isinstance(v, float) and math.isnan(v):
+        return [t, "nan"]
+    if isinstance(v, float):
+        return [t, v.hex()]
+    if isinstance(v, mprt.Ptr):
+        try:
+            return [t, repr(v), int(v.v)]
+        except AttributeError:
+            return [t, repr(v), v.np.tolist()]
+    return [t, repr(v)]
+
+
+def receive(out_, i, *args):
+    out_.send((i, [fp(a) for a in args]))
+
+
+def receive_kw(out_, i, args=()):
+    out_.send((i, [fp(a) for a in args]))
+
+
+def arg_sets():
+    n = mprt.new(Node)
+    n.v = 42
+    f = mprt.make(np.float64, 3)
+    f.np[:] = [1.5, 2.5, 3.5]
+    k = mprt.make(np.int64, 2)
+    k.np[:] = [7, 8]
+    ch, wg, mu = mprt.chan(1), mprt.sync.WaitGroup(), mprt.sync.Mutex()
+    return [
+        (1, -2**63, 2**63 - 1, 0, 2.5, -0.0, float("inf"), float("nan"), None, True, False),
+        ("", "héllo wörld", "x" * 255, b"", b"\x00\xff", bytes(255)),
+        (n, f, k, ch, wg, mu),                       # issue 14's trampoline shape, and more
+        (f, k, ch),
+        (ch, mprt.chan(), mprt.chan(2), n, f, k, wg),  # more handles than the row's pointer words
+        tuple(range(40)),                            # more bytes than the row holds inline
+        (2**63, -2**63 - 1, "x" * 256, bytes(256)),  # too big for a word: pickled
+        ("\ud800", [1, 2], {"a": n}, (f, 1), np.int64(3), 1 + 2j),   # not typed at all: pickled
+        (n, "\ud800"),                               # a handle with a value that needs the pickle
+    ]
+
+
+def case_args():
+    """Every argument set, each way: positional (typed words where it can) and as a keyword
+    argument (always the pickle).  Each goroutine sends back what it saw."""
+    sets = arg_sets()
+    res = mprt.chan(2 * len(sets))
+    for i, a in enumerate(sets):
+        mprt.go(receive, res, i, *a)
+        mprt.go(receive_kw, res, i, args=a)
+    want = [[fp(x) for x in a] for a in sets]
+    got = {}
+    for _ in range(2 * len(sets)):
+        i, seen = res.recv()
+        got.setdefault(i, []).append(seen)
+    bad = [(i, want[i], g) for i in range(len(sets)) for g in got[i] if g != want[i]]
+    # the handles work on the other side too
+    wg = mprt.sync.WaitGroup()
+    wg.add(1)
+    mu = mprt.sync.Mutex()
+    done = mprt.chan(1)
+    mprt.go(use_handles, wg, mu, done, sets[2][0])
+    wg.wait()
+    mu.lock()
+    mu.unlock()
+    out(bad=bad, n=len(sets), used=done.recv())
+
+
+def use_handles(wg, mu, done, n):
+    with mu:
+        n.v += 1
+    done.send(int(n.v))
+    wg.done()
+
+
+def check(n, i, wg, seen):
+    seen.np[i] = 1 if int(n.v) == i else 2
+    wg.done()
+
+
+def gc_loop(stop):
+    while True:
+        j, _ = mprt.select(stop.recv, mprt.default)
+        if j == 0:
+            return
+        runtime.GC()
+
+
+def case_churn():
+    """Objects reachable only from goroutines' typed argument words while the collector runs:
+    none may be freed before its goroutine reads it (run with GODEBUG=gccheckmark=1)."""
+    N = 3000
+    stop = mprt.chan()
+    mprt.go(gc_loop, stop)
+    seen = mprt.make(np.int64, N)
+    wg = mprt.sync.WaitGroup()
+    wg.add(N)
+    for i in range(N):
+        n = mprt.new(Node)
+        n.v = i
+        n.left = mprt.new(Node)        # garbage behind it, for the sweeper
+        mprt.go(check, n, i, wg, seen)
+        if i % 100 == 0:
+            runtime.Gosched()
+    del n
+    wg.wait()
+    stop.close()
+    ms = runtime.MemStats()
+    runtime.ReadMemStats(ms)
+    out(ok=int((seen.np == 1).sum()), bad=int((seen.np == 2).sum()), numgc=ms.NumGC)
+
+
+def chan_values():
+    n = mprt.new(Node)
+    n.v = 42
+    f = mprt.make(np.float64, 2)
+    f.np[:] = [0.5, 1.5]
+    ch, wg, mu = mprt.chan(1), mprt.sync.WaitGroup(), mprt.sync.Mutex()
+    return [n, f, ch, wg, mu, (1, ch), (n, 2.5, "s", None, True), (n, f), (n, "\ud800"), tuple(range(20)),
+            (), ("x",), (2**70, ch), 5, "str", None, [1, 2], (f, (1, 2)), np.int64(3)]
+
+
+def fpv(v):
+    return [fp(x) for x in v] if type(v) is tuple else fp(v)
+
+
+def echo(inp, outp, k, use_select):
+    for _ in range(k):
+        if use_select:
+            _, v = mprt.select(inp.recv)
+            mprt.select((outp.send, (fpv(v), v)))
+        else:
+            v = inp.recv()
+            outp.send((fpv(v), v))
+
+
+def case_chanvals():
+    """Every value over every path of a channel: to a waiting receiver (a sudog), through a buffer,
+    from a waiting sender into a full buffer, by select; each arrives as the value sent."""
+    vals = chan_values()
+    want = [fpv(v) for v in vals]
+    bad = []
+    for cap, use_select in ((0, False), (len(vals), False), (1, False), (0, True), (1, True)):
+        inp, outp = mprt.chan(cap), mprt.chan(cap)
+        mprt.go(echo, inp, outp, len(vals), use_select)
+        got = []
+        if cap >= len(vals):
+            for v in vals:
+                inp.send(v)
+            got = [outp.recv() for _ in vals]
+        else:
+            for v in vals:
+                inp.send(v)
+                got.append(outp.recv())
+        for i, (seen, back) in enumerate(got):
+            if seen != want[i] or fpv(back) != want[i]:
+                bad.append([cap, use_select, i, want[i], seen, fpv(back)])
+    out(bad=bad, n=len(vals))
+
+
+def produce(c, k):
+    for i in range(k):
+        n = mprt.new(Node)
+        n.v = i
+        c.send(n if i % 2 else (i, n))
+        del n
+        if i % 50 == 0:
+            # the value waits in the receiver's sudog, held by nothing else, while this goroutine
+            # keeps the P and allocates: cycles start (GOGC is low), and the freed blocks are
+            # reused, so a value the collector missed would be overwritten
+            g0 = gcs()
+            while gcs() < g0 + 2:
+                for _ in range(200):
+                    mprt.new(Node).v = -1
+
+
+def gcs():
+    ms = runtime.MemStats()
+    runtime.ReadMemStats(ms)
+    return ms.NumGC
+
+
+def case_chanchurn():
+    """Objects held only by channel slots while the collector runs (run with
+    GODEBUG=gccheckmark=1, GOGC=5, GOMAXPROCS=1: the receiver runs only once the sender blocks):
+    none is freed before it is received."""
+    K = 1000
+    ok = bad = 0
+    for cap in (0, 100):
+        c = mprt.chan(cap)
+        mprt.go(produce, c, K)
+        for i in range(K):
+            v = c.recv()
+            n = v if i % 2 else v[1]
+            if int(n.v) == i and (i % 2 or v[0] == i):
+                ok += 1
+            else:
+                bad += 1
+    ms = runtime.MemStats()
+    runtime.ReadMemStats(ms)
+    out(ok=ok, bad=bad, numgc=ms.NumGC)
+
+
+if __name__ == "__main__":
+    mprt.run(globals()["case_" + sys.argv[1]])

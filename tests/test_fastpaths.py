@@ -1,0 +1,42 @@
+"""Fast paths give what the general paths give: a goroutine's arguments and a channel's values as
+typed words (no pickle, no heap message) arrive as the same values and the same heap objects, and
+keep those objects alive until they are received, under the collector's checkmark.  Programs: tests/progs/fast_cases.py."""
+import json
+import os
+import subprocess
+import sys
+
+PROG = os.path.join(os.path.dirname(__file__), "progs", "fast_cases.py")
+
+
+def result(args, env=None, timeout=120):
+    e = dict(os.environ)
+    for k in ("GOMAXPROCS", "GOTRACEBACK", "GODEBUG", "GOGC"):
+        e.pop(k, None)
+    e.update(env or {})
+    p = subprocess.run([sys.executable, PROG, *args], capture_output=True, text=True, timeout=timeout, env=e)
+    assert p.returncode == 0, f"exit status {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-5000:]}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_goroutine_arguments_arrive_the_same_typed_or_pickled():
+    r = result(["args"], {"GOMAXPROCS": "2"})
+    assert r["bad"] == [], r["bad"]
+    assert r["used"] == 43
+
+
+def test_objects_held_only_by_argument_words_survive_the_collector():
+    r = result(["churn"], {"GOMAXPROCS": "2", "GODEBUG": "gccheckmark=1"})
+    assert (r["ok"], r["bad"]) == (3000, 0), r
+    assert r["numgc"] > 0
+
+
+def test_channel_values_arrive_the_same_on_every_path():
+    r = result(["chanvals"], {"GOMAXPROCS": "2"})
+    assert r["bad"] == [], r["bad"]
+
+
+def test_objects_held_only_by_channel_slots_survive_the_collector():
+    r = result(["chanchurn"], {"GOMAXPROCS": "1", "GOGC": "5", "GODEBUG": "gccheckmark=1"})
+    assert (r["ok"], r["bad"]) == (2000, 0), r
+    assert r["numgc"] > 0
