@@ -37,6 +37,10 @@ def chan(rt, procs, n):
         return _mprt(work.mprt_chan, n)
     if rt == "pipe":
         return {"rt_us": pipe_round_trip(n)}
+    if rt == "threads":
+        return {"rt_us": threads_round_trip(n)}
+    if rt == "asyncio":
+        return {"rt_us": asyncio_round_trip(n)}
     n = min(n, 1000)            # a task's round trip is long on every peer: enough to time it
     p = peers.start(rt, procs)
     try:
@@ -68,6 +72,58 @@ def pipe_round_trip(n):
     return dt
 
 
+def threads_round_trip(n):
+    """In one process, the peer of goroutines on one M: two threads, two queue.SimpleQueues."""
+    import queue
+    import threading
+    a, b = queue.SimpleQueue(), queue.SimpleQueue()
+
+    def echo():
+        while True:
+            v = a.get()
+            if v is None:
+                return
+            b.put(v)
+    th = threading.Thread(target=echo)
+    th.start()
+
+    def one(i):
+        a.put(i)
+        b.get()
+    dt = work.round_trip_us(one, n)
+    a.put(None)
+    th.join()
+    return dt
+
+
+def asyncio_round_trip(n):
+    """In one process, on one thread: two asyncio tasks, two asyncio.Queues."""
+    import asyncio
+
+    async def run():
+        a, b = asyncio.Queue(), asyncio.Queue()
+
+        async def echo():
+            while True:
+                v = await a.get()
+                if v is None:
+                    return
+                await b.put(v)
+        task = asyncio.create_task(echo())
+        for i in range(100):
+            await a.put(i)
+            await b.get()
+        t = time.perf_counter()
+        for i in range(n):
+            await a.put(i)
+            await b.get()
+        dt = (time.perf_counter() - t) / n * 1e6
+        await a.put(None)
+        await task
+        return dt
+    return asyncio.run(run())
+
+
 def mp_ctx():
     import multiprocessing as mp
     return mp.get_context("fork")
@@ -94,9 +150,9 @@ def array(rt, procs, n, rounds, chunks):
     p = peers.start(rt, procs)
     try:
         t = time.perf_counter()
-        shared = p.share(arr)
+        tasks = p.chunks(arr, work.array_chunks(n, chunks))
         for _ in range(rounds):
-            got = sum(p.map(work.chunk_sum, [(shared, lo, hi) for lo, hi in work.array_chunks(n, chunks)]))
+            got = sum(p.map(work.chunk_sum, tasks))
         return {"s": time.perf_counter() - t, "ok": abs(got - want) <= 1e-6 * abs(want)}
     finally:
         p.close()
@@ -140,6 +196,12 @@ def binarytrees(rt, procs, depth, example):
     finally:
         p.close()
     return {"s": time.perf_counter() - t, "lines": lines}
+
+
+def idioms(rt, procs, n_pool, n_pipe, n_fanin, goroutines, k):
+    if rt == "mprt":
+        return _mprt(work.mprt_idioms, n_pool, n_pipe, n_fanin, goroutines, k, procs)
+    return work.mp_idioms(n_pool, n_pipe, n_fanin, goroutines, k, procs)
 
 
 def main():

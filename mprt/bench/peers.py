@@ -8,7 +8,9 @@ Every peer is started with `workers` worker processes and warmed (each worker ha
 before anything is timed, as mprt's Ms are.  `map` hands out every task at once, the way each
 library is meant to be fed; `each` submits tasks one call at a time (Pool: map with chunksize=1, the
 closest it has); `call` is one task's round trip; `share` makes a large object available to tasks
-the library's own way (Ray's object store, Dask's scatter; the others pickle it into each task).
+the library's own way (Ray's object store, Dask's scatter; the others pickle it into each task);
+`chunks` gives each task of a split array what it needs: the pickling peers send each task its own
+chunk only, Ray and Dask the shared whole with the bounds.
 """
 import importlib.util
 import multiprocessing as mp
@@ -52,6 +54,9 @@ class _Pool:
     def share(self, obj):
         return obj
 
+    def chunks(self, arr, bounds):
+        return [(arr[lo:hi], 0, hi - lo) for lo, hi in bounds]
+
     def close(self):
         self.pool.close()
         self.pool.join()
@@ -72,6 +77,8 @@ class _PPE:
 
     def share(self, obj):
         return obj
+
+    chunks = _Pool.chunks
 
     def close(self):
         self.ex.shutdown()
@@ -111,6 +118,10 @@ class _Ray:
     def share(self, obj):
         return self.ray.put(obj)       # tasks get it zero-copy from the object store
 
+    def chunks(self, arr, bounds):
+        ref = self.share(arr)
+        return [(ref, lo, hi) for lo, hi in bounds]
+
     def close(self):
         self.ray.shutdown()
 
@@ -132,6 +143,10 @@ class _Dask:
 
     def share(self, obj):
         return self.client.scatter(obj, broadcast=True)
+
+    def chunks(self, arr, bounds):
+        fut = self.share(arr)
+        return [(fut, lo, hi) for lo, hi in bounds]
 
     def close(self):
         self.client.close()

@@ -242,7 +242,7 @@ def mprt_gc(seconds, nodes):
     ms = runtime.MemStats()
     runtime.ReadMemStats(ms)
     pb = m.ctl.base["pause"]
-    stops = [int(q[pb + 2 * (k % NPAUSE)]) for k in range(max(i0 + 1, i1 - NPAUSE), i1)]
+    stops = [int(q[pb + 2 * (k % NPAUSE)]) for k in range(max(i0, i1 - NPAUSE), i1)]
     del keep
     root = complete_tree(GCNode, nodes)
     h = malloc.current()
@@ -254,12 +254,30 @@ def mprt_gc(seconds, nodes):
     del root
     b, o, cpu = sorted(rows, key=lambda r: r[2])[1]
     return {"stops_ns": stops, "cycles": int(ms.NumGC - ms0.NumGC), "gccpu": float(ms.GCCPUFraction),
-            "allocs_per_s": allocs / wall, "mark_bytes": b, "mark_objs": o, "mark_cpu_ns": cpu}
+            "allocs_per_s": allocs / wall, "mark_bytes": b, "mark_objs": o, "mark_cpu_ns": cpu,
+            "new_us": new_us(lambda: mprt.new(Pair))}
 
 
-def cpython_gc(seconds, nodes):
-    """The peer of mprt_gc: CPython's own collector in one process, under the same churn (every
-    collection's pause, by gc.callbacks) and over a tree of the same size (a full collection)."""
+@mprt.struct
+class Pair:
+    left: mprt.Ptr
+    right: mprt.Ptr
+
+
+def new_us(make, n=100_000):
+    """Microseconds per object of one make() (the best of 5 runs of n, the objects dropped as made)."""
+    best = None
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(n):
+            make()
+        dt = (time.perf_counter() - t) / n * 1e6
+        best = dt if best is None else min(best, dt)
+    return best
+
+
+def _cpython_churn(seconds):
+    """One process's share of cpython_gc's churn: (allocations, pauses in ns)."""
     import gc
     pauses, t0 = [], [0.0]
 
@@ -268,7 +286,7 @@ def cpython_gc(seconds, nodes):
             t0[0] = time.perf_counter_ns()
         else:
             pauses.append(time.perf_counter_ns() - t0[0])
-    keep = [TreeNode(None, None) for _ in range(20_000)]
+    keep = [TreeNode(None, None) for _ in range(10_000)]
     gc.callbacks.append(cb)
     t = time.monotonic()
     n = 0
@@ -281,6 +299,22 @@ def cpython_gc(seconds, nodes):
         del a, s
     gc.callbacks.remove(cb)
     del keep
+    return n, pauses
+
+
+def cpython_gc(seconds, nodes):
+    """The peer of mprt_gc: CPython's own collector under the same churn in as many processes as
+    mprt's goroutines (2; every collection's pause, by gc.callbacks), and over a tree of the same
+    size (a full collection)."""
+    import gc
+    import multiprocessing as mp
+    with mp.get_context("fork").Pool(2) as pool:
+        pool.map(trivial, range(4))                      # warm, as mprt's Ms are
+        t = time.perf_counter()
+        parts = pool.map(_cpython_churn, [seconds, seconds])
+        wall = time.perf_counter() - t
+    allocs = sum(n for n, _ in parts)
+    pauses = [x for _, ps in parts for x in ps]
     nodes_list = [TreeNode(None, None) for _ in range(nodes)]
     for i in range(nodes - 1, 0, -1):        # the same complete tree, heap order
         p = nodes_list[(i - 1) // 2]
@@ -297,15 +331,209 @@ def cpython_gc(seconds, nodes):
         full.append(time.process_time_ns() - t)
     del root
     import sys
-    return {"stops_ns": pauses, "allocs_per_s": n / seconds, "full_ns": sorted(full)[1],
-            "node_bytes": sys.getsizeof(TreeNode(None, None))}
+    return {"stops_ns": pauses, "allocs_per_s": allocs / wall, "full_ns": sorted(full)[1],
+            "node_bytes": sys.getsizeof(TreeNode(None, None)), "new_us": new_us(lambda: TreeNode(None, None))}
+
+
+def _boot_main():
+    """Main of the boot measurement: every M started and a goroutine run on each, as the peers
+    start their workers and run warm-up tasks (peers.start: 2 tasks per worker)."""
+    from mprt import runtime
+    k = 2 * runtime.GOMAXPROCS(0)
+    wg = mprt.sync.WaitGroup()
+    wg.add(k)
+    for i in range(k):
+        mprt.go(_worker, wg, i)
+    wg.wait()
 
 
 def mprt_boot(reps):
-    """Boot plus teardown of a runtime whose main returns at once (GOMAXPROCS from the environment)."""
+    """Boot plus teardown of a runtime (GOMAXPROCS from the environment) whose main runs a
+    goroutine per P and returns."""
     out = []
     for _ in range(reps):
         t = time.perf_counter()
-        mprt.run(trivial)
+        mprt.run(_boot_main)
         out.append(time.perf_counter() - t)
     return {"s": sorted(out)[len(out) // 2]}
+
+
+# ---- idioms: Go programs as Go programmers write them, and each peer's nearest equivalent ----
+
+def _job(j):
+    return 2 * j
+
+
+def _pool_worker(jobs, results):
+    for j in jobs:
+        results.send(_job(j))
+
+
+def mprt_worker_pool(n, workers):
+    """Go by Example's worker pool: jobs and results channels buffered for every job, `workers`
+    goroutines ranging over jobs; main sends every job, closes, and collects the results."""
+    jobs, results = mprt.chan(n), mprt.chan(n)
+    for _ in range(workers):
+        mprt.go(_pool_worker, jobs, results)
+    for j in range(n):
+        jobs.send(j)
+    jobs.close()
+    return sum(results.recv() for _ in range(n))
+
+
+def _gen(n, out):
+    for i in range(n):
+        out.send(i)
+    out.close()
+
+
+def _sq(inp, out):
+    for v in inp:
+        out.send(v * v)
+    out.close()
+
+
+def mprt_pipeline(n):
+    """The Go blog's pipeline: gen -> sq -> main's sum, over channels buffered for 100."""
+    a, b = mprt.chan(100), mprt.chan(100)
+    mprt.go(_gen, n, a)
+    mprt.go(_sq, a, b)
+    return sum(b)
+
+
+def mprt_fanin(n):
+    """Two producers, each on its own channel; main selects over both until both are closed."""
+    a, b = mprt.chan(100), mprt.chan(100)
+    mprt.go(_gen, n // 2, a)
+    mprt.go(_gen, n - n // 2, b)
+    live, total = [a, b], 0
+    while live:
+        i, v = mprt.select(*[c.recv for c in live])
+        if v is None:
+            live.pop(i)
+        else:
+            total += v
+    return total
+
+
+@mprt.struct
+class Counter:
+    n: np.int64
+
+
+def _count(c, mu, k, wg):
+    for _ in range(k):
+        with mu:
+            c.n += 1
+    wg.done()
+
+
+def mprt_mutex(goroutines, k):
+    """A heap counter behind a sync.Mutex, incremented k times by each goroutine."""
+    c, mu, wg = mprt.new(Counter), mprt.sync.Mutex(), mprt.sync.WaitGroup()
+    wg.add(goroutines)
+    for _ in range(goroutines):
+        mprt.go(_count, c, mu, k, wg)
+    wg.wait()
+    return int(c.n)
+
+
+def _timed(fn, *args):
+    t = time.perf_counter()
+    r = fn(*args)
+    return time.perf_counter() - t, r
+
+
+def mprt_idioms(n_pool, n_pipe, n_fanin, goroutines, k, workers):
+    """Each idiom once, warm (every M started first): {name: [seconds, result]}."""
+    mprt_worker_pool(200, workers)
+    return {"worker_pool": _timed(mprt_worker_pool, n_pool, workers), "pipeline": _timed(mprt_pipeline, n_pipe),
+            "fanin": _timed(mprt_fanin, n_fanin), "mutex": _timed(mprt_mutex, goroutines, k)}
+
+
+def _mp_gen(n, q):
+    for i in range(n):
+        q.put(i)
+    q.put(None)
+
+
+def _mp_sq(qin, qout):
+    while True:
+        v = qin.get()
+        if v is None:
+            qout.put(None)
+            return
+        qout.put(v * v)
+
+
+def _mp_send(n, conn):
+    for i in range(n):
+        conn.send(i)
+    conn.send(None)
+    conn.close()
+
+
+def _mp_count(v, k):
+    for _ in range(k):
+        with v.get_lock():
+            v.value += 1
+
+
+def mp_idioms(n_pool, n_pipe, n_fanin, goroutines, k, workers):
+    """The peers' nearest equivalents, with multiprocessing (fork): Pool.imap_unordered(chunksize=1)
+    over `workers` processes; a pipeline of processes over multiprocessing.Queues (bounded to 100);
+    two processes sending over Pipes, read with multiprocessing.connection.wait (select's
+    equivalent); a multiprocessing.Value with its lock, incremented by `goroutines` processes."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+    ctx = mp.get_context("fork")
+    out = {}
+    with ctx.Pool(workers) as pool:
+        pool.map(trivial, range(2 * workers))
+        out["worker_pool"] = _timed(lambda: sum(pool.imap_unordered(_job, range(n_pool), chunksize=1)))
+
+    def pipeline():
+        a, b = ctx.Queue(100), ctx.Queue(100)
+        ps = [ctx.Process(target=_mp_gen, args=(n_pipe, a)), ctx.Process(target=_mp_sq, args=(a, b))]
+        for p in ps:
+            p.start()
+        total = 0
+        while (v := b.get()) is not None:
+            total += v
+        for p in ps:
+            p.join()
+        return total
+    out["pipeline"] = _timed(pipeline)
+
+    def fanin():
+        conns, ps = [], []
+        for share in (n_fanin // 2, n_fanin - n_fanin // 2):
+            r, w = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_mp_send, args=(share, w))
+            p.start()
+            w.close()
+            conns.append(r)
+            ps.append(p)
+        total = 0
+        while conns:
+            for c in wait(conns):
+                v = c.recv()
+                if v is None:
+                    conns.remove(c)
+                else:
+                    total += v
+        for p in ps:
+            p.join()
+        return total
+    out["fanin"] = _timed(fanin)
+
+    def mutex():
+        v = ctx.Value("q", 0)
+        ps = [ctx.Process(target=_mp_count, args=(v, k)) for _ in range(goroutines)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+        return v.value
+    out["mutex"] = _timed(mutex)
+    return out
