@@ -40,3 +40,10 @@ def test_objects_held_only_by_channel_slots_survive_the_collector():
     r = result(["chanchurn"], {"GOMAXPROCS": "1", "GOGC": "5", "GODEBUG": "gccheckmark=1"})
     assert (r["ok"], r["bad"]) == (2000, 0), r
     assert r["numgc"] > 0
+
+
+def test_a_function_pickled_by_value_sees_the_globals_of_its_go_statement():
+    # the pickle of a function defined in __main__ is kept while what it uses stays the same
+    r = result(["byvalue"], {"GOMAXPROCS": "2"})
+    assert r["got"] == [[1, 10, [1], ["a", 1]], [2, 10, [1], ["a", 2]], [3, 20, [1], ["a", 3]],
+                        [4, 20, [1, 2], ["a", 4]], [5, 20, [1, 2], ["b", 5]], ["closure", 6], ["closure", 7]]

@@ -44,6 +44,8 @@ CHUNK = 4096
 RUNQ = 256              # Go's per-P ring
 NSITES = 1 << 15
 SITEBYTES = 1 << 21
+NFNPICK = 1 << 12           # msg.py: kept pickles of goroutine functions, appended once each
+FNPICKBYTES = 1 << 20
 NPAUSE = 256
 NONE = -1
 
@@ -110,7 +112,9 @@ S_TRACE = 46
 S_TRACESTART = 47
 S_PROFSYNC = 48
 S_NCGOCALL = 49
-_S_COUNT = 50
+S_NFNPICK = 50
+S_FNPICKBYTES = 51
+_S_COUNT = 52
 SCHED_WORDS = 64
 assert _S_COUNT <= SCHED_WORDS
 
@@ -227,6 +231,8 @@ _REGIONS = [
     ("gq", MAXG),            # the global run queue: a ring of G slots that never fills (<= MAXG Gs)
     ("siteidx", NSITES * 2),
     ("sitebytes", SITEBYTES // WORD),
+    ("fnidx", NFNPICK * 2),
+    ("fnbytes", FNPICKBYTES // WORD),
     ("functab", NFUNC * FT_WORDS),          # symtab.py: the functions PCs name
     ("funcbytes", FUNCBYTES // WORD),
     ("buckets", NBUCKET * BK_WORDS),        # mprof.py: profile buckets, their hash index, sampled objects
@@ -242,7 +248,7 @@ for _name, _words in _REGIONS:
     OFF[_name] = _o
     _o += (_words * WORD + 4095) & ~4095
 CTL_SIZE = _o
-FIXED = ("sched", "p", "m", "pause", "gq", "siteidx", "sitebytes", "functab", "funcbytes", "buckets", "buckhash",
+FIXED = ("sched", "p", "m", "pause", "gq", "siteidx", "sitebytes", "fnidx", "fnbytes", "functab", "funcbytes", "buckets", "buckhash",
          "profobj")
 
 

@@ -32,6 +32,7 @@ carried as addresses).
 """
 import collections
 import io
+import operator
 import pickle
 import struct
 import types
@@ -42,6 +43,8 @@ from cloudpickle import cloudpickle as _cp
 from ..shm import malloc
 from ..shm.mbarrier import shade_word
 from ..shm.ptr import HeapPickler, Ptr, loads
+from ..shm.types import StructLayout
+from .ctl import FNPICKBYTES, NFNPICK, S_FNPICKBYTES, S_NFNPICK
 
 PLAIN = frozenset((int, float, str, bytes, type(None), bool))
 HEAP = -1
@@ -393,6 +396,7 @@ def reset():
     """Forget the cached function pickles: their handles belong to the runtime that ended."""
     FN_CACHE.clear()
     _FN_DEC.clear()
+    _BYVAL.clear()
 _CACHE_MAX = 1024
 
 
@@ -432,19 +436,177 @@ def encode_fn(fn, what):
     if ent is None:
         if len(FN_CACHE) >= _CACHE_MAX:
             FN_CACHE.clear()
-        if not _cacheable(fn):
-            FN_CACHE[key] = NOCACHE
-            return encode(fn, what)
-        b, ptrs = encode(fn, what)
-        ent = FN_CACHE[key] = (b, ptrs, getattr(fn, "__self__", None))
-        return b, ptrs
+        if _cacheable(fn):
+            b, ptrs = _kept(*encode(fn, what))
+            FN_CACHE[key] = (b, ptrs, getattr(fn, "__self__", None))
+            return b, ptrs
+        FN_CACHE[key] = NOCACHE
+    if type(fn) is types.FunctionType:
+        return _encode_by_value(fn, what)
     return encode(fn, what)
 
 
+# ---- functions pickled by value (defined in __main__, lambdas, closures) ----
+#
+# cloudpickle pickles such a function by value: its code, and the values of the globals, defaults
+# and closure cells it uses, at the time of the go statement (~80 us).  The pickle is kept per code
+# object with the objects it was made of, and used again while every one of them is the same
+# object (compared by identity; the entry holds them, so no id is reused).  Only when they are all
+# immutable or identity-stable (numbers, strings, tuples of such, modules, functions and classes,
+# heap handles) is the pickle kept: a list or an instance may change in place, so a function that
+# uses one is pickled afresh at every go, as before.
+
+_BYVAL = {}        # code object -> (what it was made of, bytes, ptrs)
+_ATOMS = frozenset((int, float, complex, str, bytes, bool, type(None), type(Ellipsis), type(NotImplemented)))
+_SKIP_CLASS_KEYS = frozenset(("__dict__", "__weakref__"))
+_MISSING = object()
+
+
+def _encode_by_value(fn, what):
+    deps = []
+    if not _dep_function(fn, deps, set()):
+        return encode(fn, what)
+    code = fn.__code__
+    ent = _BYVAL.get(code)
+    if ent is not None and len(ent[0]) == len(deps) and all(map(operator.is_, ent[0], deps)):
+        return ent[1], ent[2]
+    b, ptrs = _kept(*encode(fn, what))
+    if len(_BYVAL) >= _CACHE_MAX:
+        _BYVAL.clear()
+    _BYVAL[code] = (deps, b, ptrs)
+    return b, ptrs
+
+
+# A kept pickle longer than a G row can spare, holding no heap pointer, is written once into the
+# runtime's table of function pickles (the control segment's fnbytes, append-only, never freed while
+# the runtime lives); goroutines carry the reference record (FNREF, the entry's index) instead, and
+# receivers cache what they unpickled by it.  When the table is full, pickles travel whole again.
+FNREF = 0x04
+FNREF_MIN = 64
+_FNREF = struct.Struct("<Bi")
+
+
+def _kept(b, ptrs):
+    if ptrs or len(b) < FNREF_MIN:
+        return b, ptrs
+    m = _mstate.current_m_or_none()
+    k = None if m is None or m.row is None else _fn_table_put(m, b)
+    return (b, ptrs) if k is None else (_FNREF.pack(FNREF, k), ())
+
+
+def _fn_table_put(m, b):
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    _mstate.acq(m.schedlock)
+    try:
+        k, nb = q[s + S_NFNPICK], q[s + S_FNPICKBYTES]
+        if k >= NFNPICK or nb + len(b) > FNPICKBYTES:
+            return None
+        off = ctl.base["fnbytes"] * 8 + nb
+        m.mv8[off:off + len(b)] = b
+        q[ctl.base["fnidx"] + 2 * k] = nb
+        q[ctl.base["fnidx"] + 2 * k + 1] = len(b)
+        q[s + S_FNPICKBYTES] = nb + len(b)
+        q[s + S_NFNPICK] = k + 1
+        return k
+    finally:
+        _mstate.rel(m.schedlock)
+
+
+def _fn_table_get(k):
+    ctl = _mstate.current_m().ctl
+    off = ctl.q[ctl.base["fnidx"] + 2 * k]
+    n = ctl.q[ctl.base["fnidx"] + 2 * k + 1]
+    b = ctl.base["fnbytes"] * 8 + off
+    return bytes(ctl.u8[b:b + n])
+
+
+def _dep(v, out, seen):
+    """Append v (and what its pickle is made of) to out; False if some part may change in place."""
+    out.append(v)
+    t = type(v)
+    if t in _ATOMS or t is types.ModuleType or t is StructLayout or v is _MISSING:
+        return True
+    if t is tuple or t is frozenset:
+        return len(v) <= 64 and all(_dep(x, out, seen) for x in v)
+    if t is types.FunctionType:
+        return _cp._should_pickle_by_reference(v) or _dep_function(v, out, seen)
+    if t is types.BuiltinFunctionType:
+        return v.__self__ is None or isinstance(v.__self__, types.ModuleType)
+    if isinstance(v, type):
+        return _cp._should_pickle_by_reference(v) or _dep_class(v, out, seen)
+    if isinstance(v, Ptr) or isinstance(v, _handle_types):
+        return True
+    if t is staticmethod or t is classmethod:
+        return _dep(v.__func__, out, seen)
+    if t is property:
+        return all(_dep(f, out, seen) for f in (v.fget, v.fset, v.fdel))
+    return t is types.MemberDescriptorType or t is types.GetSetDescriptorType
+
+
+def _dep_function(fn, out, seen):
+    if id(fn) in seen:
+        return True
+    seen.add(id(fn))
+    out.append(fn.__code__)
+    g = fn.__globals__
+    for name in _cp._extract_code_globals(fn.__code__):
+        if not _dep(g.get(name, _MISSING), out, seen):
+            return False
+    for v in (fn.__defaults__ or ()):
+        if not _dep(v, out, seen):
+            return False
+    for d in (fn.__kwdefaults__, fn.__dict__, fn.__annotations__):
+        if d and not _dep_items(d, out, seen):
+            return False
+    for c in (fn.__closure__ or ()):
+        try:
+            v = c.cell_contents
+        except ValueError:        # a cell not filled yet
+            v = _MISSING
+        if not _dep(v, out, seen):
+            return False
+    out.append(fn.__name__)
+    out.append(fn.__qualname__)
+    out.append(fn.__module__)
+    return True
+
+
+def _dep_items(d, out, seen):
+    out.append(len(d))
+    for k, v in d.items():
+        if not (_dep(k, out, seen) and _dep(v, out, seen)):
+            return False
+    return True
+
+
+def _dep_class(cls, out, seen):
+    if id(cls) in seen:
+        return True
+    seen.add(id(cls))
+    for b in cls.__bases__:
+        if not _dep(b, out, seen):
+            return False
+    for k, v in cls.__dict__.items():
+        if k in _SKIP_CLASS_KEYS:
+            continue
+        out.append(k)
+        if k == "__annotations__" and type(v) is dict:
+            if not _dep_items(v, out, seen):
+                return False
+        elif not _dep(v, out, seen):
+            return False
+    return True
+
+
 def decode_fn(b, hasptr):
+    """The function of a goroutine's payload bytes (a pickle, or a reference record while the row
+    or payload message holding it still holds its heap message)."""
     fn = _FN_DEC.get(b)
     if fn is None:
-        fn = loads(b) if hasptr else pickle.loads(b)
+        if b[0] == FNREF:
+            fn = pickle.loads(_fn_table_get(_FNREF.unpack(b)[1]))
+        else:
+            fn = loads(b) if hasptr else pickle.loads(b)
         if len(_FN_DEC) >= _CACHE_MAX:
             _FN_DEC.clear()
         _FN_DEC[b] = fn
@@ -473,5 +635,6 @@ def set_check(checker):
 
 
 from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
+from . import mstate as _mstate  # noqa: E402  (last: mstate's imports come back here)
 
 _codeclass.mark(__name__, _codeclass.HEAP)

@@ -99,8 +99,11 @@ def use_handles(wg, mu, done, n):
     wg.done()
 
 
+TAG = 0
+
+
 def check(n, i, wg, seen):
-    seen.np[i] = 1 if int(n.v) == i else 2
+    seen.np[i] = 1 if int(n.v) == i and TAG >= 0 else 2
     wg.done()
 
 
@@ -114,7 +117,11 @@ def gc_loop(stop):
 
 def case_churn():
     """Objects reachable only from goroutines' typed argument words while the collector runs:
-    none may be freed before its goroutine reads it (run with GODEBUG=gccheckmark=1)."""
+    none may be freed before its goroutine reads it (run with GODEBUG=gccheckmark=1).  The
+    goroutines' function is pickled by value and kept in the runtime's function table; every 100
+    goroutines a global it uses changes, so it is pickled again while rows not started still name
+    the entry before."""
+    global TAG
     N = 3000
     stop = mprt.chan()
     mprt.go(gc_loop, stop)
@@ -127,6 +134,7 @@ def case_churn():
         n.left = mprt.new(Node)        # garbage behind it, for the sweeper
         mprt.go(check, n, i, wg, seen)
         if i % 100 == 0:
+            TAG = i
             runtime.Gosched()
     del n
     wg.wait()
@@ -225,6 +233,50 @@ def case_chanchurn():
     ms = runtime.MemStats()
     runtime.ReadMemStats(ms)
     out(ok=ok, bad=bad, numgc=ms.NumGC)
+
+
+LIMIT = 10
+ITEMS = [1]
+
+
+def helper_a(x):
+    return ("a", x)
+
+
+def helper_b(x):
+    return ("b", x)
+
+
+helper = helper_a
+
+
+def report(out_, tag):
+    out_.send((tag, LIMIT, list(ITEMS), helper(tag)))
+
+
+def case_byvalue():
+    """A function pickled by value (defined in __main__) is pickled once and used again only while
+    everything it uses is the same: each goroutine sees the globals as they are at its go statement."""
+    global LIMIT, helper
+    res = mprt.chan(10)
+    got = []
+    mprt.go(report, res, 1)
+    got.append(res.recv())
+    mprt.go(report, res, 2)                      # nothing changed
+    got.append(res.recv())
+    LIMIT = 20                                   # a global rebound
+    mprt.go(report, res, 3)
+    got.append(res.recv())
+    ITEMS.append(2)                              # a global changed in place
+    mprt.go(report, res, 4)
+    got.append(res.recv())
+    helper = helper_b                            # a function it calls, rebound
+    mprt.go(report, res, 5)
+    got.append(res.recv())
+    for k in (6, 7):                             # closures over different values
+        mprt.go(lambda: res.send(("closure", k)))
+        got.append(res.recv())
+    out(got=got)
 
 
 if __name__ == "__main__":
