@@ -1,7 +1,10 @@
 """What the runtime reads from the environment, once, at boot: Go's parsing of GOMAXPROCS, GOGC,
 GODEBUG (parsedebugvars) and its atoi, and mprt's own MPRT_ARENA.  A leaf: it imports nothing of
 mprt, so every layer may read `config` (boot fills it; process-local, inherited by forks).
+MPRT_ACCEL=0 turns the C accelerators off (read at import: the pure-Python paths are the reference).
 """
+import importlib
+import os
 
 MAX_GOMAXPROCS = 1024      # Go's _MaxGomaxprocs
 
@@ -9,6 +12,19 @@ config = {}      # what boot read from the environment (process-local; inherited
 
 
 MEMPROFRATE = 512 * 1024      # Go's default runtime.MemProfileRate
+
+ACCEL = os.environ.get("MPRT_ACCEL", "") != "0"
+
+
+def load_accel(name):
+    """The C accelerator module `name` (a leaf: it imports nothing of mprt), or None where it was not
+    built or MPRT_ACCEL=0 turns the accelerators off."""
+    if not ACCEL:
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def atoi(s, bits=64):

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 PROG = os.path.join(os.path.dirname(__file__), "progs", "fast_cases.py")
 
 
@@ -47,3 +49,11 @@ def test_a_function_pickled_by_value_sees_the_globals_of_its_go_statement():
     r = result(["byvalue"], {"GOMAXPROCS": "2"})
     assert r["got"] == [[1, 10, [1], ["a", 1]], [2, 10, [1], ["a", 2]], [3, 20, [1], ["a", 3]],
                         [4, 20, [1, 2], ["a", 4]], [5, 20, [1, 2], ["b", 5]], ["closure", 6], ["closure", 7]]
+
+
+def test_the_c_drain_marks_what_the_python_drain_marks():
+    r = result(["markboth"], {"GOMAXPROCS": "2", "GOGC": "off"})
+    assert r["marked"] > 100
+    if not r["built"]:
+        pytest.skip("the C accelerator is not built here (MPRT_ACCEL=0, or no compiler)")
+    assert r["same_marks"] and r["c_objs"] == r["marked"], r

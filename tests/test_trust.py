@@ -121,8 +121,8 @@ def test_every_runtime_module_says_what_its_code_is():
         for mi in pkgutil.iter_modules([os.path.join(root, sub)]):
             names.append(f"mprt.{sub}.{mi.name}")
     names += ["mprt.sync", "mprt.panic", "mprt.runtime"]
-    for n in names:
-        importlib.import_module(n)
+    # a C accelerator (cmark) runs no Python frame: a signal never lands in it
+    names = [n for n in names if importlib.import_module(n).__file__.endswith(".py")]
     unmarked = {n for n in names if n.rsplit(".", 1)[-1] not in ("codeclass", "sizeclasses", "mksizeclasses",
                                                                   "_profile_pb", "__init__")}
     unmarked -= codeclass.marked_modules()

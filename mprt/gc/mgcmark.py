@@ -45,14 +45,20 @@ from ..sched.ctl import (
     SG_ELEMLEN,
     SG_WORDS,
 )
+from ..settings import load_accel
 from ..shm.layout import BLACK, GREY, H_ARENA_PAGES, MAXPROCS, PR_PID, PR_ROOTBYTES, PROC_WORDS, S_INUSE
 from ..shm.mbarrier import mark_index, mark_indices, shade_vec
 from ..shm.segment import Segment, shm_name
 from ..shm.sizeclasses import PAGE_SHIFT, class_to_nobjs, class_to_size
 from ..shm.types import K_STRUCT
 
+_cmark = load_accel("mprt.gc.cmark")      # the drain in C (cmark.c), built by pip install where it can be
+USE_C = _cmark is not None
+
 _size = np.array(class_to_size, dtype=np.int64)
+_nobj2 = np.array(class_to_nobjs, dtype=np.int64) * 2     # a span's mark bytes follow its 2-byte type ids
 _STRUCT, _PTRS, _NOSCAN = "struct", "[]Ptr", "noscan"    # how an object is scanned
+_C_KIND = {_STRUCT: 1, _PTRS: 2, _NOSCAN: 3}                 # ... as the C drain names it
 NARROW = 64          # a frontier narrower than this is followed depth first
 WIDE = 1024          # ... until the depth-first stack holds this many
 
@@ -74,10 +80,13 @@ class Marker:
         self.invalidptr = invalidptr
         self.frontier = []          # arrays of black objects still to scan
         self.stack = collections.deque()   # breadth-first queue (narrow frontiers)
+        self._q = bytearray()       # the C drain's queue (int64 addresses) and its first entry to scan
+        self._qhead = 0
         self.bytes = 0              # bytes of objects blackened this cycle
         self.objs = 0
         self.tables = {}            # slot -> (pid, Segment) of other processes' root tables
         self._offs = {}             # tid -> (kind, pointer offsets list, ptroffs array)
+        self._ctypes = {}           # the same for the C drain: tid -> (kind, offsets as bytes)
         self._fence = None
 
     # ---- roots ----
@@ -145,6 +154,7 @@ class Marker:
 
     def reset(self):
         self.frontier, self.stack = [], collections.deque()
+        self._q, self._qhead = bytearray(), 0
         self.bytes = self.objs = 0
 
     def blacken(self, addrs):
@@ -204,10 +214,12 @@ class Marker:
     # ---- scanning ----
 
     def pending(self):
-        return bool(self.frontier or self.stack)
+        return bool(self.frontier or self.stack or self._qhead * 8 < len(self._q))
 
     def drain(self, budget_objs=None):
         """Scan until nothing is left (True) or about budget_objs objects were scanned (False)."""
+        if USE_C and not self.invalidptr:
+            return self._drain_c(budget_objs)
         done = 0
         while self.frontier or self.stack:
             if self.stack and (len(self.stack) < WIDE or not self.frontier):
@@ -228,6 +240,28 @@ class Marker:
             if budget_objs is not None and done >= budget_objs:
                 return False
         return True
+
+    def _drain_c(self, budget_objs):
+        h = self.h
+        q = self._q
+        for f in self.frontier:
+            q += np.ascontiguousarray(f, dtype=np.int64).tobytes()
+        if self.stack:
+            q += np.array(self.stack, dtype=np.int64).tobytes()
+        self.frontier, self.stack = [], collections.deque()
+        if self._qhead * 8 >= len(q):
+            return True
+        self._qhead, objs, nbytes = _cmark.drain(
+            q, self._qhead, budget_objs or 0, h.spanof, h.s_sc, h.s_npages, h.s_tid, h.s_meta, h.meta_tid,
+            h.arena_i64, h.hu8n, h.meta_off, h.smark_off, int(h.hdr[H_ARENA_PAGES]) << PAGE_SHIFT, PAGE_SHIFT,
+            _size, _nobj2, self._ctypes, self._c_type)
+        self.objs += objs
+        self.bytes += nbytes
+        return self._qhead * 8 >= len(q)
+
+    def _c_type(self, tid):
+        kind, _, offs = self._type(tid)
+        return (_C_KIND[kind], np.asarray(offs, dtype=np.int64).tobytes() if offs is not None else b"")
 
     def _type(self, tid):
         ent = self._offs.get(tid)

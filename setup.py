@@ -1,0 +1,6 @@
+"""The C accelerators (pyproject.toml has everything else).  Each is optional: where it cannot be
+built, the runtime runs its pure-Python path (which MPRT_ACCEL=0 also selects)."""
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("mprt.gc.cmark", ["mprt/gc/cmark.c"], optional=True,
+                             extra_compile_args=["-O2"])])
