@@ -113,6 +113,7 @@ from .schedule import (
     wakep,
 )
 
+STW_SIGNAL_NS = 50_000    # how long a stopper waits for the Ms' safe points before it signals them
 STW_SPIN_NS = 20_000      # how long a stopper polls for the Ms to stop before sleeping on note.stw
 STW_YIELD_NS = 2_000_000  # ... and a stopper holding no P (the collector), yielding the CPU meanwhile
 STW_RESIGNAL_NS = 300_000  # and how long it waits before signalling the Ms that have not stopped again
@@ -169,18 +170,24 @@ def stop_the_world(m, reason=""):
     running = [q[ctl.p(p) + P_M] for p in range(n) if q[ctl.p(p) + P_STATUS] == P_RUNNING]
     rel(m.schedlock)
     pids = {q[ctl.m(mid) + M_PID] for mid in running if mid != NONE and mid != m.id}
-    signal_pids(pids)
-    last = nanotime()
-    spin_until = last + (STW_SPIN_NS if m.p != NONE else STW_YIELD_NS)
+    # an M that makes runtime calls (allocation included) stops at its next one, within microseconds;
+    # the signal, whose handler walks the M's stack, is for those that make none: sent once the
+    # first STW_SIGNAL_NS have passed, then every STW_RESIGNAL_NS
+    last = nanotime() - STW_RESIGNAL_NS + STW_SIGNAL_NS
+    spin_until = nanotime() + (STW_SPIN_NS if m.p != NONE else STW_YIELD_NS)
     while q[s + S_STOPWAIT] > 0 and nanotime() < spin_until:
         if m.p == NONE:
             os.sched_yield()   # the collector: give the CPU to an M on its way to stop, stay awake
+        if nanotime() - last > STW_RESIGNAL_NS:
+            signal_pids(pids)
+            last = nanotime()
     # (a brief poll: the Ms often stop within a signal's delivery; a sleep and wakeup costs more)
     while q[s + S_STOPWAIT] > 0:
         if m.stw_hook is not None:
             m.stw_hook()        # the coordinator forks Ms: one may be owed a P we wait for
         try:
-            m.stwnote.acquire(0.002)
+            # until the next signal is due (at most 2 ms)
+            m.stwnote.acquire(min(0.002, max(0.00002, (last + STW_RESIGNAL_NS - nanotime()) / 1e9)))
         except (posix_ipc.BusyError, posix_ipc.SignalError):
             pass
         if q[s + S_EXIT] and not m.is_m0:
