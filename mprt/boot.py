@@ -17,6 +17,7 @@ dies; M0 kills whatever is left at teardown.  Environment (GOMAXPROCS, GOGC, GOD
 is read here, once, at boot.
 """
 import ctypes
+import io
 import os
 import signal
 import sys
@@ -93,29 +94,69 @@ from .shm.segment import Lock, shm_name, unlink_runtime
 EXIT_GRACE_S = 0.2
 _PR_SET_PDEATHSIG = 1
 
+class _LineSink(io.BufferedIOBase):
+    """The bytes layer under stdout and stderr while a runtime runs, in place of a BufferedWriter:
+    each line the text layer flushes goes out in whole write(2) calls made from this Python code.
+    A BufferedWriter holds a per-thread lock across its write(2), and a signal that interrupts a
+    blocking write runs its handlers inside it: a goroutine preempted there left the lock to the
+    next goroutine of its M ("reentrant call inside BufferedWriter").  Here the handler finds this
+    runtime frame on top, where the goroutine is never switched out."""
+
+    def __init__(self, fd, name):
+        super().__init__()
+        self._fd, self.name = fd, name
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self._fd
+
+    def isatty(self):
+        return os.isatty(self._fd)
+
+    def write(self, b):
+        mv = memoryview(b).cast("B")
+        n, i = len(mv), 0
+        while i < n:
+            i += os.write(self._fd, mv[i:])
+        return n
+
+    def flush(self):
+        pass
+
+
 def _whole_lines():
     """Go's Println is one write(2) of the whole line, at once.  Every M's stdout and stderr are
-    line-buffered above their file (a line goes out in one write as soon as it ends, PYTHONUNBUFFERED
-    or not, to a terminal, a pipe or a file): lines of goroutines on different Ms never mix, and
-    none waits in a buffer behind a later one.  Returns what to restore (M0, after the run)."""
+    line-buffered text over a _LineSink (a line goes out in one write as soon as it ends,
+    PYTHONUNBUFFERED or not, to a terminal, a pipe or a file): lines of goroutines on different Ms
+    never mix, and none waits in a buffer behind a later one.  Returns what to restore (M0, after
+    the run); a stream that is not a file's TextIOWrapper (a capture object) is left as it is."""
     saved = []
-    for f in (sys.stdout, sys.stderr):
+    for name in ("stdout", "stderr"):
+        f = getattr(sys, name)
         try:
-            saved.append((f, f.line_buffering, f.write_through))
+            if not isinstance(f, io.TextIOWrapper) or isinstance(f.buffer, _LineSink):
+                continue        # (a capture object; or an M forked from M0 with its sink already)
+            fd = f.fileno()
             f.flush()
-            f.reconfigure(line_buffering=True, write_through=False)
+            new = io.TextIOWrapper(_LineSink(fd, getattr(f.buffer, "name", fd)), encoding=f.encoding,
+                                   errors=f.errors, line_buffering=True)
         except (AttributeError, ValueError, OSError):
-            pass        # not a TextIOWrapper (a capture object): left as it is
+            continue
+        setattr(sys, name, new)
+        saved.append((name, f, new))
     return saved
 
 
 def _restore_lines(saved):
-    for f, lb, wt in saved:
+    for name, old, new in saved:
         try:
-            f.flush()
-            f.reconfigure(line_buffering=lb, write_through=wt)
-        except (AttributeError, ValueError, OSError):
+            new.flush()
+        except (ValueError, OSError):
             pass
+        if getattr(sys, name) is new:
+            setattr(sys, name, old)
 
 
 def _setup_common_signals():

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -200,3 +201,25 @@ def test_print_lines_are_whole_and_in_order(unbuffered, to, tmp_path):
         assert len(m.group(3)) == k * 7 % 50, ln
         assert i == last.get(k, -1) + 1, f"worker {k}: line {i} after {last.get(k)}"
         last[k] = i
+
+
+def test_print_to_a_full_pipe_while_goroutines_are_preempted():
+    """The reader of the program's stdout waits: every print blocks in write(2), where sysmon's
+    signal finds the goroutine.  The handler used to run inside the BufferedWriter's write with its
+    per-thread lock held, and a goroutine switched out there left the lock to the M's next one
+    ("reentrant call inside BufferedWriter": 4 runs in 4 before stdout went over mprt's own sink)."""
+    env = {**os.environ, "GOMAXPROCS": "2"}
+    env.pop("PYTHONUNBUFFERED", None)
+    p = subprocess.Popen([sys.executable, PROG, "print", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env, text=True)
+    try:
+        time.sleep(1.5)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err[-3000:]
+    lines = out.splitlines()
+    assert len(lines) == 1 + 8 * 600
+    assert all(re.fullmatch(r"worker \d line \d+ x*", ln) for ln in lines[1:])

@@ -28,15 +28,11 @@ depth or module names:
     process-local state, G-slot caches, goid batches, run queues, that another goroutine of the same
     M would see half updated), no heap frame, and no frame of the import machinery, logging or
     threading (a Python lock held there would deadlock the M when another of its goroutines takes it).
-    Nor if the interrupted frame stands at a call: the handler may then be running inside a C
-    function (a buffered write retrying after EINTR calls the handlers) that holds a per-thread
-    lock, which another goroutine of the M would find taken.
     Otherwise the request stays: the goroutine yields at its next safe point, or at sysmon's next
     signal 10 ms later.  Being switched out at a bytecode boundary of its own code is safe for the
     goroutine because it is exactly a Gosched there: its frames stay in its greenlet on this M.
 A program's own threading.Lock held across a preemption is the case left open (README).
 """
-import dis
 import os
 import signal
 import sys
@@ -440,22 +436,9 @@ def on_sigurg(signum, frame):
         return
     kind = pending_stop(m, frame) if attn else codeclass.classify(frame)[0]
     if (preempt and kind == codeclass.USER and m.curg != NONE and m.p != NONE
-            and greenlet.getcurrent() is not m.sched_gr and not _in_call(frame)):
+            and greenlet.getcurrent() is not m.sched_gr):
         q[m.row + M_PREEMPT] = 0
         proc.gosched()
-
-
-_CALL_OPS = frozenset(dis.opmap[n] for n in ("PRECALL", "CALL", "CALL_FUNCTION_EX") if n in dis.opmap)
-
-
-def _in_call(frame):
-    """Whether the interrupted frame stands at a call: the handler may be running inside a C function
-    (print's buffered write retrying a write(2) the signal interrupted calls the handlers), which can
-    hold a per-thread lock (the BufferedWriter's) that another goroutine of this M would then find
-    taken ("reentrant call").  Such a goroutine is not switched out here; the request stays for its
-    next loop back-edge or function entry, where the handler runs between bytecodes."""
-    i = frame.f_lasti
-    return i >= 0 and frame.f_code.co_code[i] in _CALL_OPS
 
 
 def pending_stop(m, frame):

@@ -283,11 +283,12 @@ def printer(k, n, wg):
 
 
 def case_print():
+    lines = sys.argv[2] if len(sys.argv) > 2 else "100"
     print("main before go")
     wg = mprt.sync.WaitGroup()
     wg.add(8)
     for k in range(8):
-        mprt.go(printer, k, 100, wg)
+        mprt.go(printer, k, int(lines), wg)
     wg.wait()
 
 
