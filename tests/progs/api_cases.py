@@ -84,9 +84,10 @@ def case_stack(outdir):
     buf = bytearray(1 << 16)
     deadline = time.monotonic() + 20
     while True:       # until the three have got from their send to their receive (a loaded machine
-        n = runtime.Stack(buf, True)        # may leave a worker M unscheduled for a while)
-        text = buf[:n].decode()
-        if text.count("[chan receive]:") == 3 or time.monotonic() > deadline:
+        n = runtime.Stack(buf, True)        # may leave a worker M unscheduled for a while, and an M
+        text = buf[:n].decode()             # that does not answer within a second is reported as
+        if (text.count("[chan receive]:") == 3 and text.count("parked_on(...)") == 3   # "stack
+                or time.monotonic() > deadline):                                     # unavailable")
             break
         time.sleep(0.01)
     one = bytearray(1 << 16)
