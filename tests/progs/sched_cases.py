@@ -362,6 +362,10 @@ def case_lock_holder(how):
         mstate.acq(m.schedlock)
         held.np[0] = 1
         time.sleep(0.2)           # main is waiting on the lock by now
+        if how == "sleep":
+            # said here, not by main: sysmon may preempt main's spin below into the scheduler,
+            # which waits for this lock (that is main waiting on the lock too)
+            print("waiting", flush=True)
         if how.startswith("kill"):
             os.kill(os.getpid(), signal.SIGKILL)
         elif how == "throw":
@@ -376,7 +380,6 @@ def case_lock_holder(how):
     h = held.np
     while h[0] == 0:
         pass
-    print("waiting", flush=True)
     if how == "kill_panic":
         mprt.panic("main panics while the lock's holder dies")
     t = time.monotonic()
