@@ -155,6 +155,18 @@ def set_current_m(m):
     _m = m
 
 
+def _after_fork_in_child():
+    # A forked process is no M until its main says which it is (set_current_m): until then a lock
+    # wait or a signal handler in it must not act as its parent (a worker M attaching under a held
+    # heap lock ran the coordinator's checks, found its parent was not M0, and ended the runtime
+    # as orphaned).  Also true of a process the program forks itself.
+    global _m
+    _m = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 # ---- locks: every runtime lock is taken through these, so a signal never parks a lock holder ----
 
 def acq(lk):

@@ -389,6 +389,47 @@ def case_lock_holder(how):
     out(outlived=True)
 
 
+def case_slow_m_start():
+    # a worker M starts while the heap lock it attaches under is held for longer than a lock wait's
+    # round (segment.LOCK_WAIT_S): it waits as any M does, and the program ends as written (its
+    # forked process had taken the coordinator's identity in that wait, and ended the runtime)
+    from mprt.shm import malloc
+    runtime.GOMAXPROCS(1)
+    wg = mprt.sync.WaitGroup()
+    res = mprt.make(np.int64, 8)
+    wg.add(1)
+    mprt.go(slow_start_worker, wg, res, 0, 0)   # after this, go() takes no heap lock
+    wg.wait()
+    mprt.sleep(0.2)
+    before = len(sched.snapshot().ms)
+    lk = malloc.current().lock
+    taken = threading.Event()
+
+    def hold():
+        lk.acquire_raw()
+        taken.set()
+        time.sleep(0.5)
+        lk.release()
+    th = threading.Thread(target=hold)
+    th.start()
+    taken.wait()
+    runtime.GOMAXPROCS(before + 1)              # M0 runs main only: one more M than there is
+    for i in range(1, 8):
+        wg.add(1)
+        mprt.go(slow_start_worker, wg, res, i, 0.1)
+    wg.wait()
+    th.join()
+    out(res=res.np.tolist(), started=len(sched.snapshot().ms) - before)
+
+
+def slow_start_worker(wg, res, i, busy):
+    t = time.monotonic()
+    while time.monotonic() - t < busy:
+        pass
+    res.np[i] = i + 1
+    wg.done()
+
+
 def case_stw():
     # two goroutines in tight loops with no runtime call: the world still stops (by signal)
     stop = mprt.make(np.int64, 1)
