@@ -57,3 +57,22 @@ def test_the_c_drain_marks_what_the_python_drain_marks():
     if not r["built"]:
         pytest.skip("the C accelerator is not built here (MPRT_ACCEL=0, or no compiler)")
     assert r["same_marks"] and r["c_objs"] == r["marked"], r
+
+
+def test_heap_handles_and_new_in_c_give_what_python_gives():
+    # cptr.c: mprt.new, handles and pointer fields in C; the same program with MPRT_ACCEL=0 is the
+    # reference (trees made and checked on 2 Ms while the collector runs)
+    env = {"GOMAXPROCS": "2", "GOGC": "10", "GODEBUG": "gccheckmark=1"}
+    c = result(["trees"], dict(env, MPRT_ACCEL="1"))
+    py = result(["trees"], dict(env, MPRT_ACCEL="0"))
+    assert not py["c"]
+    want = (6 + 7 + 8 + 9) * ((1 << 9) - 1) + (1 << 11) - 1     # the trees' nodes, the long-lived one's
+    assert py["mallocs"] == want and py["numgc"] > 0, py
+    if not c["c"]:
+        pytest.skip("the C accelerator is not built here (MPRT_ACCEL=0, or no compiler)")
+    assert (c["checks"], c["long"], c["mallocs"]) == (py["checks"], py["long"], py["mallocs"]), (c, py)
+
+
+def test_pointer_fields_read_and_written_on_two_ms_while_the_collector_marks():
+    r = result(["fieldchurn"], {"GOMAXPROCS": "2", "GOGC": "5", "GODEBUG": "gccheckmark=1"})
+    assert r["bad"] == 0 and r["numgc"] > 0, r

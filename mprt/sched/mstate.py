@@ -152,7 +152,12 @@ def current_m_or_none():
 def set_current_m(m):
     """This process's M from now on (boot: M0, the coordinator, a worker M; None at teardown)."""
     global _m
-    _m = m
+    old, _m = _m, m
+    # the allocator's C path reads the M's safe-point words itself (safepoint_due)
+    if old is not None and old.row is not None and old.heap is not None and old.heap.cx is not None:
+        old.heap.cx.set_sched(None)
+    if m is not None and m.row is not None and m.heap is not None and m.heap.cx is not None:
+        m.heap.cx.set_sched(m.ctl.seg.mm, (m.ctl.sched + S_ATTN) * 8, (m.row + M_PREEMPT) * 8)
 
 
 def _after_fork_in_child():

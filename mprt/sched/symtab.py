@@ -17,6 +17,7 @@ A signal handler (a goroutine dump) must not wait for lock.symtab, which its own
 there `register` only tries the lock, and a frame it cannot register gets PC 0.
 """
 import bisect
+import dis
 import hashlib
 import os
 import struct
@@ -187,12 +188,29 @@ def register(code, module):
     return _table.register(code, module)
 
 
+_PRECALL = dis.opmap.get("PRECALL")          # 3.11 only
+_PRECALL_LEN = 2 + 2 * dis._inline_cache_entries[_PRECALL] if _PRECALL is not None else 0
+
+
+def lasti(frame, i=None):
+    """The offset a frame stands at (or offset i of its code, a traceback's), as its call site: on
+    3.11 a call of a C function may be made by the call's PRECALL (specialised), a Python one by
+    the CALL after it; both are the CALL's."""
+    if i is None:
+        i = frame.f_lasti
+    if i < 0:
+        return 0
+    if _PRECALL is not None and frame.f_code.co_code[i] == _PRECALL:
+        return i + _PRECALL_LEN
+    return i
+
+
 def pc_of(frame, in_signal=False):
     """The PC of `frame` where it is now (0 if it cannot be had)."""
     fi = _table.register(frame.f_code, frame.f_globals.get("__name__", "?"), in_signal)
     if fi is None:
         return 0
-    return FUNC_BASE + (fi << FUNC_SHIFT) + max(frame.f_lasti, 0)
+    return FUNC_BASE + (fi << FUNC_SHIFT) + lasti(frame)
 
 
 def is_bottom(frame):
@@ -213,7 +231,7 @@ def callers(frame, limit=1 << 30, in_signal=False, spell_out=False):
         if pc == 0 and spell_out:
             code = frame.f_code
             data = _encode(code, frame.f_globals.get("__name__", "?"))
-            pc = f"{data.hex()}:{1 if is_runtime_file(code.co_filename) else 0}:{max(frame.f_lasti, 0)}"
+            pc = f"{data.hex()}:{1 if is_runtime_file(code.co_filename) else 0}:{lasti(frame)}"
         out.append(pc)
         frame = frame.f_back
     return out

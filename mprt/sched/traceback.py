@@ -96,7 +96,7 @@ def frame_line(frame, lineno=None, lasti=None):
     code = frame.f_code
     name = getattr(code, "co_qualname", code.co_name)
     ln = frame.f_lineno if lineno is None else lineno
-    off = frame.f_lasti if lasti is None else lasti
+    off = _symtab.lasti(frame) if lasti is None else lasti
     return f"{mod}.{name}(...)\n\t{code.co_filename}:{ln} +{max(off, 0):#x}"
 
 
@@ -126,7 +126,7 @@ def _frames_from_tb(tb, system, e=None):
     while tb is not None:
         f = tb.tb_frame
         if f.f_code is not schedule.GMAIN_CODE:
-            entries.append((f, tb.tb_lineno, tb.tb_lasti, _is_runtime(f)))
+            entries.append((f, tb.tb_lineno, _symtab.lasti(f, tb.tb_lasti), _is_runtime(f)))
         tb = tb.tb_next
     own = [i for i, x in enumerate(entries) if not x[3]]
     if system or not own:

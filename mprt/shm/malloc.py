@@ -40,6 +40,10 @@ Decisions where Go differs or is silent:
     data pointer; a large slice's data is page-aligned) and its length in the last 8-byte word of
     its block, which no element reaches.  Handles keep the length, so len() reads no memory.
   - Zero-sized structs take 8 bytes (Go points them all at one zerobase address).
+
+Step 1 for a struct type already seen is also written in C (cptr.c, `mprt.new` itself where it was
+built): it reads the same mcache lists, type ids and pstat row, and hands everything else (a safe
+point due, an empty span, a new type, GODEBUG allocation modes, a large object) to `new` here.
 """
 import atexit
 import json
@@ -50,6 +54,7 @@ import numpy as np
 import posix_ipc
 
 from ..errors import Error, NoRuntime
+from ..settings import load_accel
 from . import mcentral, mheap
 from .layout import (
     BLACK,
@@ -86,7 +91,7 @@ from .layout import (
 )
 from .mcache import MCache
 from .mobject import ObjectQueries
-from .ptr import Batch, Ptr, Roots, SliceTypeInfo, TypeInfo, store_ptrs
+from .ptr import Batch, Ptr, Roots, SliceTypeInfo, TypeInfo, c_context, store_ptrs
 from .segment import Lock, Segment, new_runtime_id, pid_alive, reap_dead, shm_name, unlink_runtime
 from .sizeclasses import PAGE_SHIFT, PAGE_SIZE, class_to_nobjs, class_to_size
 from .types import (
@@ -107,6 +112,14 @@ HEAP_MINIMUM = 4 << 20
 MIN_ARENA = 4 << 20
 
 _cur = None   # the heap this process is attached to
+_cptr = load_accel("mprt.shm.cptr")   # new() in C where it was built (cptr.c; handles: ptr.py)
+
+
+def _set_cur(h):
+    global _cur
+    _cur = h
+    if _cptr is not None:
+        _cptr.set_current(None if h is None else h.cx)
 
 
 def current():
@@ -166,13 +179,19 @@ class Heap(ObjectQueries):
         self.mcache = None
         self.p = -1
         self.dbg = None          # GODEBUG allocation modes (efence, allocfreetrace): mgc.set_alloc_debug
-        self.sample_left = 1 << 62   # bytes until the heap profile's next sample (sched/mprof.py)
         self._kick = None
         self._claim_slot()
         self.roots = Roots(rtid, self.slot, self.procs_mv[self.slot * PROC_WORDS:(self.slot + 1) * PROC_WORDS])
+        self.cx = c_context(self)    # handles, pointer fields and new() in C, or None (ptr.py)
+        self.sample_left = 1 << 62   # bytes until the heap profile's next sample (sched/mprof.py)
         self.lookups = self.procs_mv[self.slot * PROC_WORDS + PR_LOOKUPS:self.slot * PROC_WORDS + PR_LOOKUPS + 1]
         self.max_alloc = self.layout.arena_max
         self.owner = create
+
+    if _cptr is not None:
+        # new() in C counts the bytes to the next sample there
+        sample_left = property(lambda self: self.cx.sample_left,
+                               lambda self, v: setattr(self.cx, "sample_left", v))
 
     # ---- mapping ----
 
@@ -272,7 +291,11 @@ class Heap(ObjectQueries):
                 raise RuntimeError(f"mprt: P{p} is held by process {owner}")
             row[PS_OWNER] = os.getpid()
         self.p = p
-        self.mcache = MCache(self, p)
+        mc = self.mcache = MCache(self, p)
+        if self.cx is not None:
+            self.cx.set_mcache(mc.free, mc.base, mc.tidbase, mc.markbase,
+                               self.layout.regions["pstat"][0] + (p * PSTAT_WORDS + PS_NMALLOC) * 8,
+                               mc.gen, mc.black)
 
     def release_p(self):
         mc = self.mcache
@@ -280,6 +303,8 @@ class Heap(ObjectQueries):
             return
         mc.flush()
         self.mcache = None
+        if self.cx is not None:
+            self.cx.set_mcache(None)
         self.pstat_mv[self.p * PSTAT_WORDS + PS_OWNER] = 0
         self.p = -1
 
@@ -290,6 +315,8 @@ class Heap(ObjectQueries):
         tid = register(self, lay.desc, lay.ptroffs)
         t = self.types.get(tid) or self.typeinfo(tid)
         self.tcache[T] = t
+        if self.cx is not None and t.sizeclass:
+            self.cx.note_type(T, t, t.cls, t.spanclass, t.tid, t.objsize)
         return t
 
     def slice_type(self, elem):
@@ -462,17 +489,22 @@ class Heap(ObjectQueries):
     # ---- teardown ----
 
     def _drop(self):
-        self.alive = False
-        self.roots.alive = False
+        self._dead()
         for v in reversed(self._views):
             try:
                 v.release()
             except (BufferError, ValueError):
                 pass
 
+    def _dead(self):
+        """No handle of this process may use the heap from now on (teardown; a forked child)."""
+        self.alive = False
+        self.roots.alive = False
+        if self.cx is not None:
+            self.cx.close()
+
     def detach(self):
         """Leave the runtime: give the P back, drop the root table, unmap."""
-        global _cur
         if not self.alive:
             return
         if self.mcache is not None:
@@ -482,17 +514,16 @@ class Heap(ObjectQueries):
         self.roots.seg.unlink()
         self._close()
         if _cur is self:
-            _cur = None
+            _set_cur(None)
 
     def destroy(self):
         """Tear the whole runtime's heap down: unlink every segment and semaphore it has."""
-        global _cur
         if not self.alive:
             return
         self._close()
         unlink_runtime(self.rtid)
         if _cur is self:
-            _cur = None
+            _set_cur(None)
 
     def _close(self):
         self._drop()
@@ -517,7 +548,6 @@ def create(arena_max=None, gcpercent=100, p=0):
 
 
 def _make_current(h, p, undo):
-    global _cur
     set_alloc_debug(h, h.gc[GC_EFENCE], h.gc[GC_ALLOCFREETRACE])
     if p is not None:
         try:
@@ -525,7 +555,7 @@ def _make_current(h, p, undo):
         except BaseException:
             undo()
             raise
-    _cur = h
+    _set_cur(h)
     return h
 
 
@@ -557,13 +587,11 @@ def attach(rtid, p=None):
 def _after_fork_in_child():
     # A forked child inherits the parent's mappings and Python objects, but not its P or its
     # root table: Ptrs it inherited must not touch the parent's roots.
-    global _cur
     h = _cur
     if h is not None:
-        h.roots.alive = False
+        h._dead()
         h.mcache = None
-        h.alive = False
-        _cur = None
+        _set_cur(None)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -603,7 +631,7 @@ def new(T: type, safepoint: bool = True) -> Ptr:
     """A zeroed object of struct type T.  safepoint=False: the runtime's own allocations."""
     h = _cur
     if h is None:
-        current()
+        h = current()
     if safepoint and _safepoint_hook is not None:
         _safepoint_hook()
     t = h.tcache.get(T)
@@ -658,6 +686,8 @@ def set_alloc_debug(h, efence, tracealloc):
     collector releases them) and allocfreetrace=1 (a tracealloc line and the goroutine's stack for
     every allocation, a tracefree line for every object swept)."""
     h.dbg = (bool(efence), bool(tracealloc)) if efence or tracealloc else None
+    if h.cx is not None:
+        h.cx.dbg = h.dbg is not None
 
 
 def _debug_alloc(h, nbytes, tid, noscan, name):
@@ -703,6 +733,17 @@ def sizeof(p: Ptr | type) -> int:
     if t.kind == K_STRUCT:
         return t.size
     return len(p) * t.elemsize
+
+
+def _c_profile(a, size):
+    _profilealloc(_cur, a, size)
+
+
+if _cptr is not None:
+    # mprt.new: the common case (a small struct type seen before, a free object in the P's mcache,
+    # no safe point due, no GODEBUG allocation mode) in C (cptr.c); the Python new above does the rest
+    _cptr.set_hooks(new, _c_profile)
+    new = _cptr.new  # noqa: F811
 
 
 from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)

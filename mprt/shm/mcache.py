@@ -67,6 +67,8 @@ class MCache:
         if not black:
             self.flush()
         self.gen, self.black = gen, black
+        if h.cx is not None:
+            h.cx.mcache_state(gen, black)
 
     def flush(self):
         """Give every cached span back (Go's releaseAll)."""

@@ -10,6 +10,10 @@ Struct fields are properties of a per-type Ptr subclass made when a type is firs
 reading and writing the arena through memoryviews.  Pointer stores all go through `store_ptr` (and
 its vector form `store_ptrs`): that is where the collector's write barrier belongs.
 
+With the C accelerator (cptr.c) a Ptr's fields live in its C base, its dealloc gives the slot back,
+and struct pointer fields are C descriptors doing what `_field`'s properties do; the pure-Python
+path (MPRT_ACCEL=0) is the reference.
+
 Pickling a Ptr with plain pickle raises: the address means nothing outside its runtime, and a
 pickled address is not a root.  The runtime's own pickler (`dumps`/`loads`, used for channel
 values and goroutine arguments) carries pointers as (runtime id, address) and checks the runtime
@@ -23,12 +27,15 @@ import numpy as np
 import posix_ipc
 
 from ..errors import index_error
+from ..settings import load_accel
 from . import malloc as _malloc
 from . import mbarrier as _mb
-from .layout import GC_PHASE, PR_ROOTBYTES
+from .layout import GC_GEN, GC_PHASE, PR_ROOTBYTES
 from .segment import Segment, shm_name
-from .sizeclasses import class_to_size
+from .sizeclasses import PAGE_SHIFT, class_to_nobjs, class_to_size
 from .types import K_STRUCT, PTR_CODE, set_ptr_class, size_class
+
+_cptr = load_accel("mprt.shm.cptr")   # handles and pointer fields in C (cptr.c), where it was built
 
 ROOT_SLOTS_MAX = 1 << 28     # per process (2 GiB reserved, committed in chunks)
 ROOT_CHUNK = 1 << 16         # slots committed at a time (512 KiB), doubling up from ROOT_CHUNK_MIN
@@ -77,20 +84,22 @@ class Roots:
         return a[a != 0]
 
 
-class Ptr:
+class Ptr(object if _cptr is None else _cptr.Handle):
     """A handle on a heap object (see the module comment).  Made by mprt.new, mprt.make and by
-    reading pointer fields; never constructed directly."""
+    reading pointer fields; never constructed directly.  With the C accelerator, _a, _s and _t are
+    the C base's fields, and its dealloc gives the root slot back as __del__ does here."""
 
-    __slots__ = ("_a", "_s", "_t")
+    __slots__ = ("_a", "_s", "_t") if _cptr is None else ()
 
     def __new__(cls, *args, **kwargs):
         raise TypeError("mprt.Ptr handles are made by mprt.new, mprt.make and pointer fields")
 
-    def __del__(self):
-        r = self._t.roots
-        if r.alive:
-            r.mv[self._s] = 0
-            r.free.append(self._s)
+    if _cptr is None:
+        def __del__(self):
+            r = self._t.roots
+            if r.alive:
+                r.mv[self._s] = 0
+                r.free.append(self._s)
 
     @property
     def addr(self):
@@ -254,10 +263,10 @@ class TypeInfo:
     """A type as one attached process uses it: the shared type id plus local accessors."""
 
     __slots__ = ("heap", "roots", "mvq", "tid", "kind", "name", "size", "elem", "elemsize",
-                 "noscan", "ptroffs", "fields", "cls", "sizeclass", "spanclass", "objsize", "stride")
+                 "noscan", "ptroffs", "fields", "cls", "sizeclass", "spanclass", "objsize", "stride", "cx")
 
     def __init__(self, h, tid, kind, name, size, fields=None, elem=None, elemsize=0, ptroffs=()):
-        self.heap, self.roots, self.mvq = h, h.roots, h.mvq
+        self.heap, self.roots, self.mvq, self.cx = h, h.roots, h.mvq, h.cx
         self.tid, self.kind, self.name, self.size = tid, kind, name, size
         self.elem, self.elemsize = elem, elemsize
         self.ptroffs = np.asarray(ptroffs, dtype=np.int64)
@@ -277,6 +286,9 @@ class TypeInfo:
             self.cls = SlicePtr
 
     def make(self, a):
+        cx = self.cx
+        if cx is not None:
+            return cx.make(self.cls, self, a)
         r = self.roots
         fl = r.free
         s = fl.pop() if fl else r.grow()
@@ -309,6 +321,8 @@ def _struct_class(t):
 def _field(t, fname, code, off, dt):
     h = t.heap
     where = f"field {t.name}.{fname}"
+    if code == PTR_CODE and h.cx is not None:
+        return _cptr.PtrField(h.cx, off, lambda v: ptr_value(h, v, where), f"{fname}: mprt.Ptr")
     if code == PTR_CODE:
         mvq, ptr_at = h.mvq, h.ptr_at
 
@@ -348,6 +362,22 @@ def _field(t, fname, code, off, dt):
         def set_(self, v):
             write_value(t, self._a + off, dt, v, where)
     return property(get, set_, doc=f"{fname}: {dt.name if dt is not None else 'mprt.Ptr'}")
+
+
+def c_context(h):
+    """Heap h's context for the C accelerator (cptr.c), or None on the pure-Python path."""
+    if _cptr is None:
+        return None
+    reg = h.layout.regions
+    offs = {"gcphase": reg["gc"][0] + 8 * GC_PHASE, "spanof": reg["spanof"][0], "s_sc": reg["s_sc"][0],
+            "s_meta": reg["s_meta"][0], "s_tid": reg["s_tid"][0], "meta": reg["meta"][0],
+            "smark": reg["s_mark"][0], "gcdirty": reg["gcdirty"][0], "gcgen": reg["gc"][0] + 8 * GC_GEN}
+
+    def resolve(tid):
+        t = h.types.get(tid) or h.typeinfo(tid)
+        return t, (t.cls if t.kind == K_STRUCT else None)
+    return _cptr.Ctx(h.heapseg.mm, h.arena.mm, h.roots.seg.mm, offs, PAGE_SHIFT, class_to_size,
+                     class_to_nobjs, h.roots.free, h.roots.grow, resolve, lambda: ended(h))
 
 
 # ---- Batch ----

@@ -342,5 +342,103 @@ def case_markboth():
         same_marks=(res["py"][2] == res["c"][2]) if built else None, c_objs=res["c"][0] if built else None)
 
 
+@mprt.struct
+class TNode:
+    """A tree node of a size no runtime object has (its size class's Mallocs are this program's)."""
+    left: mprt.Ptr
+    right: mprt.Ptr
+    item: np.int64
+    pad: np.float64
+    pad2: np.float64
+    pad3: np.float64
+    pad4: np.float64
+    pad5: np.float64
+    pad6: np.float64
+
+
+def bottom_up(item, depth):
+    n = mprt.new(TNode)
+    n.item = item
+    if depth > 0:
+        n.left = bottom_up(2 * item - 1, depth - 1)
+        n.right = bottom_up(2 * item, depth - 1)
+    return n
+
+
+def tree_check(n):
+    left = n.left
+    if left is None:
+        return int(n.item)
+    return int(n.item) + tree_check(left) - tree_check(n.right)
+
+
+def tree_worker(depth, iters, res):
+    total = 0
+    for i in range(iters):
+        total += tree_check(bottom_up(i, depth))
+    res.send(total)
+
+
+def case_trees():
+    """Binary trees on 2 Ms with the collector running (GOGC low): the checks, and how many objects
+    of the tree's size class were allocated (the C path counts them as the Python one does)."""
+    from mprt.shm import malloc
+    before = runtime.MemStats()
+    runtime.ReadMemStats(before)
+    res = mprt.chan(4)
+    for k in range(4):
+        mprt.go(tree_worker, 8, 6 + k, res)
+    checks = sorted(res.recv() for _ in range(4))
+    longlived = bottom_up(1, 10)
+    runtime.GC()
+    after = runtime.MemStats()
+    runtime.ReadMemStats(after)
+    size = mprt.sizeof(TNode)
+    by = {b.Size: b.Mallocs for b in after.BySize}
+    by0 = {b.Size: b.Mallocs for b in before.BySize}
+    cls = min(k for k in by if k >= size)
+    out(checks=checks, long=tree_check(longlived), mallocs=by[cls] - by0[cls], numgc=after.NumGC,
+        c=malloc._cptr is not None and type(mprt.new).__name__ == "builtin_function_or_method")
+
+
+def swapper(ring, n, rounds, seed, done):
+    rng = np.random.default_rng(seed)
+    for r in range(rounds):
+        i, j = int(rng.integers(n)), int(rng.integers(n))
+        a, b = ring[i], ring[j]
+        # swap the successors of a and b, and back: the ring is whole after every pair
+        an, bn = a.left, b.left
+        a.left, b.left = bn, an
+        a.left, b.left = an, bn
+        if r % 50 == 0:
+            mprt.new(TNode)            # garbage: the collector keeps running
+            mprt.make(np.float64, 200)
+    done.send(1)
+
+
+def case_fieldchurn():
+    """Two goroutines on two Ms read and write the pointer fields of one ring of nodes while the
+    collector marks (GOGC low, checkmark): every node stays, every successor is the right one."""
+    n = 300
+    ring = mprt.make(mprt.Ptr, n)
+    nodes = [mprt.new(TNode) for _ in range(n)]
+    for i, x in enumerate(nodes):
+        x.item = i
+        ring[i] = x
+    for i, x in enumerate(nodes):
+        x.left = nodes[(i + 1) % n]
+    del nodes, x
+    done = mprt.chan(2)
+    for k in range(2):
+        mprt.go(swapper, ring, n, 3000, k, done)
+    done.recv()
+    done.recv()
+    runtime.GC()
+    bad = sum(1 for i in range(n) if int(ring[i].left.item) != (i + 1) % n or int(ring[i].item) != i)
+    ms = runtime.MemStats()
+    runtime.ReadMemStats(ms)
+    out(bad=bad, numgc=ms.NumGC)
+
+
 if __name__ == "__main__":
     mprt.run(globals()["case_" + sys.argv[1]])
