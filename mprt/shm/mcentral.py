@@ -100,6 +100,9 @@ def meta_free_locked(h, cls, off):
 
 # ---- spans in and out of P caches ----
 
+FULL_WALK = 32    # full spans cache_span looks at for one that sweeping would give room in
+
+
 def cache_span(h, sc, p):
     """Give P p a span of class sc with at least one free object (Go's mcentral.cacheSpan)."""
     cls = sc >> 1
@@ -115,10 +118,14 @@ def cache_span(h, sc, p):
             mheap.list_remove(h, heads, sc * 2, s)
             h.s_cached[s] = p
             return s
-        # spans full before the last mark may have room once swept (Go's cacheSpan does this too)
+        # spans full before the last mark may have room once swept (Go's cacheSpan does this too).
+        # Spans that became full since are pushed in front of them, already swept: the walk is
+        # bounded in steps, not only in sweeps (a heap of many full spans made each refill walk
+        # them all); the sweeper gets to the rest
         s = int(heads[sc * 2 + 1])
-        tries = 0
-        while s and tries < 16:
+        tries = steps = 0
+        while s and tries < 16 and steps < FULL_WALK:
+            steps += 1
             nxt = int(h.s_next[s])
             if h.s_sweepgen[s] != sg:
                 tries += 1
