@@ -369,6 +369,13 @@ def test_mutex_across_ms():
     assert result("mutex", {"GOMAXPROCS": "2"})["counter"] == 1200
 
 
+def test_a_mutex_waiter_is_not_starved_by_a_goroutine_that_relocks():
+    r = result("mutex_starve", {"GOMAXPROCS": "3"})
+    # each wait ends once it passed 1 ms (the handoff), plus a cross-M wakeup on a loaded machine
+    assert max(r["waits"]) < 1.0, r
+    assert r["turns"] > 100, r
+
+
 def test_select_picks_at_random():
     r = result("select_fair")
     assert r["a"] + r["b"] == 100 and 20 < r["a"] < 80

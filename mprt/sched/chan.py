@@ -129,6 +129,22 @@ def enqueue(m, hq, w, sg, obj):
     hq[w + 1] = sg + 1
 
 
+def enqueue_front(m, hq, w, sg, obj):
+    """Put sudog sg first in the wait queue whose head word is hq[w] (a woken mutex waiter that
+    lost the mutex again waits first: Go's queueLifo)."""
+    q, base = m.q, m.ctl.sgbase
+    b = base + sg * SG_WORDS
+    q[b + SG_OBJ] = obj
+    q[b + SG_PREV] = NONE
+    h = hq[w] - 1
+    q[b + SG_NEXT] = h
+    if h == NONE:
+        hq[w + 1] = sg + 1
+    else:
+        q[base + h * SG_WORDS + SG_PREV] = sg
+    hq[w] = sg + 1
+
+
 def _unlink(m, hq, w, sg):
     q, ctl = m.q, m.ctl
     b = ctl.sg(sg)

@@ -4,8 +4,15 @@ Each is a heap object: a state word and a FIFO of waiting sudogs, guarded by the
 (chan.objlock: the same lock stripes as channels; nothing holds two of them except select).
     WaitGroup: state = the counter.  wait() parks while it is > 0; the add() that brings it to 0
                wakes every waiter.
-    Mutex:     state = 1 while locked.  unlock() with waiters hands the mutex straight to the first
-               (it stays locked; the waiter wakes owning it), so waiters are served in order.
+    Mutex:     Go 1.9's two modes.  state = LOCKED | WOKEN | STARVING | waiters << WAITER_SHIFT.
+               Normal mode: unlock() releases the mutex and wakes the first waiter, which then
+               competes for it with goroutines arriving meanwhile (a goroutine that unlocks and
+               locks again usually keeps it: no cross-M wakeup per lock); a woken waiter that loses
+               waits again first in line.  A waiter that has waited more than 1 ms
+               (STARVATION_NS) turns starvation mode on: unlock() hands the mutex to the first
+               waiter, arrivals queue behind; the mode ends with a waiter that waited less, or the
+               last one.  Every word is read and written under the object's lock, so Go's CAS loops
+               are plain updates, and a waiter is queued in the same hold that counts it.
 Both park the goroutine, never the M, and work across Ms.
 """
 import random
@@ -28,6 +35,9 @@ class semaobj:
 
 
 STATE, WAITQ = 0, 1
+LOCKED, WOKEN, STARVING, WAITER_SHIFT = 1, 2, 4, 3     # a Mutex's state (Go's mutexLocked, ...)
+WAITER = 1 << WAITER_SHIFT
+STARVATION_NS = 1_000_000                               # Go's starvationThresholdNs
 
 
 class SemaObject:
@@ -51,10 +61,10 @@ class SemaObject:
     def __hash__(self):
         return hash((type(self).__name__, self._a))
 
-    def _wait_locked(self, m, lk):
-        """Queue the calling goroutine (lock held), release the lock, park."""
+    def _wait_locked(self, m, lk, first=False):
+        """Queue the calling goroutine (lock held; `first`: at the head), release the lock, park."""
         chan.own_sudog(m)
-        chan.enqueue(m, m.heap.mvq, self._w + WAITQ, m.curg, self._a)
+        (chan.enqueue_front if first else chan.enqueue)(m, m.heap.mvq, self._w + WAITQ, m.curg, self._a)
         proc.park(W_SEMACQUIRE, lk)
 
 
@@ -125,35 +135,72 @@ class Mutex(SemaObject):
     def lock(self) -> None:
         m = chan.here(self)
         hq = m.heap.mvq
+        w = self._w + STATE
         lk = chan.objlock(m, self._a)
-        mstate.acq(lk)
-        if hq[self._w + STATE] == 0:
-            hq[self._w + STATE] = 1
+        since, starving, awoke = 0, False, False
+        while True:
+            mstate.acq(lk)
+            old = hq[w]
+            new = old if old & STARVING else old | LOCKED    # a starving mutex is handed, not taken
+            if old & (LOCKED | STARVING):
+                new += WAITER
+                if starving and old & LOCKED:
+                    new |= STARVING
+            if awoke:
+                new &= ~WOKEN
+            hq[w] = new
+            if not old & (LOCKED | STARVING):
+                mstate.rel(lk)
+                stw.check_safepoint(m)
+                return
+            first = since != 0
+            if not since:
+                since = mstate.nanotime()
+            self._wait_locked(m, lk, first)
+            starving = starving or mstate.nanotime() - since > STARVATION_NS
+            mstate.acq(lk)
+            old = hq[w]
+            if old & STARVING:
+                # handed to us (unlock in starvation mode left it counted as ours)
+                new = old + LOCKED - WAITER
+                if not starving or old >> WAITER_SHIFT == 1:
+                    new &= ~STARVING                          # the mode ends
+                hq[w] = new
+                mstate.rel(lk)
+                stw.check_safepoint(m)
+                return
             mstate.rel(lk)
-            stw.check_safepoint(m)
-            return
-        self._wait_locked(m, lk)     # woken owning the mutex
+            awoke = True
 
     def unlock(self) -> None:
         m = chan.here(self)
         hq = m.heap.mvq
+        w = self._w + STATE
         lk = chan.objlock(m, self._a)
         mstate.acq(lk)
-        if hq[self._w + STATE] == 0:
+        old = hq[w]
+        if not old & LOCKED:
             mstate.rel(lk)
             mstate.fatal("sync: unlock of unlocked mutex")
+        new = old & ~LOCKED
+        if not new & STARVING:
+            if new >> WAITER_SHIFT == 0 or new & WOKEN:
+                hq[w] = new               # no waiter, or one is awake already and will compete
+                mstate.rel(lk)
+                stw.check_safepoint(m)
+                return
+            new = (new - WAITER) | WOKEN
+        hq[w] = new                       # starving: the waiter takes it (and its count) on waking
         sg = chan.dequeue(m, hq, self._w + WAITQ)
-        if sg == NONE:
-            hq[self._w + STATE] = 0
-            mstate.rel(lk)
-        else:
-            g = m.q[m.ctl.sg(sg) + SG_G]
-            mstate.rel(lk)
-            rate = m.q[m.ctl.sched + S_MUTEXRATE]
-            if rate > 0 and random.randrange(rate) == 0:
-                t = mstate.nanotime() - m.q[m.ctl.g(g) + G_WAITSINCE]
-                mprof.record_event(m, mprof.MUTEX, t, sys._getframe(0))
-            proc.ready(m, g)
+        g = NONE if sg == NONE else m.q[m.ctl.sg(sg) + SG_G]
+        mstate.rel(lk)
+        if g == NONE:
+            mstate.fatal(f"sync: mutex state {old:#x} counts waiters its queue does not have")
+        rate = m.q[m.ctl.sched + S_MUTEXRATE]
+        if rate > 0 and random.randrange(rate) == 0:
+            t = mstate.nanotime() - m.q[m.ctl.g(g) + G_WAITSINCE]
+            mprof.record_event(m, mprof.MUTEX, t, sys._getframe(0))
+        proc.ready(m, g)
         stw.check_safepoint(m)
 
     def __enter__(self):

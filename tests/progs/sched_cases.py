@@ -494,6 +494,43 @@ def case_mutex():
     out(counter=int(counter.np[0]))
 
 
+def case_mutex_starve():
+    # Go 1.9's starvation mode: a goroutine that relocks the mutex at once would keep it from a
+    # waiter on another M for as long as it runs (barging wins the normal mode's races); after 1 ms
+    # of waiting the waiter is handed the mutex.  Also the normal mode's point: the relocking
+    # goroutine gets most of its turns without waiting
+    mu = mprt.sync.Mutex()
+    stop, got = mprt.make(np.int64, 1), mprt.chan(1)
+    turns = mprt.make(np.int64, 1)
+
+    def hog():
+        t = stop.np
+        n = turns.np
+        while t[0] == 0:
+            mu.lock()
+            n[0] += 1
+            end = time.monotonic() + 0.0001
+            while time.monotonic() < end:
+                pass
+            mu.unlock()
+
+    def waiter():
+        mprt.sleep(0.1)             # the hog has the mutex by now
+        waits = []
+        for _ in range(5):
+            t = time.monotonic()
+            mu.lock()
+            waits.append(time.monotonic() - t)
+            mu.unlock()
+            mprt.sleep(0.02)
+        got.send(waits)
+    mprt.go(hog)
+    mprt.go(waiter)
+    waits = got.recv()
+    stop.np[0] = 1
+    out(waits=waits, turns=int(turns.np[0]))
+
+
 def case_select_fair():
     a, b = mprt.chan(100), mprt.chan(100)
     for i in range(100):
