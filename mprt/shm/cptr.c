@@ -443,6 +443,36 @@ static PyObject *ctx_note_type(Ctx *c, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* sweep_small(mb, nobj, size, base): mcentral.sweep_span_locked's loop (its lock held by the
+ * caller): every allocated object whose mark byte is white is zeroed, then its type id cleared;
+ * every mark byte is cleared.  Returns how many objects were freed. */
+static PyObject *ctx_sweep_small(Ctx *c, PyObject *args) {
+    long long mb, nobj, size, base;
+    if (!PyArg_ParseTuple(args, "LLLL", &mb, &nobj, &size, &base))
+        return NULL;
+    if (!c->alive)
+        return raise_ended(c);
+    if (mb <= 0 || nobj <= 0 || size <= 0 || base <= 0 || (mb & 1) ||
+        c->meta_off + mb + 3 * nobj > (long long)c->hbuf.len || base + nobj * size > (long long)c->abuf.len) {
+        PyErr_SetString(PyExc_ValueError, "cptr.Ctx.sweep_small: span out of range");
+        return NULL;
+    }
+    uint16_t *tids = c->meta + (mb >> 1);
+    uint8_t *marks = c->hseg + c->meta_off + mb + 2 * nobj;
+    uint8_t *objs = (uint8_t *)c->arena + base;
+    long long k = 0;
+    for (long long i = 0; i < nobj; i++) {
+        if (tids[i] != 0 && marks[i] == WHITE) {
+            memset(objs + i * size, 0, (size_t)size);
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* zeroed before the slot reads as free */
+            tids[i] = 0;
+            k++;
+        }
+        marks[i] = 0;
+    }
+    return PyLong_FromLongLong(k);
+}
+
 static PyObject *ctx_get_sample(Ctx *c, void *closure) { return PyLong_FromLongLong(c->sample_left); }
 
 static int ctx_set_sample(Ctx *c, PyObject *v, void *closure) {
@@ -477,6 +507,7 @@ static PyMethodDef ctx_methods[] = {
     {"mcache_state", (PyCFunction)ctx_mcache_state, METH_VARARGS, "the mcache's (gen, black) after a sync"},
     {"set_sched", (PyCFunction)ctx_set_sched, METH_VARARGS, "the M's safe-point words, or None"},
     {"note_type", (PyCFunction)ctx_note_type, METH_VARARGS, "a small struct type new() may make fast"},
+    {"sweep_small", (PyCFunction)ctx_sweep_small, METH_VARARGS, "sweep a small span's slots: how many freed"},
     {NULL},
 };
 

@@ -44,13 +44,13 @@ class MCache:
     def refill(self, sc):
         """Swap the span of class sc for one with free objects (Go's mcache.refill)."""
         h, fl = self.h, self.free[sc]
-        s = self.span[sc]
-        if s:
+        old = self.span[sc]
+        n = 0
+        if old:
             self.span[sc] = 0
             n = self.ncached[sc] - len(fl)
             del fl[:]
-            mcentral.uncache_span(h, sc, s, n)
-        s = mcentral.cache_span(h, sc, self.p)
+        s = mcentral.cache_span(h, sc, self.p, old, n)     # the old one goes back in the same hold
         nobj = class_to_nobjs[sc >> 1]
         tb = int(h.s_meta[s]) >> 1
         free = np.flatnonzero(h.meta_tid[tb:tb + nobj] == 0)[::-1].tolist()

@@ -103,37 +103,53 @@ def meta_free_locked(h, cls, off):
 FULL_WALK = 32    # full spans cache_span looks at for one that sweeping would give room in
 
 
-def cache_span(h, sc, p):
-    """Give P p a span of class sc with at least one free object (Go's mcentral.cacheSpan)."""
+def cache_span(h, sc, p, old=0, nalloc=0):
+    """Give P p a span of class sc with at least one free object (Go's mcentral.cacheSpan).  `old`:
+    the span the P gives back, after allocating nalloc objects from it (uncache_span, in the same
+    hold of the mcentral lock: a refill takes it once)."""
     cls = sc >> 1
+    with h.central_lock(cls):
+        if old:
+            _uncache_locked(h, sc, old, nalloc)
+        s = _cache_locked(h, sc, p)
+    return s or _new_span(h, sc, p)
+
+
+def _cache_locked(h, sc, p):
+    """A span of class sc with room, from the mcentral (its lock held), cached by P p; 0 if none."""
     heads = h.central_heads
     sg = h.gcq[GC_SWEEPGEN]
-    with h.central_lock(cls):
-        while True:
-            s = int(heads[sc * 2])
-            if not s:
-                break
-            if h.s_sweepgen[s] != sg and not sweep_span_locked(h, s):
-                continue                       # swept empty: it went back to the page heap
-            mheap.list_remove(h, heads, sc * 2, s)
-            h.s_cached[s] = p
-            return s
-        # spans full before the last mark may have room once swept (Go's cacheSpan does this too).
-        # Spans that became full since are pushed in front of them, already swept: the walk is
-        # bounded in steps, not only in sweeps (a heap of many full spans made each refill walk
-        # them all); the sweeper gets to the rest
-        s = int(heads[sc * 2 + 1])
-        tries = steps = 0
-        while s and tries < 16 and steps < FULL_WALK:
-            steps += 1
-            nxt = int(h.s_next[s])
-            if h.s_sweepgen[s] != sg:
-                tries += 1
-                if sweep_span_locked(h, s) and h.s_list[s] == L_PARTIAL:
-                    mheap.list_remove(h, heads, sc * 2, s)
-                    h.s_cached[s] = p
-                    return s
-            s = nxt
+    while True:
+        s = int(heads[sc * 2])
+        if not s:
+            break
+        if h.s_sweepgen[s] != sg and not sweep_span_locked(h, s):
+            continue                       # swept empty: it went back to the page heap
+        mheap.list_remove(h, heads, sc * 2, s)
+        h.s_cached[s] = p
+        return s
+    # spans full before the last mark may have room once swept (Go's cacheSpan does this too).
+    # Spans that became full since are pushed in front of them, already swept: the walk is
+    # bounded in steps, not only in sweeps (a heap of many full spans made each refill walk
+    # them all); the sweeper gets to the rest
+    s = int(heads[sc * 2 + 1])
+    tries = steps = 0
+    while s and tries < 16 and steps < FULL_WALK:
+        steps += 1
+        nxt = int(h.s_next[s])
+        if h.s_sweepgen[s] != sg:
+            tries += 1
+            if sweep_span_locked(h, s) and h.s_list[s] == L_PARTIAL:
+                mheap.list_remove(h, heads, sc * 2, s)
+                h.s_cached[s] = p
+                return s
+        s = nxt
+    return 0
+
+
+def _new_span(h, sc, p):
+    """A fresh span of class sc from the page heap, cached by P p."""
+    cls = sc >> 1
     npages = class_to_allocnpages[cls]
     with h.lock:
         s, nz, metas = _alloc_spans_locked(h, cls, npages)
@@ -161,17 +177,21 @@ def _alloc_spans_locked(h, cls, npages, k=1):
 
 def uncache_span(h, sc, s, nalloc):
     """P gives span s back after allocating nalloc objects from it (Go's mcentral.uncacheSpan)."""
+    with h.central_lock(sc >> 1):
+        _uncache_locked(h, sc, s, nalloc)
+
+
+def _uncache_locked(h, sc, s, nalloc):
     cls = sc >> 1
-    with h.central_lock(cls):
-        h.s_cached[s] = -1
-        a = int(h.s_alloc[s]) + nalloc
-        h.s_alloc[s] = a
-        if a == 0:
-            _release_locked(h, cls, s)
-        elif a == class_to_nobjs[cls]:
-            mheap.list_push(h, h.central_heads, sc * 2 + 1, s, L_FULL)
-        else:
-            mheap.list_push(h, h.central_heads, sc * 2, s, L_PARTIAL)
+    h.s_cached[s] = -1
+    a = int(h.s_alloc[s]) + nalloc
+    h.s_alloc[s] = a
+    if a == 0:
+        _release_locked(h, cls, s)
+    elif a == class_to_nobjs[cls]:
+        mheap.list_push(h, h.central_heads, sc * 2 + 1, s, L_FULL)
+    else:
+        mheap.list_push(h, h.central_heads, sc * 2, s, L_PARTIAL)
 
 
 def _release_locked(h, cls, s):
@@ -235,9 +255,16 @@ def _free_slots_locked(h, s, idxs):
     size, nobj = class_to_size[cls], class_to_nobjs[cls]
     base = s << PAGE_SHIFT
     mb = int(h.s_meta[s])
-    k = len(idxs)
     h.arena_u8[base:base + nobj * size].reshape(nobj, size)[idxs] = 0
     h.meta_tid[(mb >> 1) + np.asarray(idxs)] = 0
+    return _freed_locked(h, s, len(idxs))
+
+
+def _freed_locked(h, s, k):
+    """k objects of small span s were freed (zeroed, type ids cleared): the counts and the span's
+    list; an emptied span goes back to the page heap (then False)."""
+    sc = int(h.s_sc[s])
+    cls = sc >> 1
     a = int(h.s_alloc[s]) - k
     h.s_alloc[s] = a
     h.central_nfree[sc] += k
@@ -263,6 +290,10 @@ def sweep_span_locked(h, s, trace=None):
         # a record not (or no longer) a small span's: sweeping it would free through meta block 0
         raise RuntimeError(f"mprt: sweep of span {s}, which is not an in-use small span "
                            f"(state {int(h.s_state[s])}, class {cls}, meta {mb})")
+    if h.cx is not None and trace is None:
+        k = h.cx.sweep_small(mb, nobj, size, s << PAGE_SHIFT)     # the same loop in C (cptr.c)
+        h.s_sweepgen[s] = h.gcq[GC_SWEEPGEN]
+        return _freed_locked(h, s, k) if k else True
     tids = h.meta_tid[mb >> 1:(mb >> 1) + nobj]
     marks = h.meta[mb + 2 * nobj:mb + 3 * nobj]
     dead = np.flatnonzero((tids != 0) & (marks == 0))
