@@ -53,8 +53,10 @@ typedef struct {
     uint8_t *dirty;
     int64_t meta_off, smark_off, page_shift, nclass;
     int64_t size[NCLASS_MAX], nobj2[NCLASS_MAX];
-    PyObject *free;        /* Roots.free: a list of ints */
+    PyObject *free;        /* Roots.free: a list of ints, where Roots.grow puts a new chunk's slots */
     PyObject *grow;        /* Roots.grow(): one slot, the rest of a new chunk on the free list */
+    int64_t *slots;        /* this path's own free slots (a stack): taken from `free` as it grows */
+    Py_ssize_t nslots, capslots;
     PyObject *resolve;     /* tid -> (TypeInfo, handle class, or None: call TypeInfo.make) */
     PyObject *ended;       /* () -> the exception a use after teardown raises */
     PyObject **tcache;     /* tid -> (t, cls) tuples, NTID entries, made on first use */
@@ -154,6 +156,7 @@ static void ctx_dealloc(Ctx *c) {
     PyObject_GC_UnTrack(c);
     ctx_clear(c);
     PyMem_Free(c->tcache);
+    PyMem_Free(c->slots);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -297,26 +300,47 @@ static PyObject *type_entry(Ctx *c, int64_t tid) {
     return e;
 }
 
-/* make sure a free root slot is there (may call Python): 0, or -1 with an exception */
-static int ensure_slot(Ctx *c) {
-    if (PyList_GET_SIZE(c->free) > 0)
-        return 0;
-    PyObject *s = PyObject_CallNoArgs(c->grow);     /* returns one slot, pushes the rest */
-    if (s == NULL)
-        return -1;
-    int r = PyList_Append(c->free, s);
-    Py_DECREF(s);
-    return r;
+static int push_slot(Ctx *c, int64_t s) {
+    if (c->nslots == c->capslots) {
+        Py_ssize_t cap = c->capslots ? 2 * c->capslots : 1024;
+        int64_t *v = PyMem_Realloc(c->slots, cap * sizeof(int64_t));
+        if (v == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->slots = v;
+        c->capslots = cap;
+    }
+    c->slots[c->nslots++] = s;
+    return 0;
 }
 
-/* take a slot and root a (no Python code runs here): the slot, or -1 with an exception */
+/* make sure a free root slot is there (may call Python): 0, or -1 with an exception.  Slots given
+ * back are kept here; the root table grows through Roots.grow, whose chunk we take over. */
+static int ensure_slot(Ctx *c) {
+    if (c->nslots > 0)
+        return 0;
+    if (PyList_GET_SIZE(c->free) == 0) {
+        PyObject *s = PyObject_CallNoArgs(c->grow);     /* returns one slot, pushes the rest */
+        if (s == NULL)
+            return -1;
+        int r = PyList_Append(c->free, s);
+        Py_DECREF(s);
+        if (r < 0)
+            return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(c->free);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t s = PyLong_AsLongLong(PyList_GET_ITEM(c->free, i));
+        if ((s == -1 && PyErr_Occurred()) || push_slot(c, s) < 0)
+            return -1;
+    }
+    return PyList_SetSlice(c->free, 0, n, NULL);
+}
+
+/* take a slot and root a (no Python code runs here) */
 static int64_t take_slot(Ctx *c, int64_t a) {
-    PyObject *fl = c->free;
-    Py_ssize_t n = PyList_GET_SIZE(fl);
-    PyObject *item = PyList_GET_ITEM(fl, n - 1);
-    int64_t s = PyLong_AsLongLong(item);
-    Py_SET_SIZE(fl, n - 1);        /* list.pop(): the reference moves to us */
-    Py_DECREF(item);
+    int64_t s = c->slots[--c->nslots];
     c->tab[s] = a;
     return s;
 }
@@ -325,6 +349,8 @@ static PyObject *new_handle(Ctx *c, PyTypeObject *cls, PyObject *t) {
     Handle *h = (Handle *)cls->tp_alloc(cls, 0);
     if (h == NULL)
         return NULL;
+    if (PyObject_GC_IsTracked((PyObject *)h))
+        PyObject_GC_UnTrack(h);    /* see handle_dealloc: no cycle goes through a handle */
     Py_INCREF(t);
     h->t = t;
     Py_INCREF(c);
@@ -534,23 +560,20 @@ static PyTypeObject CtxType = {
 
 /* ---- Handle ---- */
 
-static int handle_traverse(Handle *h, visitproc visit, void *arg) {
-    Py_VISIT(h->t);
-    Py_VISIT(h->c);
-    return 0;
-}
-
+/* Handles are not tracked by the cyclic collector (instances of heap types are, by default): they
+ * refer only to their TypeInfo, their Ctx and their class, none of which refers to a handle, so no
+ * cycle goes through one, and a heap of handles costs CPython's collections nothing.  (SlicePtr's
+ * _n holds an int.) */
 static void handle_dealloc(Handle *h) {
-    PyObject_GC_UnTrack(h);
+    if (PyType_IS_GC(Py_TYPE(h)))
+        PyObject_GC_UnTrack(h);
     Ctx *c = h->c;
     if (c != NULL && c->alive && h->s >= 0) {
         PyObject *et, *ev, *tb;
         PyErr_Fetch(&et, &ev, &tb);
         c->tab[h->s] = 0;
-        PyObject *s = PyLong_FromLongLong(h->s);
-        if (s == NULL || PyList_Append(c->free, s) < 0)
+        if (push_slot(c, h->s) < 0)
             PyErr_Clear();          /* the slot is lost to this process, never reused: harmless */
-        Py_XDECREF(s);
         PyErr_Restore(et, ev, tb);
     }
     Py_CLEAR(h->t);
@@ -569,9 +592,8 @@ static PyTypeObject HandleType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "mprt.shm.cptr.Handle",
     .tp_basicsize = sizeof(Handle),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_dealloc = (destructor)handle_dealloc,
-    .tp_traverse = (traverseproc)handle_traverse,
     .tp_members = handle_members,
 };
 
