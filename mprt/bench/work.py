@@ -157,10 +157,18 @@ def _same_m(n, out):
 
 
 def mprt_chan(n):
+    from mprt import runtime
     cross = _round_trips(n)          # main on M0, the echo goroutine on a worker M
-    out = mprt.chan()
-    mprt.go(_same_m, n, out)         # both goroutines on one worker M
-    return {"cross_us": cross, "same_us": out.recv()}
+    # both goroutines on one worker M: with one P (with two, the M given main's P while main
+    # waits takes the echo goroutine, and this was a round trip across Ms again)
+    prev = runtime.GOMAXPROCS(1)
+    try:
+        out = mprt.chan()
+        mprt.go(_same_m, n, out)
+        same = out.recv()
+    finally:
+        runtime.GOMAXPROCS(prev)
+    return {"cross_us": cross, "same_us": same}
 
 
 def mprt_cpu(tasks, iters):
