@@ -113,10 +113,12 @@ def kind_of(code):
 
 
 _stdlib_done = set()
+_nmodules = [0]        # len(sys.modules) at the last look: nothing new imported, nothing to enter
 
 
 def _stdlib():
     """Enter the standard library's LOCKING code (modules imported since the last look)."""
+    _nmodules[0] = len(sys.modules)
     for name in _LOCKING_MODULES:
         if name not in _stdlib_done:
             mod = sys.modules.get(name)
@@ -159,7 +161,7 @@ def classify(frame):
     (the scheduler's own greenlet, M0 outside main) or whose innermost frame is the BASE frame itself
     is RUNTIME.  USER: may be stopped and preempted; LOCKING: stopped only; RUNTIME: neither (it
     reaches a safe point of its own); HEAP: neither, and the stop waits for that frame to return."""
-    if len(_stdlib_done) < len(_LOCKING_MODULES):
+    if len(_stdlib_done) < len(_LOCKING_MODULES) and len(sys.modules) != _nmodules[0]:
         _stdlib()
     get = _kind.get
     top = USER

@@ -167,9 +167,19 @@ def stop_the_world(m, reason=""):
             q[b + P_M] = NONE
             wait -= 1
     q[s + S_STOPWAIT] = wait
-    running = [q[ctl.p(p) + P_M] for p in range(n) if q[ctl.p(p) + P_STATUS] == P_RUNNING]
+    running = [p for p in range(n) if q[ctl.p(p) + P_STATUS] == P_RUNNING and q[ctl.p(p) + P_M] != m.id]
     rel(m.schedlock)
-    pids = {q[ctl.m(mid) + M_PID] for mid in running if mid != NONE and mid != m.id}
+
+    def unstopped():
+        # the Ms of the Ps still running: a signal to one already stopped only wakes it for nothing
+        # (and on a loaded machine takes the CPU the others need to reach their stop)
+        out = set()
+        for p in running:
+            b = ctl.p(p)
+            mid = q[b + P_M]
+            if q[b + P_STATUS] == P_RUNNING and mid != NONE:
+                out.add(q[ctl.m(mid) + M_PID])
+        return out
     # an M that makes runtime calls (allocation included) stops at its next one, within microseconds;
     # the signal, whose handler walks the M's stack, is for those that make none: sent once the
     # first STW_SIGNAL_NS have passed, then every STW_RESIGNAL_NS
@@ -179,7 +189,7 @@ def stop_the_world(m, reason=""):
         if m.p == NONE:
             os.sched_yield()   # the collector: give the CPU to an M on its way to stop, stay awake
         if nanotime() - last > STW_RESIGNAL_NS:
-            signal_pids(pids)
+            signal_pids(unstopped())
             last = nanotime()
     # (a brief poll: the Ms often stop within a signal's delivery; a sleep and wakeup costs more)
     while q[s + S_STOPWAIT] > 0:
@@ -194,7 +204,7 @@ def stop_the_world(m, reason=""):
             exiting(m)
         if nanotime() - last > STW_RESIGNAL_NS:   # a signal that found the M in heap code, or lost
             # to a long C call: ask again
-            signal_pids(pids)
+            signal_pids(unstopped())
             last = nanotime()
     while True:   # drain extra posts
         try:
