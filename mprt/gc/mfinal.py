@@ -121,6 +121,11 @@ def set_finalizer(obj, fn):
 
 # ---- the collector's side (coordinator, world stopped) ----
 
+def any_specials(h):
+    """Whether any finalizer is set or queued (else roots and special_children are empty)."""
+    return bool(h.gc[GC_NSPECIAL] or h.gc[GC_NFINQ])
+
+
 def roots(h):
     """Finalizer messages, and the objects and messages of queued finalizers."""
     spec, finq = _tables(h)

@@ -361,7 +361,8 @@ class Collector:
         gc[GC_PHASE] = PH_MARKTERM
         try:
             self._scan_leftover_roots()
-            mk.blacken(np.concatenate([mfinal.roots(h), mfinal.special_children(h)]))
+            if mfinal.any_specials(h):
+                mk.blacken(np.concatenate([mfinal.roots(h), mfinal.special_children(h)]))
             self._drain_all()
             if gc[GC_GCCHECKMARK] or gc[GC_GCTRACE] > 1:
                 # gctrace=2 also marks again with the world stopped, as Go's does
@@ -371,7 +372,8 @@ class Collector:
         except BadPointer as e:
             self._fatal(str(e), "found bad pointer in Go heap (incorrect use of unsafe or cgo?)", c.t1)
         c.nfin = mfinal.queue_unreachable(h, mk)
-        self._drain_all()          # what the queued objects point to stays too
+        if c.nfin:
+            self._drain_all()      # what the queued objects point to stays too
         mprof.mark_termination(sm, h)   # the heap profile's cycle: the marks of its sampled objects
         gc[GC_PHASE] = PH_OFF
         gc[GC_GEN] += 1
@@ -473,7 +475,7 @@ class Collector:
 
     def _roots_at_start(self, stw_mode):
         mk, h, q = self.marker, self.h, self.sm.q
-        roots = [mfinal.roots(h), mfinal.special_children(h)]
+        roots = [mfinal.roots(h), mfinal.special_children(h)] if mfinal.any_specials(h) else []
         if stw_mode:
             roots.append(mk.ctl_roots())
         for mid, r, st, pid in self._m_rows():
@@ -488,7 +490,8 @@ class Collector:
                 slot = mk.slot_of_pid(pid)
                 if slot is not None:
                     roots.append(mk.root_table(slot))
-        mk.blacken(np.concatenate(roots))
+        if roots:
+            mk.blacken(np.concatenate(roots))
 
     def _scans_pending(self):
         q = self.sm.q

@@ -202,7 +202,7 @@ def mark_termination(sm, h):
     c = q[s + S_PROFCYCLE] = q[s + S_PROFCYCLE] + 1
     n = q[s + S_NPROFOBJ]
     po = ctl.base["profobj"]
-    marks = h.hu8n[ctl.words[po + 2:po + PO_WORDS * n:PO_WORDS]]
+    marks = h.hu8n[ctl.words[po + 2:po + PO_WORDS * n:PO_WORDS]] if n else None
     mstate.rel(sm.proflock)
     sm.prof_pending = (c, n, marks)
 
