@@ -644,6 +644,8 @@ def findrunnable(m):
         m.tick += 1
         g = NONE
         if m.tick % FAIRNESS_TICKS == 0:
+            if _yield_p_to_needp(m):
+                continue
             if q[s + S_GQSIZE]:
                 acq(m.schedlock)
                 g = _globrunqget_locked(m, 1)
@@ -679,6 +681,28 @@ def findrunnable(m):
             return g
         if _release_idle_p(m):
             continue
+
+
+def _yield_p_to_needp(m):
+    """Fairness for goroutines that only another M may run (its own, or the goroutine locked to
+    it: main on M0): every FAIRNESS_TICKS an M hands its P to the M that has waited longest for
+    one, as Go's scheduler picks a locked goroutine from the global queue within 61 ticks and
+    hands its P to the goroutine's M (startlockedm).  Without it, main preempted by sysmon while
+    starting goroutines waited until every queue of the Ps was empty.  The P keeps its queue;
+    this M parks (needp if it has ready goroutines of its own).  True if the P was handed over."""
+    q, ctl = m.q, m.ctl
+    if not any(q[ctl.m(mid) + M_STATE] == MS_NEEDP for mid in range(mcount(m))):
+        return False
+    acq(m.schedlock)
+    mid = NONE if q[m.ctl.sched + S_GCWAITING] else needp_get_locked(m)
+    if mid == NONE or mid == m.id:
+        rel(m.schedlock)
+        return False
+    p = m.p
+    dropp_locked(m)
+    give_p_locked(m, mid, p)
+    rel(m.schedlock)
+    return True
 
 
 def _pop_own(m, head):
