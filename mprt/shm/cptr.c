@@ -1,16 +1,27 @@
-/* Heap handles in C (mprt/shm/ptr.py): the Ptr base type, making a handle, and struct pointer
- * fields with the write barrier, for the speed of code that walks and links heap objects
- * (binary trees: a handle made or dropped and a pointer field read or written per node).
+/* Heap handles in C (mprt/shm/ptr.py): the Ptr base type, making a handle, struct pointer fields
+ * with the write barrier, mprt.new's common case and the sweep of a small span, for the speed of
+ * code that makes, walks and links heap objects (binary trees: an object made, a handle made or
+ * dropped and a pointer field read or written per node; a span swept per 512 of them).
  *
  * Handle: the base of mprt.Ptr when this module is loaded.  It carries the address (_a), the
  * root-table slot (_s) and the TypeInfo (_t) as C fields, and its dealloc clears the slot and puts
- * it back on the process's free list (Ptr.__del__ of the pure-Python path).
+ * it back on the free list (Ptr.__del__ of the pure-Python path).  Handles are left untracked by
+ * CPython's cyclic collector (no cycle goes through one).
  *
  * Ctx: one per attached heap.  It holds buffer exports of the heap segment, the arena and the root
  * table (the mappings stay valid while it lives) and reads them only while `alive`: close() ends
  * that (the heap's teardown, a forked child), after which every use raises the heap's "ended"
- * error.  Ctx.make(cls, t, a) makes a handle: a free root slot (the Roots.free list, grown by
- * Roots.grow), the address written in that slot, then the handle.
+ * error.  Ctx.make(cls, t, a) makes a handle: a free root slot (this path keeps its own stack of
+ * them, refilled from Roots.free when Roots.grow commits a chunk), the address written in that
+ * slot, then the handle.
+ *
+ * new(T): malloc.new when a small struct type was seen before (note_type), the P's mcache has a
+ * free object of its class in this GC phase (set_mcache / mcache_state mirror MCache: the same
+ * lists), no safe point is due (the M's ATTN and PREEMPT words, set_sched) and no GODEBUG
+ * allocation mode is on; anything else goes to the Python new, which does it all.
+ *
+ * sweep_small: the loop of mcentral.sweep_span_locked (the caller holds the mcentral lock and does
+ * the accounting).
  *
  * PtrField: the descriptor of a struct's pointer field.  Reading makes a handle for the object the
  * field points to (its type id read from the heap's span and meta arrays, as ObjectQueries.tid_at);

@@ -402,9 +402,11 @@ def case_trees():
 
 
 def swapper(ring, n, rounds, seed, done):
+    # goroutine `seed` writes the fields of the nodes of its parity only (two goroutines swapping
+    # the same node's field would race, as in Go); it reads everyone's
     rng = np.random.default_rng(seed)
     for r in range(rounds):
-        i, j = int(rng.integers(n)), int(rng.integers(n))
+        i, j = 2 * int(rng.integers(n // 2)) + seed, 2 * int(rng.integers(n // 2)) + seed
         a, b = ring[i], ring[j]
         # swap the successors of a and b, and back: the ring is whole after every pair
         an, bn = a.left, b.left
