@@ -60,8 +60,9 @@ def test_the_c_drain_marks_what_the_python_drain_marks():
 
 
 def test_heap_handles_and_new_in_c_give_what_python_gives():
-    # cptr.c: mprt.new, handles and pointer fields in C; the same program with MPRT_ACCEL=0 is the
-    # reference (trees made and checked on 2 Ms while the collector runs)
+    # cptr.c: handles, pointer fields and the sweep in C (mprt.new too with MPRT_CNEW=1); the same
+    # program with MPRT_ACCEL=0 is the reference (trees made and checked on 2 Ms while the
+    # collector runs, under its checkmark)
     env = {"GOMAXPROCS": "2", "GOGC": "10", "GODEBUG": "gccheckmark=1"}
     c = result(["trees"], dict(env, MPRT_ACCEL="1"))
     py = result(["trees"], dict(env, MPRT_ACCEL="0"))

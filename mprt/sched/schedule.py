@@ -135,6 +135,7 @@ SPIN_NS = 50_000          # how long an M with nothing to run polls before parki
 GOID_BATCH = 16           # Go's _GoidCacheBatch
 GFREE_BATCH = 128         # G slots an M takes from the shared free list at a time
 FAIRNESS_TICKS = 61
+FAIRNESS_WAIT_NS = 1_000_000    # ... and hands its P to an M that has waited for one this long
 MAX_PARK_S = 0.5          # M0 re-checks the coordinator at least this often
 
 
@@ -688,14 +689,15 @@ def _yield_p_to_needp(m):
     it: main on M0): every FAIRNESS_TICKS an M hands its P to the M that has waited longest for
     one, as Go's scheduler picks a locked goroutine from the global queue within 61 ticks and
     hands its P to the goroutine's M (startlockedm).  Without it, main preempted by sysmon while
-    starting goroutines waited until every queue of the Ps was empty.  The P keeps its queue;
+    starting goroutines waited until every queue of the Ps was empty.  Only to an M that has waited
+    FAIRNESS_WAIT_NS (each handoff is a wakeup and a move to another CPU).  The P keeps its queue;
     this M parks (needp if it has ready goroutines of its own).  True if the P was handed over."""
     q, ctl = m.q, m.ctl
     if not any(q[ctl.m(mid) + M_STATE] == MS_NEEDP for mid in range(mcount(m))):
         return False
     acq(m.schedlock)
     mid = NONE if q[m.ctl.sched + S_GCWAITING] else needp_get_locked(m)
-    if mid == NONE or mid == m.id:
+    if mid == NONE or mid == m.id or nanotime() - q[ctl.m(mid) + M_STAMP] < FAIRNESS_WAIT_NS:
         rel(m.schedlock)
         return False
     p = m.p

@@ -381,15 +381,25 @@ static PyObject *ctx_make(Ctx *c, PyObject *args) {
     }
     if (!c->alive)
         return raise_ended(c);
-    PyObject *h = new_handle(c, (PyTypeObject *)cls, t);
-    if (h == NULL)
+    /* a is rooted first, as the pure-Python make does: the caller's heap code holds it in a local
+     * only, and allocating the handle may run any Python code (CPython's collector and what it
+     * calls), which may reach a stop of the world outside the caller's heap frames */
+    if (ensure_slot(c) < 0)          /* Roots.grow: heap code */
         return NULL;
-    if (ensure_slot(c) < 0 || !c->alive) {
-        Py_DECREF(h);
-        return PyErr_Occurred() ? NULL : raise_ended(c);
+    if (!c->alive)
+        return raise_ended(c);
+    int64_t s = take_slot(c, a);
+    PyObject *h = new_handle(c, (PyTypeObject *)cls, t);
+    if (h == NULL) {
+        if (c->alive) {
+            c->tab[s] = 0;
+            if (push_slot(c, s) < 0)
+                PyErr_Clear();
+        }
+        return NULL;
     }
     ((Handle *)h)->a = a;
-    ((Handle *)h)->s = take_slot(c, a);
+    ((Handle *)h)->s = s;
     return h;
 }
 
@@ -862,7 +872,7 @@ static PyObject *mod_new(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
     Py_DECREF(item);
     int64_t cls_ = sc >> 1;
     c->meta[list_int(c->mtidbase, sc) + i] = (uint16_t)tid;
-    if (c->mblack)
+    if (*c->gcphase)      /* the phase word, as alloc_small reads it */
         c->hseg[list_int(c->mmarkbase, sc) + i] = 2;   /* BLACK: allocated during the mark */
     c->stats[cls_] += 1;                                /* the row's PS_NMALLOC + size class */
     int64_t a = list_int(c->mbase, sc) + i * c->size[cls_];

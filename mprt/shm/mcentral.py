@@ -25,6 +25,7 @@ from . import mheap
 from .layout import (
     BLACK,
     GC_EFENCE,
+    GC_PHASE,
     GC_SWEEPGEN,
     H_ARENA_PAGES,
     H_LARGEFREE,
@@ -201,7 +202,7 @@ def _release_locked(h, cls, s):
         mheap.free_locked(h, s, needzero=False)   # every slot was zeroed when freed
 
 
-def alloc_full_spans(h, sc, k, tid, black=False):
+def alloc_full_spans(h, sc, k, tid):
     """k fresh spans of class sc with every object allocated to type tid, in one contiguous run,
     linked onto the full list (new_batch's path).  Returns the spans' first pages."""
     cls = sc >> 1
@@ -221,7 +222,7 @@ def alloc_full_spans(h, sc, k, tid, black=False):
         h.s_sweepgen[starts] = h.gcq[GC_SWEEPGEN]
     mheap.prepare(h, run, k * npg, nz)
     h.meta_tid[((metas >> 1)[:, None] + np.arange(nobj)).ravel()] = tid
-    if black:      # allocated during a mark: black
+    if h.gcq[GC_PHASE]:      # allocated during a mark: black (the phase now: see Heap.alloc_small)
         h.meta[((metas + 2 * nobj)[:, None] + np.arange(nobj)).ravel()] = BLACK
     heads = h.central_heads
     with h.central_lock(cls):
