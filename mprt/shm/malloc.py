@@ -41,14 +41,11 @@ Decisions where Go differs or is silent:
     its block, which no element reaches.  Handles keep the length, so len() reads no memory.
   - Zero-sized structs take 8 bytes (Go points them all at one zerobase address).
 
-Step 1 for a struct type already seen is also written in C (cptr.c's new, installed as `mprt.new`
-only with MPRT_CNEW=1 while a checkmark failure under it is open): it reads the same mcache lists,
-type ids and pstat row, and hands everything else (a safe point due, an empty span, a new type,
-GODEBUG allocation modes, a large object) to `new` here.
-
-An object allocated while a mark runs is black: the phase word is read when the object is taken,
-not the mcache's copy of it (a refill may wait for locks while a mark begins: objects allocated
-white after such a refill were found reachable and unmarked by the checkmark).
+Step 1 for a struct type already seen is also written in C (cptr.c's new, which is `mprt.new`
+where it was built): it reads the same mcache lists, type ids and pstat row, and hands everything
+else (a safe point due, an empty span, a new type, GODEBUG allocation modes, a large object) to
+`new` here.  An object allocated while a mark runs is black: the phase word is read when the object
+is taken.
 """
 import atexit
 import json
@@ -118,8 +115,7 @@ HEAP_MINIMUM = 4 << 20
 MIN_ARENA = 4 << 20
 
 _cur = None   # the heap this process is attached to
-_cptr = load_accel("mprt.shm.cptr")   # cptr.c where it was built: the sweep, new() (handles: ptr.py)
-_CNEW = _cptr is not None and os.environ.get("MPRT_CNEW") == "1"     # see the end of this module
+_cptr = load_accel("mprt.shm.cptr")   # cptr.c where it was built: new(), the sweep (handles: ptr.py)
 
 
 def _set_cur(h):
@@ -195,7 +191,7 @@ class Heap(ObjectQueries):
         self.max_alloc = self.layout.arena_max
         self.owner = create
 
-    if _CNEW:
+    if _cptr is not None:
         # new() in C counts the bytes to the next sample there
         sample_left = property(lambda self: self.cx.sample_left,
                                lambda self, v: setattr(self.cx, "sample_left", v))
@@ -388,8 +384,7 @@ class Heap(ObjectQueries):
         i = fl.pop()
         self.meta_tid_mv[mc.tidbase[sc] + i] = tid
         if self.gcq[GC_PHASE]:
-            # allocated during a mark: black.  The phase word itself, not the cache's copy (made
-            # at its last sync): a refill above may have waited while a mark began
+            # allocated during a mark: black (the phase word itself: one source of truth)
             self.hu8[mc.markbase[sc] + i] = BLACK
         cls = sc >> 1
         mc.stats[PS_NMALLOC + cls] += 1
@@ -748,12 +743,16 @@ def _c_profile(a, size):
     _profilealloc(_cur, a, size)
 
 
-if _CNEW:
+_new_py = new      # a module global, so that mark() below finds it whatever `new` is bound to
+
+
+if _cptr is not None:
     # mprt.new: the common case (a small struct type seen before, a free object in the P's mcache,
     # no safe point due, no GODEBUG allocation mode) in C (cptr.c); the Python new above does the
-    # rest.  Off unless MPRT_CNEW=1: with it, tests/progs/fast_cases.py trees under gccheckmark
-    # fails ~1 run in 13 (an object allocated during a mark found white); not understood yet
-    _cptr.set_hooks(new, _c_profile)
+    # rest.  (Before _new_py existed, rebinding `new` here hid the Python new from mark(): it ran
+    # as the program's code, a stop could land between alloc_small and the handle, and an object
+    # allocated just before a mark began was never marked: gccheckmark, ~1 run in 13.)
+    _cptr.set_hooks(_new_py, _c_profile)
     new = _cptr.new  # noqa: F811
 
 

@@ -398,7 +398,7 @@ def case_trees():
     by0 = {b.Size: b.Mallocs for b in before.BySize}
     cls = min(k for k in by if k >= size)
     out(checks=checks, long=tree_check(longlived), mallocs=by[cls] - by0[cls], numgc=after.NumGC,
-        c=malloc._cptr is not None)
+        c=malloc._cptr is not None and type(mprt.new).__name__ == "builtin_function_or_method")
 
 
 def swapper(ring, n, rounds, seed, done):
