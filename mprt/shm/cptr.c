@@ -80,8 +80,7 @@ typedef struct {
     int has_mc;            /* the P's mcache, as MCache keeps it: */
     PyObject *mfree, *mbase, *mtidbase, *mmarkbase;    /* lists by span class */
     int64_t *stats;        /* the P's pstat row (PS_NMALLOC + size class) */
-    int64_t mgen, nmalloc_at;
-    int mblack;
+    int64_t mgen;
     int has_sched;         /* the M's safe-point words (mstate.safepoint_due) */
     Py_buffer cbuf;
     int64_t *attn, *preempt;
@@ -403,18 +402,17 @@ static PyObject *ctx_make(Ctx *c, PyObject *args) {
     return h;
 }
 
-/* set_mcache(free, base, tidbase, markbase, stats_off, gen, black) or set_mcache(None): the P's
+/* set_mcache(free, base, tidbase, markbase, stats_off, gen) or set_mcache(None): the P's
  * mcache lists (MCache's own, mutated in place by its refill) */
 static PyObject *ctx_set_mcache(Ctx *c, PyObject *args) {
     PyObject *fl = NULL, *base = NULL, *tb = NULL, *mb = NULL;
     long long stats_off = 0, gen = 0;
-    int black = 0;
     if (PyTuple_GET_SIZE(args) == 1 && PyTuple_GET_ITEM(args, 0) == Py_None) {
         drop_mcache(c);
         Py_RETURN_NONE;
     }
-    if (!PyArg_ParseTuple(args, "O!O!O!O!LLp", &PyList_Type, &fl, &PyList_Type, &base, &PyList_Type, &tb,
-                          &PyList_Type, &mb, &stats_off, &gen, &black))
+    if (!PyArg_ParseTuple(args, "O!O!O!O!LL", &PyList_Type, &fl, &PyList_Type, &base, &PyList_Type, &tb,
+                          &PyList_Type, &mb, &stats_off, &gen))
         return NULL;
     if (!c->alive)
         return raise_ended(c);
@@ -429,19 +427,16 @@ static PyObject *ctx_set_mcache(Ctx *c, PyObject *args) {
     c->mmarkbase = mb;
     c->stats = (int64_t *)(c->hseg + stats_off);
     c->mgen = gen;
-    c->mblack = black;
     c->has_mc = 1;
     Py_RETURN_NONE;
 }
 
-/* mcache_state(gen, black): MCache.sync saw the collector's new phase */
+/* mcache_state(gen): MCache.sync saw the collector's new phase */
 static PyObject *ctx_mcache_state(Ctx *c, PyObject *args) {
     long long gen;
-    int black;
-    if (!PyArg_ParseTuple(args, "Lp", &gen, &black))
+    if (!PyArg_ParseTuple(args, "L", &gen))
         return NULL;
     c->mgen = gen;
-    c->mblack = black;
     Py_RETURN_NONE;
 }
 
@@ -551,7 +546,7 @@ static PyMethodDef ctx_methods[] = {
     {"make", (PyCFunction)ctx_make, METH_VARARGS, "make(cls, t, a): a rooted handle of class cls on address a"},
     {"close", (PyCFunction)ctx_close, METH_NOARGS, "the heap is gone from this process: no more reads"},
     {"set_mcache", (PyCFunction)ctx_set_mcache, METH_VARARGS, "the P's mcache lists, or None"},
-    {"mcache_state", (PyCFunction)ctx_mcache_state, METH_VARARGS, "the mcache's (gen, black) after a sync"},
+    {"mcache_state", (PyCFunction)ctx_mcache_state, METH_VARARGS, "the mcache's gen after a sync"},
     {"set_sched", (PyCFunction)ctx_set_sched, METH_VARARGS, "the M's safe-point words, or None"},
     {"note_type", (PyCFunction)ctx_note_type, METH_VARARGS, "a small struct type new() may make fast"},
     {"sweep_small", (PyCFunction)ctx_sweep_small, METH_VARARGS, "sweep a small span's slots: how many freed"},

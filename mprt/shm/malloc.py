@@ -298,7 +298,7 @@ class Heap(ObjectQueries):
         if self.cx is not None:
             self.cx.set_mcache(mc.free, mc.base, mc.tidbase, mc.markbase,
                                self.layout.regions["pstat"][0] + (p * PSTAT_WORDS + PS_NMALLOC) * 8,
-                               mc.gen, mc.black)
+                               mc.gen)
 
     def release_p(self):
         mc = self.mcache

@@ -68,7 +68,7 @@ class MCache:
             self.flush()
         self.gen, self.black = gen, black
         if h.cx is not None:
-            h.cx.mcache_state(gen, black)
+            h.cx.mcache_state(gen)
 
     def flush(self):
         """Give every cached span back (Go's releaseAll)."""
