@@ -1,16 +1,18 @@
 /* The collector's drain in C (mprt/gc/mgcmark.py, Marker.drain): the same walk as the vectorised
  * numpy scan, object by object with a stack, for the mark rate a numpy call per level cannot reach.
  *
- * drain(queue, head, budget, arrays..., types, resolve) -> (head, objects, bytes)
+ * drain(queue, head, tail, budget, arrays..., types, resolve) -> (head, tail, objects, bytes)
  *
- * `queue` (a bytearray of int64 addresses, native order) holds from index `head` on the black
- * objects still to scan; the caller appends newly blackened ones at its end.  Each object's
+ * `queue` (a bytearray of int64 addresses, native order) holds in entries [head, tail) the black
+ * objects still to scan; the caller writes newly blackened ones from `tail` on.  The bytearray is
+ * the queue's storage, kept from cycle to cycle: it only grows (doubling), so that a cycle neither
+ * reallocates it nor takes a page fault per 512 entries on memory the last cycle already touched.  Each object's
  * span, size class, size and type id are read from the heap's page and span arrays; its pointer
  * words (a struct's pointer offsets, or every element of a pointer slice) are read from the arena,
  * and every child inside the arena whose mark byte is not BLACK is made BLACK and queued (first in,
  * first out: breadth first, so that objects allocated together are scanned together).  It stops
  * when the queue is empty or `budget` objects (> 0) were scanned; the queue is left holding what
- * is still to scan from the returned head on (emptied when nothing is).  Type ids are looked up in the dict `types` (tid -> (kind,
+ * is still to scan in the returned [head, tail) (0, 0 when nothing is).  Type ids are looked up in the dict `types` (tid -> (kind,
  * offsets as bytes of int64)); a tid not there is asked of `resolve(tid)`, which returns that pair
  * (kind 1: struct, 2: pointer slice, 3: no pointers).  The arrays are the same shared memory the
  * Ms write meanwhile (mark bytes greyed by the write barrier are found later through dirty spans):
@@ -27,8 +29,9 @@
 #define K_STRUCT 1
 #define K_PTRS 2
 
-/* the queue: int64 addresses in a bytearray the Marker keeps between calls (so a batch's leftover
- * is not copied out and in again); entries [head, tail) are still to scan */
+/* the queue: int64 addresses in a bytearray the Marker keeps between calls and cycles (so a
+ * batch's leftover is not copied out and in again); entries [head, tail) are still to scan, the
+ * bytearray's length is its capacity */
 typedef struct {
     PyObject *ba;
     int64_t *v;
@@ -99,12 +102,57 @@ static int type_of(PyObject *types, PyObject *resolve, int64_t tid, long *kind, 
     return 0;
 }
 
+/* what the drain needs of the heap's page and span tables */
+typedef struct {
+    const int32_t *spanof, *s_np, *s_tid;
+    const int16_t *s_sc;
+    const int64_t *s_meta, *size, *nobj2;
+    const uint64_t *divmul;
+    Py_ssize_t npages, nspans, nclass;
+    int64_t meta_off, smark_off;
+    int page_shift;
+} layout_t;
+
+/* one page's span, as the drain uses it: for a small size class, its objects' size, the
+ * multiplier of an object's index (Go's divMagic), the index of its first type id in the meta
+ * tids (uint16) and of its first mark byte; for a large span, its size, its type id and its
+ * mark byte (mul 0) */
+typedef struct {
+    int64_t page, start, size, tids, marks;
+    uint64_t mul;
+} pagec_t;
+
+static int page_info(pagec_t *c, int64_t page, const layout_t *L) {
+    if (page < 0 || page >= L->npages)
+        return -1;
+    int64_t s = L->spanof[page];
+    if (s < 0 || s >= L->nspans)
+        return -1;
+    int64_t k = L->s_sc[s] >> 1;
+    c->start = s << L->page_shift;
+    if (k > 0 && k < L->nclass) {
+        if (L->s_meta[s] == 0)
+            return -1;                  /* a span still being carved: none of its objects exists yet */
+        c->size = L->size[k];
+        c->mul = L->divmul[k];
+        c->tids = L->s_meta[s] >> 1;
+        c->marks = L->meta_off + L->s_meta[s] + L->nobj2[k];
+    } else {
+        c->size = (int64_t)L->s_np[s] << L->page_shift;
+        c->mul = 0;
+        c->tids = L->s_tid[s];
+        c->marks = L->smark_off + s;
+    }
+    c->page = page;
+    return 0;
+}
+
 static PyObject *drain(PyObject *self, PyObject *args) {
     PyObject *ba, *spanof_o, *ssc_o, *snp_o, *stid_o, *smeta_o, *mtid_o, *arena_o, *marks_o, *size_o,
         *nobj2_o, *types, *resolve;
-    long long budget, meta_off, smark_off, limit, head0;
+    long long budget, meta_off, smark_off, limit, head0, tail0;
     int page_shift;
-    if (!PyArg_ParseTuple(args, "O!LLOOOOOOOOLLLiOOOO", &PyByteArray_Type, &ba, &head0, &budget, &spanof_o, &ssc_o,
+    if (!PyArg_ParseTuple(args, "O!LLLOOOOOOOOLLLiOOOO", &PyByteArray_Type, &ba, &head0, &tail0, &budget, &spanof_o, &ssc_o,
                           &snp_o, &stid_o, &smeta_o, &mtid_o, &arena_o, &marks_o, &meta_off, &smark_off, &limit,
                           &page_shift, &size_o, &nobj2_o, &types, &resolve))
         return NULL;
@@ -125,7 +173,8 @@ static PyObject *drain(PyObject *self, PyObject *args) {
     queue_t st;
     st.ba = ba;
     st.v = (int64_t *)PyByteArray_AS_STRING(ba);
-    st.tail = st.cap = PyByteArray_GET_SIZE(ba) / (Py_ssize_t)sizeof(int64_t);
+    st.cap = PyByteArray_GET_SIZE(ba) / (Py_ssize_t)sizeof(int64_t);
+    st.tail = tail0 < 0 ? 0 : (tail0 > st.cap ? st.cap : tail0);
     st.head = head0 < 0 ? 0 : (head0 > st.tail ? st.tail : head0);
     if (got < 10)
         goto done;
@@ -152,11 +201,17 @@ static PyObject *drain(PyObject *self, PyObject *args) {
         int64_t arena_words = barena.len / 8;
         if (limit > arena_words * 8)
             limit = arena_words * 8;
+        layout_t L = {spanof, s_np, s_tid, s_sc, s_meta, size, nobj2, divmul, npage_arr, nspan_arr, nclass,
+                      meta_off, smark_off, page_shift};
         long long nobjs = 0, nbytes = 0;
         int64_t last_tid = -1;
         long kind = 0;
         const int64_t *offs = NULL;
         Py_ssize_t noffs = 0;
+        /* the last page looked up, on each side (the objects scanned, the children marked): a
+         * breadth-first walk meets the objects of one page together, and a page that holds a
+         * reachable object keeps its span until the mark ends (spans are freed by the sweep only) */
+        pagec_t pc = {-1, 0, 0, 0, 0}, cc_ = {-1, 0, 0, 0, 0};
         while (st.head < st.tail && (budget <= 0 || nobjs < budget)) {
             int64_t a = st.v[st.head++];      /* first in, first out: breadth first, in the order found */
             if (st.head + 16 < st.tail) {      /* the words of an object scanned soon */
@@ -164,25 +219,23 @@ static PyObject *drain(PyObject *self, PyObject *args) {
                 if (ahead > 0 && ahead < limit)
                     __builtin_prefetch(&arena[ahead >> 3]);
             }
-            int64_t page = a >> page_shift;
-            if (a <= 0 || a >= limit || page >= npage_arr)
+            if (a <= 0 || a >= limit)
                 continue;
-            int64_t s = spanof[page];
-            if (s < 0 || s >= nspan_arr)
+            if ((a >> page_shift) != pc.page && page_info(&pc, a >> page_shift, &L) < 0)
                 continue;
-            int64_t c = s_sc[s] >> 1, sz, tid, end;
+            int64_t sz, tid, end;
             nobjs++;
-            if (c > 0 && c < nclass) {
-                sz = size[c];
-                int64_t mi = (s_meta[s] >> 1) + (int64_t)(((uint64_t)(a - (s << page_shift)) * divmul[c]) >> 32);
+            if (pc.mul) {
+                sz = pc.size;
+                int64_t mi = pc.tids + (int64_t)(((uint64_t)(a - pc.start) * pc.mul) >> 32);
                 if (mi < 0 || mi >= nmeta)
                     continue;
                 tid = meta_tid[mi];
                 end = a + sz;
             } else {
-                sz = (int64_t)s_np[s] << page_shift;
-                tid = s_tid[s];
-                end = (s + s_np[s]) << page_shift;
+                sz = pc.size;
+                tid = pc.tids;
+                end = pc.start + sz;
             }
             nbytes += sz;
             if (tid == 0)
@@ -194,11 +247,9 @@ static PyObject *drain(PyObject *self, PyObject *args) {
             }
             Py_ssize_t nk;
             const int64_t *base;
-            int64_t kids_at;
             if (kind == K_STRUCT) {
                 nk = noffs;
                 base = offs;
-                kids_at = a;
             } else if (kind == K_PTRS) {
                 if (end - 8 >= limit)
                     continue;
@@ -206,24 +257,17 @@ static PyObject *drain(PyObject *self, PyObject *args) {
                 if (nk < 0 || a + nk * 8 > end - 8)
                     continue;
                 base = NULL;
-                kids_at = a;
             } else {
                 continue;
             }
             for (Py_ssize_t k = 0; k < nk; k++) {
-                int64_t slot = base ? kids_at + base[k] : kids_at + 8 * k;
+                int64_t slot = base ? a + base[k] : a + 8 * k;
                 int64_t ch = arena[slot >> 3];
                 if (ch <= 0 || ch >= limit)
                     continue;
-                int64_t cs = spanof[ch >> page_shift];
-                if (cs < 0 || cs >= nspan_arr)
+                if ((ch >> page_shift) != cc_.page && page_info(&cc_, ch >> page_shift, &L) < 0)
                     continue;
-                int64_t cc = s_sc[cs] >> 1, mb;
-                if (cc > 0 && cc < nclass)
-                    mb = meta_off + s_meta[cs] + nobj2[cc] +
-                         (int64_t)(((uint64_t)(ch - (cs << page_shift)) * divmul[cc]) >> 32);
-                else
-                    mb = smark_off + cs;
+                int64_t mb = cc_.marks + (cc_.mul ? (int64_t)(((uint64_t)(ch - cc_.start) * cc_.mul) >> 32) : 0);
                 if (mb < 0 || mb >= nmarks)
                     continue;
                 if (marks[mb] != BLACK) {
@@ -235,8 +279,7 @@ static PyObject *drain(PyObject *self, PyObject *args) {
         }
         if (st.head == st.tail)
             st.head = st.tail = 0;
-        if (PyByteArray_Resize(ba, st.tail * (Py_ssize_t)sizeof(int64_t)) == 0)
-            result = Py_BuildValue("nLL", st.head, nobjs, nbytes);
+        result = Py_BuildValue("nnLL", st.head, st.tail, nobjs, nbytes);
     }
 done:
     for (int i = 0; i < got; i++)

@@ -80,8 +80,8 @@ class Marker:
         self.invalidptr = invalidptr
         self.frontier = []          # arrays of black objects still to scan
         self.stack = collections.deque()   # breadth-first queue (narrow frontiers)
-        self._q = bytearray()       # the C drain's queue (int64 addresses) and its first entry to scan
-        self._qhead = 0
+        self._q = bytearray()       # the C drain's queue (int64 addresses; its length is its capacity,
+        self._qhead = self._qtail = 0   # kept from cycle to cycle) and its entries still to scan
         self.bytes = 0              # bytes of objects blackened this cycle
         self.objs = 0
         self.tables = {}            # slot -> (pid, Segment) of other processes' root tables
@@ -154,7 +154,7 @@ class Marker:
 
     def reset(self):
         self.frontier, self.stack = [], collections.deque()
-        self._q, self._qhead = bytearray(), 0
+        self._qhead = self._qtail = 0
         self.bytes = self.objs = 0
 
     def blacken(self, addrs):
@@ -214,7 +214,7 @@ class Marker:
     # ---- scanning ----
 
     def pending(self):
-        return bool(self.frontier or self.stack or self._qhead * 8 < len(self._q))
+        return bool(self.frontier or self.stack or self._qhead < self._qtail)
 
     def drain(self, budget_objs=None):
         """Scan until nothing is left (True) or about budget_objs objects were scanned (False)."""
@@ -244,20 +244,24 @@ class Marker:
     def _drain_c(self, budget_objs):
         h = self.h
         q = self._q
-        for f in self.frontier:
-            q += np.ascontiguousarray(f, dtype=np.int64).tobytes()
         if self.stack:
-            q += np.array(self.stack, dtype=np.int64).tobytes()
+            self.frontier.append(np.array(self.stack, dtype=np.int64))
+        for f in self.frontier:
+            b = np.ascontiguousarray(f, dtype=np.int64).tobytes()
+            t = self._qtail * 8
+            q[t:t + len(b)] = b         # grows the bytearray only past its end
+            self._qtail += len(f)
         self.frontier, self.stack = [], collections.deque()
-        if self._qhead * 8 >= len(q):
+        if self._qhead >= self._qtail:
+            self._qhead = self._qtail = 0
             return True
-        self._qhead, objs, nbytes = _cmark.drain(
-            q, self._qhead, budget_objs or 0, h.spanof, h.s_sc, h.s_npages, h.s_tid, h.s_meta, h.meta_tid,
+        self._qhead, self._qtail, objs, nbytes = _cmark.drain(
+            q, self._qhead, self._qtail, budget_objs or 0, h.spanof, h.s_sc, h.s_npages, h.s_tid, h.s_meta, h.meta_tid,
             h.arena_i64, h.hu8n, h.meta_off, h.smark_off, int(h.hdr[H_ARENA_PAGES]) << PAGE_SHIFT, PAGE_SHIFT,
             _size, _nobj2, self._ctypes, self._c_type)
         self.objs += objs
         self.bytes += nbytes
-        return self._qhead * 8 >= len(q)
+        return self._qhead >= self._qtail
 
     def _c_type(self, tid):
         kind, _, offs = self._type(tid)
