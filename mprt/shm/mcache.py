@@ -53,7 +53,10 @@ class MCache:
         s = mcentral.cache_span(h, sc, self.p, old, n)     # the old one goes back in the same hold
         nobj = class_to_nobjs[sc >> 1]
         tb = int(h.s_meta[s]) >> 1
-        free = np.flatnonzero(h.meta_tid[tb:tb + nobj] == 0)[::-1].tolist()
+        if h.s_alloc[s] == 0:       # a fresh span, or one swept empty: every object is free
+            free = list(range(nobj - 1, -1, -1))
+        else:
+            free = np.flatnonzero(h.meta_tid[tb:tb + nobj] == 0)[::-1].tolist()
         fl.extend(free)
         self.span[sc], self.base[sc], self.tidbase[sc], self.ncached[sc] = s, s << PAGE_SHIFT, tb, len(free)
         self.markbase[sc] = h.meta_off + tb * 2 + 2 * nobj

@@ -124,12 +124,14 @@ def _cache_locked(h, sc, p):
         s = int(heads[sc * 2])
         if not s:
             break
-        if h.s_sweepgen[s] != sg and not sweep_span_locked(h, s):
-            continue                       # swept empty: it went back to the page heap
+        if h.s_sweepgen[s] != sg:
+            sweep_span_locked(h, s, preserve=True)
         mheap.list_remove(h, heads, sc * 2, s)
         h.s_cached[s] = p
         return s
     # spans full before the last mark may have room once swept (Go's cacheSpan does this too).
+    # A span swept here is kept even if sweeping emptied it (Go's sweep(preserve=true)): the P
+    # takes it, where giving it to the page heap would only have the refill take a fresh one.
     # Spans that became full since are pushed in front of them, already swept: the walk is
     # bounded in steps, not only in sweeps (a heap of many full spans made each refill walk
     # them all); the sweeper gets to the rest
@@ -140,7 +142,8 @@ def _cache_locked(h, sc, p):
         nxt = int(h.s_next[s])
         if h.s_sweepgen[s] != sg:
             tries += 1
-            if sweep_span_locked(h, s) and h.s_list[s] == L_PARTIAL:
+            sweep_span_locked(h, s, preserve=True)
+            if h.s_list[s] == L_PARTIAL:
                 mheap.list_remove(h, heads, sc * 2, s)
                 h.s_cached[s] = p
                 return s
@@ -247,7 +250,7 @@ def free_small(h, s, idxs):
         _free_slots_locked(h, s, idxs)
 
 
-def _free_slots_locked(h, s, idxs):
+def _free_slots_locked(h, s, idxs, preserve=False):
     """The free path of a small span (its mcentral lock held): zero the objects, clear their type
     ids, keep the counts and the span's list; an emptied span goes back to the page heap.
     Returns False in that case."""
@@ -258,12 +261,13 @@ def _free_slots_locked(h, s, idxs):
     mb = int(h.s_meta[s])
     h.arena_u8[base:base + nobj * size].reshape(nobj, size)[idxs] = 0
     h.meta_tid[(mb >> 1) + np.asarray(idxs)] = 0
-    return _freed_locked(h, s, len(idxs))
+    return _freed_locked(h, s, len(idxs), preserve)
 
 
-def _freed_locked(h, s, k):
+def _freed_locked(h, s, k, preserve=False):
     """k objects of small span s were freed (zeroed, type ids cleared): the counts and the span's
-    list; an emptied span goes back to the page heap (then False)."""
+    list; an emptied span goes back to the page heap (then False) unless `preserve` (it stays on
+    the partial list)."""
     sc = int(h.s_sc[s])
     cls = sc >> 1
     a = int(h.s_alloc[s]) - k
@@ -271,7 +275,7 @@ def _freed_locked(h, s, k):
     h.central_nfree[sc] += k
     if h.s_cached[s] < 0:
         lst = int(h.s_list[s])
-        if a == 0:
+        if a == 0 and not preserve:
             mheap.list_remove(h, h.central_heads, sc * 2 + (lst == L_FULL), s)
             _release_locked(h, cls, s)
             return False
@@ -281,9 +285,10 @@ def _freed_locked(h, s, k):
     return True
 
 
-def sweep_span_locked(h, s, trace=None):
+def sweep_span_locked(h, s, trace=None, preserve=False):
     """Sweep small span s (its mcentral lock held): free the white objects, clear the marks.
-    Returns False if the span ended up empty and went back to the page heap."""
+    Returns False if the span ended up empty and went back to the page heap (never with
+    `preserve`: the caller is about to cache it)."""
     cls = int(h.s_sc[s]) >> 1
     size, nobj = class_to_size[cls], class_to_nobjs[cls]
     mb = int(h.s_meta[s])
@@ -294,7 +299,7 @@ def sweep_span_locked(h, s, trace=None):
     if h.cx is not None and trace is None:
         k = h.cx.sweep_small(mb, nobj, size, s << PAGE_SHIFT)     # the same loop in C (cptr.c)
         h.s_sweepgen[s] = h.gcq[GC_SWEEPGEN]
-        return _freed_locked(h, s, k) if k else True
+        return _freed_locked(h, s, k, preserve) if k else True
     tids = h.meta_tid[mb >> 1:(mb >> 1) + nobj]
     marks = h.meta[mb + 2 * nobj:mb + 3 * nobj]
     dead = np.flatnonzero((tids != 0) & (marks == 0))
@@ -304,7 +309,7 @@ def sweep_span_locked(h, s, trace=None):
         return True
     if trace is not None:
         trace((s << PAGE_SHIFT) + dead * size, size)
-    return _free_slots_locked(h, s, dead)
+    return _free_slots_locked(h, s, dead, preserve)
 
 
 def sweep_large_locked(h, s, trace=None):

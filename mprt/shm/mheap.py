@@ -91,13 +91,14 @@ def alloc_locked(h, npages):
         s = _find_locked(h, npages)
         assert s, "grown heap has no span to fit"
     flags = h.pflags[s:s + npages]
-    nreleased = int(np.count_nonzero(flags & PF_RELEASED))
+    anyf = int(flags[0]) if npages == 1 else int(np.bitwise_or.reduce(flags))
+    nreleased = int(np.count_nonzero(flags & PF_RELEASED)) if anyf & PF_RELEASED else 0
     if nreleased:
         try:
             h.arena.commit(s << PAGE_SHIFT, npages << PAGE_SHIFT)
         except NoSpace:
             raise OutOfMemory(npages << PAGE_SHIFT, (int(h.hdr[H_ARENA_PAGES]) - 1) << PAGE_SHIFT) from None
-    needzero = bool((flags & PF_NEEDZERO).any())
+    needzero = bool(anyf & PF_NEEDZERO)
     n = int(h.s_npages[s])
     list_remove(h, h.free_heads, _free_list(n), s)
     if n > npages:  # trim the tail into a free span of its own
@@ -122,10 +123,10 @@ def prepare(h, s, npages, needzero):
 
 def _find_locked(h, npages):
     heads = h.free_heads
-    for n in range(npages, LARGE_LIST):
-        s = int(heads[n])
-        if s:
-            return s
+    if npages < LARGE_LIST:
+        nz = np.flatnonzero(heads[npages:LARGE_LIST])     # the first list with a span of its size
+        if len(nz):
+            return int(heads[npages + int(nz[0])])
     best, bestn = 0, 0
     s = int(heads[LARGE_LIST])
     while s:
