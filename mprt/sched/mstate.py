@@ -6,7 +6,7 @@ a worker M, or the coordinator's M-shaped context (no row, no P, no heap).
 
 Locks.  Every runtime lock (sched, each P's, a channel's, symtab, prof) is a POSIX semaphore taken
 through acq/rel, which count the M's held locks (M.locks): a signal never stops or preempts an M
-holding one.  acq tries, spins LOCK_SPINS times, then waits in segment.Lock.acquire, whose wait
+holding one.  acq tries once, then waits in segment.Lock.acquire, which spins a while and whose wait
 wakes every LOCK_WAIT_S to ask _lock_wait_hook whether the program is ending (the holder may be a
 dead M).  Lock order: a channel's lock, then the sched lock, then a P's lock.
 
@@ -46,8 +46,6 @@ from .ctl import (
     S_GOMAXPROCS,
     S_MCOUNT,
 )
-
-LOCK_SPINS = 50           # sem_trywait attempts (~0.3 us each) before a contended lock sleeps
 
 
 class Terminated(BaseException):
@@ -180,15 +178,8 @@ def acq(lk):
         return lk.acquire_raw(0)          # sem_trywait: the common, uncontended case
     except posix_ipc.BusyError:
         pass
-    # held: the holder keeps it a microsecond or two, so spin briefly before sleeping in the
-    # kernel (a futex sleep and wakeup costs ten times that, and both Ms pay it)
-    for _ in range(LOCK_SPINS):
-        try:
-            return lk.acquire_raw(0)
-        except posix_ipc.BusyError:
-            pass
     try:
-        return lk.acquire()
+        return lk.acquire()               # spins a while, then sleeps
     except BaseException:
         _m.locks -= 1     # the wait hook ended the wait: the program is ending
         raise

@@ -105,6 +105,7 @@ class Segment:
 
 
 LOCK_WAIT_S = 0.05     # a contended wait wakes this often to ask whether it should go on waiting
+LOCK_SPINS = 50        # sem_trywait attempts (~0.3 us each) before a contended lock sleeps
 _wait_hook = None
 
 
@@ -134,7 +135,15 @@ class Lock:
         self.release = self._sem.release
 
     def acquire(self):
-        """The one blocking wait for a runtime lock."""
+        """The one blocking wait for a runtime lock.  It spins a while first: holders keep these
+        locks for microseconds, and a holder that releases and takes a lock again in a loop (the
+        sweeper, span by span) would otherwise get it back every time before a sleeping waiter
+        wakes (a futex wakeup costs tens of microseconds)."""
+        for _ in range(LOCK_SPINS):
+            try:
+                return self.acquire_raw(0)
+            except posix_ipc.BusyError:
+                pass
         while True:
             try:
                 return self.acquire_raw(LOCK_WAIT_S)
