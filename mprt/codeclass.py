@@ -20,7 +20,10 @@ any depth, not on where the code sits:
 
 Each module of the runtime says what its code is with `mark(__name__, KIND)` at its end; every
 code object defined in it (functions, methods, properties, nested functions and closures, found
-through co_consts) is entered in one table keyed by the code object.  `mark_base(fn)` overrides one
+through co_consts) is entered in one table keyed by the code object's identity (id(): hashing a
+code object hashes its constants and names, 2-7 us a frame on a cold cache, which made a stop's
+walk cost ~15 us; and two code objects of equal content are still two codes).  The table keeps
+every code it names alive, so an id is never reused while it is entered.  `mark_base(fn)` overrides one
 function; `mark_root(fn)` names mprt.run, where M0's walk ends.  Nothing here depends on a file name
 or a call depth, so code can move.  The standard library's LOCKING code is entered on first use (`_stdlib`).  A test checks
 that every runtime module is marked (tests/test_trust.py).
@@ -30,9 +33,10 @@ import types
 
 USER, BASE, LOCKING, RUNTIME, HEAP = 0, 1, 2, 3, 4
 
-_kind = {}                 # code object -> kind; absent: USER
+_kind = {}                 # id(code object) -> kind; absent: USER
+_alive = {}                # id(code object) -> the code object: entered ids stay unique
 _marked_modules = set()    # names of the modules that called mark()
-_roots = set()             # code objects of mprt.run (mark_root)
+_roots = set()             # ids of the code objects of mprt.run (mark_root)
 
 _LOCKING_MODULES = ("importlib._bootstrap", "importlib._bootstrap_external", "logging", "threading",
                     "queue", "concurrent.futures._base")
@@ -54,9 +58,9 @@ def _codes(obj, seen):
         stack.append(obj.__code__)
     while stack:
         c = stack.pop()
-        if c in seen:
+        if id(c) in seen:
             continue
-        seen.add(c)
+        seen.add(id(c))
         out.append(c)
         stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
     return out
@@ -79,29 +83,35 @@ def _module_codes(mod):
     return out
 
 
+def _enter(code, kind):
+    _alive[id(code)] = code
+    _kind[id(code)] = kind
+
+
 def mark(modname, kind):
     """Enter every code object defined in module modname as `kind` (call it at the module's end)."""
     for c in _module_codes(sys.modules[modname]):
-        if _kind.get(c) != BASE:
-            _kind[c] = kind
+        if _kind.get(id(c)) != BASE:
+            _enter(c, kind)
     _marked_modules.add(modname)
 
 
 def mark_base(fn):
     """fn calls a goroutine's own code; the walk of a goroutine's frames ends at it."""
-    _kind[fn.__code__] = BASE
+    _enter(fn.__code__, BASE)
     return fn
 
 
 def mark_root(fn):
     """fn is where the runtime starts on M0 (mprt.run): a walk of M0's goroutine frames ends there,
     so the frames that called mprt.run are not the goroutine's."""
-    _roots.add(fn.__code__)
+    _alive[id(fn.__code__)] = fn.__code__
+    _roots.add(id(fn.__code__))
     return fn
 
 
 def is_root(code):
-    return code in _roots
+    return id(code) in _roots
 
 
 def marked_modules():
@@ -109,7 +119,7 @@ def marked_modules():
 
 
 def kind_of(code):
-    return _kind.get(code, USER)
+    return _kind.get(id(code), USER)
 
 
 _stdlib_done = set()
@@ -125,7 +135,8 @@ def _stdlib():
             if mod is not None:
                 _stdlib_done.add(name)
                 for c in _module_codes(mod):
-                    _kind.setdefault(c, LOCKING)
+                    if id(c) not in _kind:
+                        _enter(c, LOCKING)
 
 
 def prime():
@@ -139,7 +150,7 @@ def in_heap_code(frame):
     found = None
     get = _kind.get
     while frame is not None:
-        if get(frame.f_code, USER) == HEAP:
+        if get(id(frame.f_code), USER) == HEAP:
             found = frame
         frame = frame.f_back
     return found
@@ -150,7 +161,7 @@ def program_frame(frame):
     HEAP): where the program called into the runtime, however many runtime frames lie between.
     None if there is none."""
     get = _kind.get
-    while frame is not None and get(frame.f_code, USER) in (RUNTIME, HEAP):
+    while frame is not None and get(id(frame.f_code), USER) in (RUNTIME, HEAP):
         frame = frame.f_back
     return frame
 
@@ -168,7 +179,7 @@ def classify(frame):
     heap = None
     user = False
     while frame is not None:
-        k = get(frame.f_code, USER)
+        k = get(id(frame.f_code), USER)
         if k == BASE:
             return (top if user or top > RUNTIME else RUNTIME), heap
         if k == HEAP:

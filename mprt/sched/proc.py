@@ -173,7 +173,9 @@ _sched_getcpu = _libc.sched_getcpu
 # ---- creation sites ("created by" lines) ----
 
 def _site(m, frame):
-    key = (frame.f_code, frame.f_lineno)
+    # keyed by the code's identity (hashing a code object hashes its constants: ~0.4 us a go());
+    # the codes are kept, so an id in the table is never another code's
+    key = (id(frame.f_code), frame.f_lineno)
     sid = m.sites.get(key)
     if sid is None:
         text = _traceback.frame_line(frame).encode()
@@ -192,6 +194,7 @@ def _site(m, frame):
             sid = NONE
         rel(m.schedlock)
         m.sites[key] = sid
+        m.site_codes.append(frame.f_code)
     return sid
 
 
@@ -247,7 +250,7 @@ def go(fn: Callable[..., object], *args: object, **kwargs: object) -> None:
     q[r + G_GOID] = goid
     q[r + G_PARENT] = m.curgoid
     f = sys._getframe(1)
-    sid = m.sites.get((f.f_code, f.f_lineno))
+    sid = m.sites.get((id(f.f_code), f.f_lineno))
     q[r + G_SITE] = _site(m, f) if sid is None else sid
     q[r + G_FNLEN] = len(fb)
     n = len(data)

@@ -86,7 +86,8 @@ class _Table:
     """The runtime's function table (shared) or, with no runtime, this process's own."""
 
     def __init__(self):
-        self.bycode = {}       # code object -> findex
+        self.bycode = {}       # id(code object) -> (findex, the code: kept, so no id is reused)
+                               # (an id, not the code: hashing a code hashes its constants)
         self.info = {}         # findex -> FuncInfo
         self.local = []        # rows when there is no runtime: (data, flags)
 
@@ -95,9 +96,9 @@ class _Table:
         return m if m is not None and m.ctl is not None else None
 
     def register(self, code, module, in_signal=False):
-        fi = self.bycode.get(code)
-        if fi is not None:
-            return fi
+        e = self.bycode.get(id(code))
+        if e is not None:
+            return e[0]
         data = _encode(code, module)
         flags = 1 if is_runtime_file(code.co_filename) else 0
         m = self._shared()
@@ -108,7 +109,7 @@ class _Table:
             fi = _register_shared(m, data, flags, in_signal)
             if fi is None:
                 return None
-        self.bycode[code] = fi
+        self.bycode[id(code)] = (fi, code)
         return fi
 
     def lookup(self, fi):
