@@ -145,11 +145,11 @@ def special_children(h):
 def queue_unreachable(h, marker):
     """Queue the finalizers of white objects (they are marked, to live until finalized).
     Returns how many were queued."""
-    spec, finq = _tables(h)
     gc = h.gc
     n = int(gc[GC_NSPECIAL])
     if not n:
         return 0
+    spec, finq = _tables(h)
     objs = spec[:n, 0].copy()
     idx, _, _ = mark_indices(h, objs)
     white = h.hu8n[idx] != BLACK

@@ -175,7 +175,9 @@ class Marker:
         """Blacken the objects other processes greyed (found through dirty spans)."""
         h = self.h
         npages = int(h.hdr[H_ARENA_PAGES])
-        d = np.flatnonzero(h.gcdirty[:npages] != 0)     # (a copy: other processes write the flags)
+        # (compared first, into a copy: other processes write the flags, and numpy's nonzero of
+        # memory that changes while it counts raises)
+        d = np.flatnonzero(h.gcdirty[:npages] != 0)
         if not len(d):
             return 0
         h.gcdirty[d] = 0

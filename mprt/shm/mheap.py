@@ -124,7 +124,7 @@ def prepare(h, s, npages, needzero):
 def _find_locked(h, npages):
     heads = h.free_heads
     if npages < LARGE_LIST:
-        nz = np.flatnonzero(heads[npages:LARGE_LIST])     # the first list with a span of its size
+        nz = np.flatnonzero(heads[npages:LARGE_LIST] != 0)   # the first list with a span of its size
         if len(nz):
             return int(heads[npages + int(nz[0])])
     best, bestn = 0, 0
