@@ -29,7 +29,8 @@ from .errors import Goexit
 from .panic import Panic, panic
 from .sched.chan import Chan, default, select
 from .sched.chan import make_chan as chan
-from .sched.proc import go, sleep, syscall
+from .sched.proc import go_entry as go
+from .sched.proc import sleep, syscall
 from .shm.malloc import make, new, new_batch, sizeof
 from .shm.ptr import Batch, Ptr
 from .shm.types import struct

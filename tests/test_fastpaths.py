@@ -27,6 +27,15 @@ def test_goroutine_arguments_arrive_the_same_typed_or_pickled():
     assert r["used"] == 43
 
 
+def test_go_in_c_writes_the_rows_the_python_go_writes():
+    r = result(["gorows"], {"GOMAXPROCS": "1"})
+    assert r["n"] == 28
+    if not r["c_go"]:
+        pytest.skip("the C accelerator is not built here (MPRT_ACCEL=0, or no compiler)")
+    assert r["bad"] == [], r["bad"]
+    assert r["fast"] == 8, r      # twice each of the 4 sets that fit a row in typed words
+
+
 def test_objects_held_only_by_argument_words_survive_the_collector():
     r = result(["churn"], {"GOMAXPROCS": "2", "GODEBUG": "gccheckmark=1"})
     assert (r["ok"], r["bad"]) == (3000, 0), r

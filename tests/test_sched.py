@@ -253,6 +253,26 @@ def test_sigterm_ends_cleanly():
     assert not alive
 
 
+def test_sigterm_inside_go_ends_the_program():
+    # an exception a signal handler raises in Python code that go() calls (in C) is the program's
+    # (it was once taken for a failure of the fast path, cleared, and the signal lost)
+    p = subprocess.Popen([sys.executable, PROG, "term_in_go"], stdout=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_default, env=dict(os.environ, GOMAXPROCS="2"))
+    assert p.stdout.readline().strip() == "ready"
+    kids = psutil.Process(p.pid).children(recursive=True)
+    time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise AssertionError("SIGTERM did not end the program")
+    assert p.returncode == -signal.SIGTERM
+    gone, alive = psutil.wait_procs(kids, timeout=5)
+    assert not alive
+
+
 def test_no_process_left_after_exit():
     r = result("pids")
     assert len(r["pids"]) >= 2

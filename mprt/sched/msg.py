@@ -358,7 +358,8 @@ def decode_typed(b, i=0):
         elif c >= 0x80 or c == 0x70:               # a handle, or p: a Ptr
             if h is None:
                 h = malloc.current_or_none()
-            p = h.ptr_at(_I64.unpack_from(b, i)[0])
+                at = h.ptr_at if h.cx is None else h.cx.at      # (cptr.c's Ctx.at: the same, in C)
+            p = at(_I64.unpack_from(b, i)[0])
             i += 8
             out.append(p if c == 0x70 else _wire_class[c & 0x7F](p))
         elif c == 0x66:                             # f

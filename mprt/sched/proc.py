@@ -50,11 +50,14 @@ from collections.abc import Callable
 from types import MethodType as _MethodType
 
 from .. import codeclass
-from ..shm.layout import MAXP, fing_system
+from ..settings import load_accel
+from ..shm.layout import GC_PHASE, MAXP, fing_system
 from ..shm.mbarrier import shade_word
+from ..shm.ptr import Ptr
 from ..shm.segment import Lock
 from . import mprof as _mprof
 from . import msg
+from . import mstate as _mstate_mod
 from . import trace as _trace
 from . import traceback as _traceback
 from .ctl import (
@@ -83,6 +86,7 @@ from .ctl import (
     M_LOCKEDG,
     M_NCGOCALL,
     M_P,
+    M_PREEMPT,
     M_RQHEAD,
     M_RQTAIL,
     M_STAMP,
@@ -106,6 +110,7 @@ from .ctl import (
     P_SYSCALLTICK,
     P_WORDS,
     RUNQ,
+    S_ATTN,
     S_BLOCKRATE,
     S_GCWAITING,
     S_GOMAXPROCS,
@@ -173,9 +178,10 @@ _sched_getcpu = _libc.sched_getcpu
 # ---- creation sites ("created by" lines) ----
 
 def _site(m, frame):
-    # keyed by the code's identity (hashing a code object hashes its constants: ~0.4 us a go());
-    # the codes are kept, so an id in the table is never another code's
-    key = (id(frame.f_code), frame.f_lineno)
+    # keyed by the code's identity (hashing a code object hashes its constants: ~0.4 us a go())
+    # and the call's instruction (its line costs a walk of the line table); the codes are kept, so
+    # an id in the table is never another code's
+    key = (id(frame.f_code), frame.f_lasti)
     sid = m.sites.get(key)
     if sid is None:
         text = _traceback.frame_line(frame).encode()
@@ -209,6 +215,7 @@ def site_text(ctl, sid):
 
 
 # ---- go ----
+
 
 def _what(fn):
     return f"goroutine function {getattr(fn, '__qualname__', fn)!r}"
@@ -250,7 +257,7 @@ def go(fn: Callable[..., object], *args: object, **kwargs: object) -> None:
     q[r + G_GOID] = goid
     q[r + G_PARENT] = m.curgoid
     f = sys._getframe(1)
-    sid = m.sites.get((id(f.f_code), f.f_lineno))
+    sid = m.sites.get((id(f.f_code), f.f_lasti))
     q[r + G_SITE] = _site(m, f) if sid is None else sid
     q[r + G_FNLEN] = len(fb)
     n = len(data)
@@ -271,7 +278,13 @@ def go(fn: Callable[..., object], *args: object, **kwargs: object) -> None:
     q[m.row + M_GCREATED] += 1
     if m.tracing:
         _trace.ev(m, _trace.EV_GOCREATE, goid, q[r + G_SITE])
-    # runqput(p, g, next=True), inline: g takes runnext, the old runnext goes to the ring's tail
+    _put_new(m, g)
+
+
+def _put_new(m, g):
+    """The new goroutine g on this M's P: runqput(p, g, next=True), inline (g takes runnext, the old
+    runnext goes to the ring's tail), a P started for it if one idles, then go's safe point."""
+    q = m.q
     p = m.p
     b = m.ctl.pbase + p * P_WORDS
     lk = m.plock(p)
@@ -293,6 +306,25 @@ def go(fn: Callable[..., object], *args: object, **kwargs: object) -> None:
     if q[s + S_NPIDLE] and not q[s + S_NMSPINNING]:
         wakep(m)
     check_safepoint(m)
+
+
+def _fn_payload(fn):
+    """(bytes, ptrs) of a goroutine function's pickle, for csched.c (the caches of msg.encode_fn)."""
+    return msg.encode_fn(fn, _what(fn))
+
+
+# The program's go statement (mprt.go): in C (csched.c) where it was built, doing what go and
+# _put_new do for a cached function and typed arguments, and calling go for everything else.
+_csched = load_accel("mprt.sched.csched")
+if _csched is not None:
+    _csched.setup(msg.FN_CACHE, msg.NOCACHE, msg._wire_code, Ptr, (
+        msg.TYPED, msg.TYPED_MAX, G_WORDS, G_GOID, G_PARENT, G_SITE, G_FNLEN, G_INLINE, G_INLINE_BYTES,
+        G_NPTRS, G_PTR0, G_PAYLEN, G_NPTR, G_STATUS, G_RUNNABLE, M_GCREATED, NONE, P_WORDS, P_RUNNEXT,
+        P_RQHEAD, P_RQTAIL, P_RUNQ, RUNQ, S_NPIDLE, S_NMSPINNING, S_ATTN, M_PREEMPT, GC_PHASE),
+        vars(_mstate_mod), go, _put_new, runqput, wakep, check_safepoint, _fn_payload)
+    go_entry = _csched.go
+else:
+    go_entry = go
 
 
 # ---- ready and park: the one path each ----

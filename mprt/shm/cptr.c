@@ -542,8 +542,11 @@ static PyObject *ctx_close(Ctx *c, PyObject *unused) {
 
 static PyObject *ctx_get_alive(Ctx *c, void *closure) { return PyBool_FromLong(c->alive); }
 
+static PyObject *ctx_at(Ctx *c, PyObject *arg);
+
 static PyMethodDef ctx_methods[] = {
     {"make", (PyCFunction)ctx_make, METH_VARARGS, "make(cls, t, a): a rooted handle of class cls on address a"},
+    {"at", (PyCFunction)ctx_at, METH_O, "at(a): a rooted handle for the object at a (ObjectQueries.ptr_at)"},
     {"close", (PyCFunction)ctx_close, METH_NOARGS, "the heap is gone from this process: no more reads"},
     {"set_mcache", (PyCFunction)ctx_set_mcache, METH_VARARGS, "the P's mcache lists, or None"},
     {"mcache_state", (PyCFunction)ctx_mcache_state, METH_VARARGS, "the mcache's gen after a sync"},
@@ -710,6 +713,42 @@ static PyObject *field_get(PtrField *f, PyObject *obj, PyObject *type) {
         ((Handle *)h)->s = take_slot(c, a2);
         return h;
     }
+}
+
+/* Ctx.at(a): a handle for the object that starts at a, an address the runtime stored and keeps
+ * reachable meanwhile (a goroutine's or a channel slot's pointer words, cleared by the caller once
+ * the handles exist): ObjectQueries.ptr_at */
+static PyObject *ctx_at(Ctx *c, PyObject *arg) {
+    long long a = PyLong_AsLongLong(arg);
+    if (a == -1 && PyErr_Occurred())
+        return NULL;
+    if (!c->alive)
+        return raise_ended(c);
+    int64_t tid = tid_at(c, a);
+    PyObject *e = type_entry(c, tid);                  /* may run Python */
+    if (e == NULL)
+        return NULL;
+    PyObject *t = PyTuple_GET_ITEM(e, 0), *cls = PyTuple_GET_ITEM(e, 1);
+    if (cls == Py_None) {           /* a slice: TypeInfo.make */
+        PyObject *r = PyObject_CallMethod(t, "make", "L", a);
+        Py_DECREF(e);
+        return r;
+    }
+    PyObject *h = new_handle(c, (PyTypeObject *)cls, t);   /* may run Python */
+    Py_DECREF(e);
+    if (h == NULL)
+        return NULL;
+    if (ensure_slot(c) < 0) {                           /* may run Python */
+        Py_DECREF(h);
+        return NULL;
+    }
+    if (!c->alive) {
+        Py_DECREF(h);
+        return raise_ended(c);
+    }
+    ((Handle *)h)->a = a;
+    ((Handle *)h)->s = take_slot(c, a);
+    return h;
 }
 
 static int field_set(PtrField *f, PyObject *obj, PyObject *v) {

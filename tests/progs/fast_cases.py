@@ -442,5 +442,47 @@ def case_fieldchurn():
     out(bad=bad, numgc=ms.NumGC)
 
 
+def _row_words(g):
+    """What a G row says of its goroutine: payload bytes, pointer words, site, parent."""
+    from mprt.sched import ctl as c
+    from mprt.sched import mstate
+    m = mstate.current_m()
+    q, r = m.q, m.ctl.g(g)
+    n = q[r + c.G_PAYLEN]
+    o = (r + c.G_INLINE) * 8
+    return [bytes(m.mv8[o:o + n]).hex(), q[r + c.G_FNLEN], q[r + c.G_NPTR],
+            [q[r + c.G_PTR0 + i] for i in range(q[r + c.G_NPTR])], q[r + c.G_SITE], q[r + c.G_PARENT],
+            q[r + c.G_STATUS]]
+
+
+def case_gorows():
+    """go() in C (mprt.go where csched.c is built) writes the rows the Python go writes: each
+    argument set is started through both from one call site (GOMAXPROCS=1: each row is read from
+    the P's runnext before anything runs it), and every goroutine then runs and reports."""
+    from mprt.sched import ctl as c
+    from mprt.sched import mstate, proc
+    m = mstate.current_m()
+    runnext = m.ctl.p(m.p) + c.P_RUNNEXT
+    res = mprt.chan(64)
+    bad, n, fast = [], 0, 0
+    for i, a in enumerate(arg_sets()[:5] + [(), (m.p,)]):
+        for _ in range(5):
+            rows = []
+            fast0 = proc._csched.fast_count() if proc._csched else 0
+            for start in (proc.go, mprt.go, proc.go, mprt.go):     # the first enters the site
+                start(receive, res, i, *a)
+                rows.append(_row_words(m.q[runnext]))
+            for _ in range(4):
+                res.recv()
+            # (a preemption at go's safe point runs the new goroutine before its row is read: again)
+            if all(r[6] == c.G_RUNNABLE for r in rows):
+                break
+        n += 4
+        fast += (proc._csched.fast_count() if proc._csched else 0) - fast0
+        if not (rows[1] == rows[2] == rows[3]):
+            bad.append((i, rows[1:]))
+    out(bad=bad, n=n, c_go=mprt.go is not proc.go, fast=fast)
+
+
 if __name__ == "__main__":
     mprt.run(globals()["case_" + sys.argv[1]])

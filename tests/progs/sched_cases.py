@@ -586,6 +586,18 @@ def case_ctrl_c():
     mprt.sleep(30)
 
 
+def case_term_in_go():
+    # SIGTERM while go() pickles its function (~0.2 s here: a default of 2M ints, pickled by value),
+    # in Python code that the C go() calls; then main sleeps, as case_ctrl_c's
+    big = tuple(range(2_000_000))
+
+    def f(x=big):
+        return len(x)
+    print("ready", flush=True)
+    mprt.go(f)
+    mprt.sleep(30)
+
+
 def case_pids():
     wg = mprt.sync.WaitGroup()
     wg.add(20)

@@ -1,0 +1,574 @@
+/* go() in C (mprt/sched/proc.py: go and _put_new): Go's newproc for the code users write
+ * (`go(worker, wg, i)`: a function, a handle and an int), mprt.go where this module is built.
+ *
+ * go(fn, *args): takes a free G row of the current M, a goroutine id and the creation site, and
+ * writes the row as the Python path does: the function's pickle (msg.FN_CACHE, or proc._fn_payload
+ * for the by-value cache of functions defined in __main__), the arguments in typed words
+ * (msg.encode_typed: ints, floats, None, bools, short str/bytes, Ptrs and the runtime's handles),
+ * the heap pointers in the row's pointer words, then the payload's length and pointer count last
+ * (the collector reads rows while they are written: a word it counts must hold this goroutine's
+ * pointer already) and the status.  Then runqput(p, g, next=True) under the P's lock, taken with a
+ * try and held only where no Python code runs; wakep and the safe point in Python when due.
+ *
+ * Everything else is proc.go's, called with the same arguments: keyword arguments, tracing, a
+ * running mark (the barrier's shading), an argument that needs a pickle, a payload longer than the
+ * row, no cached free row, id or site (go enters them), any Exception on the way (cleared: the
+ * Python path meets it again and reports it with its own frames).  An exception that is not an
+ * Exception (what a signal handler raised in Python code called from here: KeyboardInterrupt, the
+ * runtime's Terminated) propagates.
+ *
+ * From the first write to the row to its last no Python code runs (no callback, no allocation
+ * of a tracked object), so no signal handler can stop this M with the row half made; before it,
+ * Python may run (the pickle, a lock's first opening): nothing is taken yet.
+ *
+ * Pure Python stays the reference: MPRT_ACCEL=0 turns this off, and CI runs the tests both ways.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <stdint.h>
+#include <string.h>
+
+static PyObject *fn_cache, *nocache, *wire_code, *ptr_type, *mstate_dict, *go_py, *put_py, *runqput_py, *wakep_py,
+    *safepoint_py, *fnpay_py, *zero;
+static PyObject *s_gfree, *s_goid_next, *s_goid_end, *s_curgoid, *s_sites, *s_row, *s_mv8, *s_ctl, *s_gbase,
+    *s_a, *s_p, *s__m, *s_tracing, *s_heap, *s_gcq, *s_p_idx, *s_pbase, *s_sched, *s_plocks, *s_acquire_raw,
+    *s_release;
+
+enum { C_TYPED, C_TYPED_MAX, C_G_WORDS, C_G_GOID, C_G_PARENT, C_G_SITE, C_G_FNLEN, C_G_INLINE, C_G_INLINE_BYTES,
+       C_G_NPTRS, C_G_PTR0, C_G_PAYLEN, C_G_NPTR, C_G_STATUS, C_G_RUNNABLE, C_M_GCREATED, C_NONE, C_P_WORDS,
+       C_P_RUNNEXT, C_P_RQHEAD, C_P_RQTAIL, C_P_RUNQ, C_RUNQ, C_S_NPIDLE, C_S_NMSPINNING, C_S_ATTN, C_M_PREEMPT,
+       C_GC_PHASE, C_N };
+static long long K[C_N];
+static int ready;
+static long long nfast;        /* goroutines started here (tests check that the fast path ran) */
+
+#define BUF_MAX 4096
+
+/* after a failure: an Exception is cleared (the Python path will meet it again and say it where the
+ * program sees it: 0); anything else (KeyboardInterrupt, SystemExit, the runtime's Terminated, a
+ * greenlet's exit: what a signal handler raised in Python code called from here) stays set: -1 */
+static int clear_exception(void) {
+    if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+}
+
+static int64_t addr_of(PyObject *p) {      /* a Ptr's address (_a), or -1 */
+    PyObject *a = PyObject_GetAttr(p, s_a);
+    if (!a)
+        return -1;
+    int64_t v = PyLong_AsLongLong(a);
+    Py_DECREF(a);
+    return v;
+}
+
+static int64_t attr_int(PyObject *o, PyObject *name) {
+    PyObject *a = PyObject_GetAttr(o, name);
+    if (!a)
+        return -1;
+    int64_t v = PyLong_AsLongLong(a);
+    Py_DECREF(a);
+    return v;
+}
+
+static int put_i64(uint8_t *buf, Py_ssize_t *o, int tag, int64_t v) {
+    if (*o + 9 > K[C_G_INLINE_BYTES])
+        return -1;
+    buf[(*o)++] = (uint8_t)tag;
+    memcpy(buf + *o, &v, 8);    /* little-endian, as struct "<q" / "<d" on the machines we run on */
+    *o += 8;
+    return 0;
+}
+
+/* the arguments in typed words after the function's bytes; -1: the Python path */
+static int encode_args(PyObject *const *argv, Py_ssize_t n, uint8_t *buf, Py_ssize_t *o, int64_t *ptrs, int *nptr) {
+    if (n == 0)
+        return 0;
+    if (n > K[C_TYPED_MAX] || *o + 2 > K[C_G_INLINE_BYTES])
+        return -1;
+    buf[(*o)++] = (uint8_t)K[C_TYPED];
+    buf[(*o)++] = (uint8_t)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = argv[i];
+        PyTypeObject *t = Py_TYPE(v);
+        if (t == &PyLong_Type) {
+            int ovf = 0;
+            long long x = PyLong_AsLongLongAndOverflow(v, &ovf);
+            if (ovf || (x == -1 && PyErr_Occurred()))
+                return -1;
+            if (put_i64(buf, o, 'i', x) < 0)
+                return -1;
+        } else if (t == &PyFloat_Type) {
+            double d = PyFloat_AS_DOUBLE(v);
+            int64_t x;
+            memcpy(&x, &d, 8);
+            if (put_i64(buf, o, 'f', x) < 0)
+                return -1;
+        } else if (v == Py_None || v == Py_True || v == Py_False) {
+            if (*o + 1 > K[C_G_INLINE_BYTES])
+                return -1;
+            buf[(*o)++] = v == Py_None ? 'N' : (v == Py_True ? 'T' : 'F');
+        } else if (t == &PyUnicode_Type || t == &PyBytes_Type) {
+            const char *s;
+            Py_ssize_t k;
+            if (t == &PyUnicode_Type) {
+                s = PyUnicode_AsUTF8AndSize(v, &k);      /* fails for lone surrogates: the pickle */
+                if (!s)
+                    return -1;
+            } else {
+                s = PyBytes_AS_STRING(v);
+                k = PyBytes_GET_SIZE(v);
+            }
+            if (k > K[C_TYPED_MAX] || *o + 2 + k > K[C_G_INLINE_BYTES])
+                return -1;
+            buf[(*o)++] = t == &PyUnicode_Type ? 's' : 'b';
+            buf[(*o)++] = (uint8_t)k;
+            memcpy(buf + *o, s, k);
+            *o += k;
+        } else {
+            PyObject *code = PyDict_GetItemWithError(wire_code, (PyObject *)t);
+            int tag;
+            PyObject *p;
+            if (code) {                 /* a runtime handle: its Ptr's address */
+                tag = 0x80 | (int)PyLong_AsLong(code);
+                p = PyObject_GetAttr(v, s_p);
+                if (!p)
+                    return -1;
+            } else {
+                if (PyErr_Occurred())
+                    return -1;
+                int is = PyObject_IsInstance(v, ptr_type);
+                if (is <= 0)
+                    return -1;
+                tag = 'p';
+                p = v;
+                Py_INCREF(p);
+            }
+            int64_t a = addr_of(p);
+            Py_DECREF(p);
+            if (a == -1 && PyErr_Occurred())
+                return -1;
+            if (*nptr >= K[C_G_NPTRS] || put_i64(buf, o, tag, a) < 0)
+                return -1;
+            ptrs[(*nptr)++] = a;
+        }
+    }
+    return 0;
+}
+
+/* (bytes, ptrs) of fn's pickle: FN_CACHE's entry (functions pickled by reference, the runtime's
+ * handles' methods), else what proc._fn_payload says (msg.encode_fn: the by-value cache of functions
+ * defined in __main__, closures, lambdas); a new reference, or NULL (maybe with an error set) */
+static PyObject *fn_payload(PyObject *fn) {
+    PyObject *key;
+    if (PyMethod_Check(fn)) {
+        PyObject *id = PyLong_FromVoidPtr(PyMethod_GET_SELF(fn));
+        if (!id)
+            goto fail;
+        key = PyTuple_Pack(2, PyMethod_GET_FUNCTION(fn), id);
+        Py_DECREF(id);
+        if (!key)
+            goto fail;
+    } else {
+        key = fn;
+        Py_INCREF(key);
+    }
+    PyObject *ent = PyDict_GetItemWithError(fn_cache, key);    /* (a key that cannot hash: error) */
+    Py_DECREF(key);
+    if (!ent && PyErr_Occurred())
+        goto fail;
+    if (ent && ent != nocache) {
+        Py_INCREF(ent);
+    } else {
+        ent = PyObject_CallOneArg(fnpay_py, fn);           /* runs Python: nothing is taken yet */
+        if (!ent)
+            goto fail;
+    }
+    if (!PyTuple_Check(ent) || PyTuple_GET_SIZE(ent) < 2 || !PyBytes_Check(PyTuple_GET_ITEM(ent, 0))) {
+        Py_DECREF(ent);
+        goto fail;
+    }
+    return ent;
+fail:
+    return NULL;
+}
+
+/* the creation site's index: M.sites[(id(code), lasti)] of the frame that called go (this C
+ * function has none of its own: the current frame is the caller's); -1: the shared table was full;
+ * -2: not entered yet, or an error */
+static int64_t site_of(PyObject *m) {
+    PyFrameObject *f = PyEval_GetFrame();      /* borrowed */
+    if (!f)
+        return -2;
+    PyCodeObject *code = PyFrame_GetCode(f);
+    int lasti = PyFrame_GetLasti(f);
+    PyObject *id = PyLong_FromVoidPtr(code);
+    Py_DECREF(code);
+    PyObject *li = PyLong_FromLong(lasti);
+    PyObject *key = (id && li) ? PyTuple_Pack(2, id, li) : NULL;
+    Py_XDECREF(id);
+    Py_XDECREF(li);
+    if (!key)
+        return -2;
+    PyObject *sites = PyObject_GetAttr(m, s_sites);
+    if (!sites) {
+        Py_DECREF(key);
+        return -2;
+    }
+    PyObject *sid = PyDict_Check(sites) ? PyDict_GetItemWithError(sites, key) : NULL;
+    int64_t r = sid ? PyLong_AsLongLong(sid) : -2;
+    Py_DECREF(sites);
+    Py_DECREF(key);
+    return r;
+}
+
+/* the row of a new goroutine fn(*argv) of M m: its index, or -1 (nothing taken, no error set: the
+ * Python path), or -2 (nothing taken, an exception to propagate: see clear_exception) */
+static long long row_impl(PyObject *m, PyObject *fn, PyObject *const *argv, Py_ssize_t argc) {
+    uint8_t buf[BUF_MAX];
+    int64_t ptrs[16];
+    int nptr = 0;
+    Py_ssize_t o;
+    PyObject *gfree = NULL, *mv8 = NULL, *ctl = NULL, *ent = NULL;
+    Py_buffer b;
+    int have_buf = 0;
+    long long res = -1;
+
+    ent = fn_payload(fn);
+    if (!ent)
+        goto out;
+    PyObject *fb = PyTuple_GET_ITEM(ent, 0), *fptrs = PyTuple_GET_ITEM(ent, 1);
+    o = PyBytes_GET_SIZE(fb);
+    if (o > K[C_G_INLINE_BYTES] || o > BUF_MAX || K[C_G_INLINE_BYTES] > BUF_MAX || K[C_G_NPTRS] > 16)
+        goto out;
+    memcpy(buf, PyBytes_AS_STRING(fb), o);
+    Py_ssize_t nfb = o;
+    int bad = 0;
+    if (fptrs != Py_None) {         /* the function's own heap pointers (a handle's bound method) */
+        PyObject *seq = PySequence_Fast(fptrs, "ptrs");
+        if (!seq)
+            bad = 1;
+        else {
+            for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && !bad; i++) {
+                int64_t a = addr_of(PySequence_Fast_GET_ITEM(seq, i));
+                if ((a == -1 && PyErr_Occurred()) || nptr >= K[C_G_NPTRS])
+                    bad = 1;
+                else
+                    ptrs[nptr++] = a;
+            }
+            Py_DECREF(seq);
+        }
+    }
+    if (bad || encode_args(argv, argc, buf, &o, ptrs, &nptr) < 0)
+        goto out;
+    /* ent (and its Ptrs, which root the pickle's heap objects) is kept until the row holds them */
+
+    /* the M's caches: a free row, an id, the site */
+    gfree = PyObject_GetAttr(m, s_gfree);
+    if (!gfree || !PyList_Check(gfree) || PyList_GET_SIZE(gfree) == 0)
+        goto out;
+    int64_t goid = attr_int(m, s_goid_next), goid_end = attr_int(m, s_goid_end);
+    if (PyErr_Occurred() || goid >= goid_end)
+        goto out;
+    int64_t sid = site_of(m);
+    if (sid < -1 || PyErr_Occurred())
+        goto out;                   /* not seen yet: the Python path enters it */
+    int64_t curgoid = attr_int(m, s_curgoid), mrow = attr_int(m, s_row);
+    ctl = PyObject_GetAttr(m, s_ctl);
+    int64_t gbase = ctl ? attr_int(ctl, s_gbase) : -1;
+    if (PyErr_Occurred())
+        goto out;
+    PyObject *gobj = PyList_GET_ITEM(gfree, PyList_GET_SIZE(gfree) - 1);
+    int64_t g = PyLong_AsLongLong(gobj);
+    if (g == -1 && PyErr_Occurred())
+        goto out;
+    PyObject *next = PyLong_FromLongLong(goid + 1);
+    if (!next)
+        goto out;
+    mv8 = PyObject_GetAttr(m, s_mv8);
+    if (!mv8 || PyObject_GetBuffer(mv8, &b, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(next);
+        goto out;
+    }
+    have_buf = 1;
+    int64_t r = gbase + g * K[C_G_WORDS];
+    if (r < 0 || (r + K[C_G_WORDS]) * 8 > b.len || mrow < 0 || (mrow + K[C_M_GCREATED] + 1) * 8 > b.len) {
+        Py_DECREF(next);
+        goto out;
+    }
+    /* take the row and the id (the only Python calls from here on cannot run Python code) */
+    if (PyObject_SetAttr(m, s_goid_next, next) < 0 ||
+        PyList_SetSlice(gfree, PyList_GET_SIZE(gfree) - 1, PyList_GET_SIZE(gfree), NULL) < 0) {
+        Py_DECREF(next);
+        goto out;
+    }
+    Py_DECREF(next);
+    volatile int64_t *q = (volatile int64_t *)b.buf;
+    q[r + K[C_G_GOID]] = goid;
+    q[r + K[C_G_PARENT]] = curgoid;
+    q[r + K[C_G_SITE]] = sid;
+    q[r + K[C_G_FNLEN]] = nfb;
+    memcpy((uint8_t *)b.buf + (r + K[C_G_INLINE]) * 8, buf, o);
+    for (int i = 0; i < nptr; i++)
+        q[r + K[C_G_PTR0] + i] = ptrs[i];
+    __atomic_thread_fence(__ATOMIC_RELEASE);     /* the counts last (see the comment at the top) */
+    q[r + K[C_G_PAYLEN]] = o;
+    q[r + K[C_G_NPTR]] = nptr;
+    q[r + K[C_G_STATUS]] = K[C_G_RUNNABLE];
+    q[mrow + K[C_M_GCREATED]] += 1;
+    res = g;
+out:
+    if (have_buf)
+        PyBuffer_Release(&b);
+    Py_XDECREF(ent);
+    Py_XDECREF(mv8);
+    Py_XDECREF(ctl);
+    Py_XDECREF(gfree);
+    if (res < 0 && clear_exception() < 0)
+        res = -2;
+    return res;
+}
+
+/* runqput(p, g, next=True) on M m's P, as proc._put_new: under the P's lock taken with a try
+ * (held only here, where no Python code runs, so no signal can stop the M holding it; the Python
+ * path, with its spin and its count of held locks, when the try fails); then wakep and go's safe
+ * point, in Python when due.  0, or -1 with an exception set. */
+static int put_new(PyObject *m, long long g) {
+    int64_t p = attr_int(m, s_p_idx), mrow = attr_int(m, s_row);
+    PyObject *ctl = PyObject_GetAttr(m, s_ctl);
+    int64_t pbase = ctl ? attr_int(ctl, s_pbase) : -1, sched = ctl ? attr_int(ctl, s_sched) : -1;
+    Py_XDECREF(ctl);
+    if (PyErr_Occurred())
+        return -1;
+    PyObject *lk = NULL, *locks = PyObject_GetAttr(m, s_plocks), *pk = PyLong_FromLongLong(p);
+    if (locks && pk && PyDict_Check(locks))
+        lk = PyDict_GetItemWithError(locks, pk);
+    Py_XINCREF(lk);
+    Py_XDECREF(locks);
+    Py_XDECREF(pk);
+    PyObject *got = NULL;
+    if (lk) {
+        PyObject *acq = PyObject_GetAttr(lk, s_acquire_raw);
+        got = acq ? PyObject_CallOneArg(acq, zero) : NULL;
+        Py_XDECREF(acq);
+    }
+    if (!got) {             /* held (BusyError), or not opened yet: the Python path */
+        Py_XDECREF(lk);
+        PyObject *et = NULL, *ev = NULL, *tb = NULL;
+        if (clear_exception() < 0)
+            PyErr_Fetch(&et, &ev, &tb);     /* the row is queued all the same, then it propagates */
+        PyObject *r = PyObject_CallFunction(put_py, "OL", m, g);
+        Py_XDECREF(r);
+        if (et) {
+            PyErr_Restore(et, ev, tb);
+            return -1;
+        }
+        return r ? 0 : -1;
+    }
+    Py_DECREF(got);
+    long long over = K[C_NONE];
+    Py_buffer b;
+    PyObject *mv8 = PyObject_GetAttr(m, s_mv8);
+    int ok = mv8 && PyObject_GetBuffer(mv8, &b, PyBUF_WRITABLE) == 0;
+    int64_t bq = pbase + p * K[C_P_WORDS];
+    if (ok && (bq < 0 || (bq + K[C_P_WORDS]) * 8 > b.len)) {
+        PyBuffer_Release(&b);
+        ok = 0;
+    }
+    if (ok) {
+        volatile int64_t *q = (volatile int64_t *)b.buf;
+        int64_t old = q[bq + K[C_P_RUNNEXT]];
+        q[bq + K[C_P_RUNNEXT]] = g;
+        if (old != K[C_NONE]) {
+            int64_t t = q[bq + K[C_P_RQTAIL]];
+            if (t - q[bq + K[C_P_RQHEAD]] < K[C_RUNQ]) {
+                q[bq + K[C_P_RUNQ] + t % K[C_RUNQ]] = old;
+                q[bq + K[C_P_RQTAIL]] = t + 1;
+            } else {
+                over = old;         /* full: the slow path moves half to the global queue */
+            }
+        }
+        PyBuffer_Release(&b);
+    }
+    Py_XDECREF(mv8);
+    PyObject *rel = PyObject_CallMethodNoArgs(lk, s_release);
+    Py_DECREF(lk);
+    if (!ok || !rel) {
+        Py_XDECREF(rel);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "mprt: csched.go: the control segment is not mapped");
+        return -1;
+    }
+    Py_DECREF(rel);
+    PyObject *r;
+    if (over != K[C_NONE]) {
+        r = PyObject_CallFunction(runqput_py, "OLLO", m, (long long)p, over, Py_False);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+    }
+    /* wakep and the safe point read the words now (as the Python path, after its release) */
+    int64_t npidle = 0, nspin = 0, attn = 0, preempt = 0;
+    mv8 = PyObject_GetAttr(m, s_mv8);
+    if (!mv8 || PyObject_GetBuffer(mv8, &b, PyBUF_SIMPLE) < 0) {
+        Py_XDECREF(mv8);
+        return -1;
+    }
+    const volatile int64_t *q = (const volatile int64_t *)b.buf;
+    if ((sched + K[C_S_ATTN] + 1) * 8 <= b.len && (sched + K[C_S_NMSPINNING] + 1) * 8 <= b.len &&
+        (mrow + K[C_M_PREEMPT] + 1) * 8 <= b.len && sched >= 0 && mrow >= 0) {
+        npidle = q[sched + K[C_S_NPIDLE]];
+        nspin = q[sched + K[C_S_NMSPINNING]];
+    }
+    PyBuffer_Release(&b);
+    Py_DECREF(mv8);
+    if (npidle && !nspin) {
+        r = PyObject_CallOneArg(wakep_py, m);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+    }
+    mv8 = PyObject_GetAttr(m, s_mv8);
+    if (!mv8 || PyObject_GetBuffer(mv8, &b, PyBUF_SIMPLE) < 0) {
+        Py_XDECREF(mv8);
+        return -1;
+    }
+    q = (const volatile int64_t *)b.buf;
+    if ((sched + K[C_S_ATTN] + 1) * 8 <= b.len && (mrow + K[C_M_PREEMPT] + 1) * 8 <= b.len && sched >= 0 && mrow >= 0) {
+        attn = q[sched + K[C_S_ATTN]];
+        preempt = q[mrow + K[C_M_PREEMPT]];
+    }
+    PyBuffer_Release(&b);
+    Py_DECREF(mv8);
+    if (attn || preempt) {
+        r = PyObject_CallOneArg(safepoint_py, m);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* go(fn, *args, **kwargs): the program's go statement (mprt.go).  The common case here; anything
+ * else (keyword arguments, no runtime, tracing, a running mark, what row_impl leaves) is proc.go's. */
+static PyObject *go(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (!ready || nargs < 1 || (kwnames && PyTuple_GET_SIZE(kwnames)))
+        goto slow;
+    PyObject *m = PyDict_GetItemWithError(mstate_dict, s__m);
+    if (!m || m == Py_None) {
+        PyErr_Clear();
+        goto slow;
+    }
+    Py_INCREF(m);
+    PyObject *tr = PyObject_GetAttr(m, s_tracing);
+    int tracing = tr ? PyObject_IsTrue(tr) : -1;
+    Py_XDECREF(tr);
+    int64_t phase = -1;
+    PyObject *heap = tracing == 0 ? PyObject_GetAttr(m, s_heap) : NULL;
+    PyObject *gcq = heap ? PyObject_GetAttr(heap, s_gcq) : NULL;
+    Py_buffer b;
+    if (gcq && PyObject_GetBuffer(gcq, &b, PyBUF_SIMPLE) == 0) {
+        if (b.len >= 8 * (K[C_GC_PHASE] + 1))
+            phase = ((const volatile int64_t *)b.buf)[K[C_GC_PHASE]];
+        PyBuffer_Release(&b);
+    }
+    Py_XDECREF(gcq);
+    Py_XDECREF(heap);
+    if (phase != 0) {         /* tracing, a mark (the barrier's shading), or an error: Python */
+        Py_DECREF(m);
+        if (clear_exception() < 0)
+            return NULL;
+        goto slow;
+    }
+    long long g = row_impl(m, args[0], args + 1, nargs - 1);
+    if (g == -2) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (g < 0) {
+        Py_DECREF(m);
+        goto slow;
+    }
+    nfast++;
+    int r = put_new(m, g);
+    Py_DECREF(m);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+slow:
+    return PyObject_Vectorcall(go_py, args, nargsf, kwnames);
+}
+
+static PyObject *setup(PyObject *mod, PyObject *args) {
+    PyObject *fc, *nc, *wc, *pt, *consts, *md, *gp, *pp, *rp, *wp, *sp, *fp;
+    if (!PyArg_ParseTuple(args, "O!OO!OO!O!OOOOOO", &PyDict_Type, &fc, &nc, &PyDict_Type, &wc, &pt, &PyTuple_Type,
+                          &consts, &PyDict_Type, &md, &gp, &pp, &rp, &wp, &sp, &fp))
+        return NULL;
+    if (PyTuple_GET_SIZE(consts) != C_N) {
+        PyErr_Format(PyExc_ValueError, "csched.setup: %d constants expected", (int)C_N);
+        return NULL;
+    }
+    for (int i = 0; i < C_N; i++) {
+        K[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(consts, i));
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    PyObject *keep[] = {fc, nc, wc, pt, md, gp, pp, rp, wp, sp, fp};
+    PyObject **slot[] = {&fn_cache, &nocache, &wire_code, &ptr_type, &mstate_dict, &go_py, &put_py, &runqput_py,
+                         &wakep_py, &safepoint_py, &fnpay_py};
+    for (int i = 0; i < 11; i++) {
+        Py_INCREF(keep[i]);
+        Py_XSETREF(*slot[i], keep[i]);
+    }
+    ready = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *fast_count(PyObject *mod, PyObject *unused) { return PyLong_FromLongLong(nfast); }
+
+static PyMethodDef methods[] = {
+    {"fast_count", fast_count, METH_NOARGS, "how many goroutines go() started in C in this process"},
+    {"go", (PyCFunction)(void (*)(void))go, METH_FASTCALL | METH_KEYWORDS,
+     "go($module, fn, /, *args, **kwargs)\n--\n\nStart a goroutine running fn(*args, **kwargs) (Go's go statement)."},
+    {"setup", setup, METH_VARARGS,
+     "setup(fn_cache, nocache, wire_code, ptr_type, constants, mstate globals, go, put_new, runqput, wakep, "
+     "check_safepoint, fn_payload)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "csched", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit_csched(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+#define INTERN(v, s) if (!(v = PyUnicode_InternFromString(s))) return NULL
+    INTERN(s_gfree, "gfree");
+    INTERN(s_goid_next, "goid_next");
+    INTERN(s_goid_end, "goid_end");
+    INTERN(s_curgoid, "curgoid");
+    INTERN(s_sites, "sites");
+    INTERN(s_row, "row");
+    INTERN(s_mv8, "mv8");
+    INTERN(s_ctl, "ctl");
+    INTERN(s_gbase, "gbase");
+    INTERN(s_a, "_a");
+    INTERN(s_p, "_p");
+    INTERN(s__m, "_m");
+    INTERN(s_tracing, "tracing");
+    INTERN(s_heap, "heap");
+    INTERN(s_gcq, "gcq");
+    INTERN(s_p_idx, "p");
+    INTERN(s_pbase, "pbase");
+    INTERN(s_sched, "sched");
+    INTERN(s_plocks, "plocks");
+    INTERN(s_acquire_raw, "acquire_raw");
+    INTERN(s_release, "release");
+    if (!(zero = PyLong_FromLong(0)))
+        return NULL;
+    return m;
+}
