@@ -95,7 +95,7 @@ class M:
         self.signalled = 0        # M0: SIGINT or SIGTERM arrived
         self.goid_next = self.goid_end = 0
         self.curgoid = 0
-        self.sites = {}           # (id(code), line) -> the site's index in the shared table
+        self.sites = {}           # (id(code), lasti) -> the site's index in the shared table
         self.site_codes = []      # ... and those codes, kept alive so that no id is reused
         self.cpus = sorted(os.sched_getaffinity(0))
         self.pinned = None

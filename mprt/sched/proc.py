@@ -216,7 +216,6 @@ def site_text(ctl, sid):
 
 # ---- go ----
 
-
 def _what(fn):
     return f"goroutine function {getattr(fn, '__qualname__', fn)!r}"
 
