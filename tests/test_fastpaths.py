@@ -36,6 +36,18 @@ def test_go_in_c_writes_the_rows_the_python_go_writes():
     assert r["fast"] == 8, r      # twice each of the 4 sets that fit a row in typed words
 
 
+def test_goroutine_payloads_read_in_c_give_the_python_values():
+    r = result(["payloads"], {"GOMAXPROCS": "1"})
+    assert r["bad"] == [], r["bad"]
+    assert len(r["pids"]) == 1, r
+    if os.environ.get("MPRT_ACCEL") == "0":
+        assert r["c"] == 0
+    elif r["c"] == 0:
+        pytest.skip("the C accelerator is not built here (no compiler)")
+    else:
+        assert r["c"] == 5, r       # every typed set: the row read in C
+
+
 def test_objects_held_only_by_argument_words_survive_the_collector():
     r = result(["churn"], {"GOMAXPROCS": "2", "GODEBUG": "gccheckmark=1"})
     assert (r["ok"], r["bad"]) == (3000, 0), r

@@ -30,18 +30,23 @@
 #include <string.h>
 
 static PyObject *fn_cache, *nocache, *wire_code, *ptr_type, *mstate_dict, *go_py, *put_py, *runqput_py, *wakep_py,
-    *safepoint_py, *fnpay_py, *zero;
+    *safepoint_py, *fnpay_py, *zero, *fn_dec, *wire_class, *shade_py;
 static PyObject *s_gfree, *s_goid_next, *s_goid_end, *s_curgoid, *s_sites, *s_row, *s_mv8, *s_ctl, *s_gbase,
     *s_a, *s_p, *s__m, *s_tracing, *s_heap, *s_gcq, *s_p_idx, *s_pbase, *s_sched, *s_plocks, *s_acquire_raw,
-    *s_release;
+    *s_release, *s_cx, *s_at;
 
 enum { C_TYPED, C_TYPED_MAX, C_G_WORDS, C_G_GOID, C_G_PARENT, C_G_SITE, C_G_FNLEN, C_G_INLINE, C_G_INLINE_BYTES,
        C_G_NPTRS, C_G_PTR0, C_G_PAYLEN, C_G_NPTR, C_G_STATUS, C_G_RUNNABLE, C_M_GCREATED, C_NONE, C_P_WORDS,
        C_P_RUNNEXT, C_P_RQHEAD, C_P_RQTAIL, C_P_RUNQ, C_RUNQ, C_S_NPIDLE, C_S_NMSPINNING, C_S_ATTN, C_M_PREEMPT,
        C_GC_PHASE, C_N };
+/* payload(m, g)'s constants (setup_payload) */
+enum { D_G_WORDS, D_G_PAYLEN, D_G_NPTR, D_G_FNLEN, D_G_INLINE, D_G_PTR0, D_GC_PHASE, D_TYPED, D_N };
+static long long D[D_N];
+static int dready;
 static long long K[C_N];
 static int ready;
 static long long nfast;        /* goroutines started here (tests check that the fast path ran) */
+static long long npay;         /* goroutines whose payload was read here */
 
 #define BUF_MAX 4096
 
@@ -503,6 +508,201 @@ slow:
     return PyObject_Vectorcall(go_py, args, nargsf, kwnames);
 }
 
+/* ---- a goroutine's start: its function and arguments from its row (schedule._payload) ----
+ *
+ * payload(m, g): (fn, args, kwargs) of not-started goroutine g, read from its row, for the common
+ * case: the payload inline in the row, the function's pickle already decoded on this M (msg._FN_DEC)
+ * and the arguments in typed words (or none), no mark running.  None for everything else, with
+ * nothing taken: the Python path (_payload) does it all.  As there, every handle is made (a root
+ * of its own) before the row's pointer words are cleared; if a mark started meanwhile (a finalizer
+ * run by an allocation here ran a signal handler that stopped this M), the words are shaded first,
+ * by schedule._shade_row, as the deletion half of the barrier. */
+
+static PyObject *decode_one(PyObject *cx, const uint8_t *d, Py_ssize_t n, Py_ssize_t *i) {
+    if (*i >= n)
+        return NULL;
+    int c = d[(*i)++];
+    int64_t x;
+    if (c == 'i' || c == 'f' || c == 'p' || c >= 0x80) {
+        if (*i + 8 > n)
+            return NULL;
+        memcpy(&x, d + *i, 8);
+        *i += 8;
+        if (c == 'i')
+            return PyLong_FromLongLong(x);
+        if (c == 'f') {
+            double v;
+            memcpy(&v, &x, 8);
+            return PyFloat_FromDouble(v);
+        }
+        if (cx == Py_None)
+            return NULL;
+        PyObject *a = PyLong_FromLongLong(x);
+        if (!a)
+            return NULL;
+        PyObject *p = PyObject_CallMethodOneArg(cx, s_at, a);
+        Py_DECREF(a);
+        if (!p || c == 'p')
+            return p;
+        PyObject *key = PyLong_FromLong(c & 0x7F);
+        PyObject *cls = key ? PyDict_GetItemWithError(wire_class, key) : NULL;
+        Py_XDECREF(key);
+        PyObject *h = cls ? PyObject_CallOneArg(cls, p) : NULL;
+        Py_DECREF(p);
+        return h;
+    }
+    if (c == 's' || c == 'b') {
+        if (*i >= n)
+            return NULL;
+        Py_ssize_t k = d[(*i)++];
+        if (*i + k > n)
+            return NULL;
+        const char *s = (const char *)d + *i;
+        *i += k;
+        return c == 's' ? PyUnicode_DecodeUTF8(s, k, NULL) : PyBytes_FromStringAndSize(s, k);
+    }
+    if (c == 'N')
+        Py_RETURN_NONE;
+    if (c == 'T')
+        Py_RETURN_TRUE;
+    if (c == 'F')
+        Py_RETURN_FALSE;
+    return NULL;
+}
+
+static PyObject *payload(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (!dready || nargs != 2)
+        Py_RETURN_NONE;
+    PyObject *m = args[0];
+    int64_t g = PyLong_AsLongLong(args[1]);
+    PyObject *ctl = NULL, *mv8 = NULL, *heap = NULL, *gcq = NULL, *cx = NULL, *fb = NULL, *argt = NULL, *res = NULL;
+    Py_buffer b, pb;
+    int have_b = 0, have_pb = 0;
+    if (g == -1 && PyErr_Occurred())
+        goto out;
+    ctl = PyObject_GetAttr(m, s_ctl);
+    int64_t gbase = ctl ? attr_int(ctl, s_gbase) : -1;
+    heap = PyObject_GetAttr(m, s_heap);
+    gcq = heap ? PyObject_GetAttr(heap, s_gcq) : NULL;
+    cx = heap ? PyObject_GetAttr(heap, s_cx) : NULL;
+    mv8 = PyObject_GetAttr(m, s_mv8);
+    if (PyErr_Occurred() || !cx || !gcq || !mv8 || PyObject_GetBuffer(gcq, &pb, PyBUF_SIMPLE) < 0)
+        goto out;
+    have_pb = 1;
+    if (pb.len < 8 * (D[D_GC_PHASE] + 1) || ((const volatile int64_t *)pb.buf)[D[D_GC_PHASE]])
+        goto out;
+    if (PyObject_GetBuffer(mv8, &b, PyBUF_WRITABLE) < 0)
+        goto out;
+    have_b = 1;
+    int64_t r = gbase + g * D[D_G_WORDS];
+    if (gbase < 0 || g < 0 || (r + D[D_G_WORDS]) * 8 > b.len)
+        goto out;
+    volatile int64_t *q = (volatile int64_t *)b.buf;
+    int64_t n = q[r + D[D_G_PAYLEN]], fl = q[r + D[D_G_FNLEN]], nptr = q[r + D[D_G_NPTR]];
+    if (n < 0 || fl <= 0 || fl > n || (r + D[D_G_INLINE]) * 8 + n > b.len || nptr < 0 || nptr > 64)
+        goto out;
+    const uint8_t *d = (const uint8_t *)b.buf + (r + D[D_G_INLINE]) * 8;
+    fb = PyBytes_FromStringAndSize((const char *)d, fl);
+    if (!fb)
+        goto out;
+    PyObject *fn = PyDict_GetItemWithError(fn_dec, fb);      /* borrowed */
+    if (!fn)
+        goto out;              /* not decoded on this M yet: the Python path fills the cache */
+    Py_INCREF(fn);
+    Py_ssize_t i = fl;
+    if (n == fl) {
+        argt = PyTuple_New(0);
+    } else {
+        if (d[i] != D[D_TYPED] || i + 2 > n) {
+            Py_DECREF(fn);
+            goto out;
+        }
+        Py_ssize_t k = d[i + 1];
+        i += 2;
+        argt = PyTuple_New(k);
+        for (Py_ssize_t j = 0; argt && j < k; j++) {
+            PyObject *v = decode_one(cx, d, n, &i);
+            if (!v) {
+                Py_CLEAR(argt);
+                break;
+            }
+            PyTuple_SET_ITEM(argt, j, v);
+        }
+        if (argt && i != n)
+            Py_CLEAR(argt);
+    }
+    if (!argt) {
+        Py_DECREF(fn);
+        goto out;
+    }
+    /* the handles exist: the row lets its pointers go (shaded first if a mark began meanwhile) */
+    if (nptr > 0 && ((const volatile int64_t *)pb.buf)[D[D_GC_PHASE]]) {
+        PyObject *t = PyObject_CallFunction(shade_py, "OL", m, (long long)r);
+        if (!t) {
+            Py_DECREF(fn);
+            goto out;
+        }
+        Py_DECREF(t);
+    }
+    q[r + D[D_G_NPTR]] = 0;
+    for (int64_t j = 0; j < nptr; j++)
+        q[r + D[D_G_PTR0] + j] = 0;
+    PyObject *kw = PyDict_New();
+    res = kw ? PyTuple_Pack(3, fn, argt, kw) : NULL;
+    npay++;
+    Py_XDECREF(kw);
+    Py_DECREF(fn);
+    if (!res) {                /* the row is cleared: this error is the goroutine's */
+        if (have_b)
+            PyBuffer_Release(&b);
+        have_b = 0;
+        goto fail;
+    }
+out:
+    if (!res) {
+        if (clear_exception() < 0)
+            goto fail;
+        res = Py_None;
+        Py_INCREF(res);
+    }
+fail:
+    if (have_b)
+        PyBuffer_Release(&b);
+    if (have_pb)
+        PyBuffer_Release(&pb);
+    Py_XDECREF(argt);
+    Py_XDECREF(fb);
+    Py_XDECREF(cx);
+    Py_XDECREF(gcq);
+    Py_XDECREF(heap);
+    Py_XDECREF(mv8);
+    Py_XDECREF(ctl);
+    return res;
+}
+
+static PyObject *setup_payload(PyObject *mod, PyObject *args) {
+    PyObject *fd, *wc, *consts, *sp;
+    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyDict_Type, &fd, &PyDict_Type, &wc, &PyTuple_Type, &consts, &sp))
+        return NULL;
+    if (PyTuple_GET_SIZE(consts) != D_N) {
+        PyErr_Format(PyExc_ValueError, "csched.setup_payload: %d constants expected", (int)D_N);
+        return NULL;
+    }
+    for (int i = 0; i < D_N; i++) {
+        D[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(consts, i));
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    Py_INCREF(fd);
+    Py_XSETREF(fn_dec, fd);
+    Py_INCREF(wc);
+    Py_XSETREF(wire_class, wc);
+    Py_INCREF(sp);
+    Py_XSETREF(shade_py, sp);
+    dready = 1;
+    Py_RETURN_NONE;
+}
+
 static PyObject *setup(PyObject *mod, PyObject *args) {
     PyObject *fc, *nc, *wc, *pt, *consts, *md, *gp, *pp, *rp, *wp, *sp, *fp;
     if (!PyArg_ParseTuple(args, "O!OO!OO!O!OOOOOO", &PyDict_Type, &fc, &nc, &PyDict_Type, &wc, &pt, &PyTuple_Type,
@@ -530,10 +730,17 @@ static PyObject *setup(PyObject *mod, PyObject *args) {
 
 static PyObject *fast_count(PyObject *mod, PyObject *unused) { return PyLong_FromLongLong(nfast); }
 
+static PyObject *payload_count(PyObject *mod, PyObject *unused) { return PyLong_FromLongLong(npay); }
+
 static PyMethodDef methods[] = {
     {"fast_count", fast_count, METH_NOARGS, "how many goroutines go() started in C in this process"},
     {"go", (PyCFunction)(void (*)(void))go, METH_FASTCALL | METH_KEYWORDS,
      "go($module, fn, /, *args, **kwargs)\n--\n\nStart a goroutine running fn(*args, **kwargs) (Go's go statement)."},
+    {"payload_count", payload_count, METH_NOARGS, "how many goroutine payloads payload() read in this process"},
+    {"payload", (PyCFunction)(void (*)(void))payload, METH_FASTCALL,
+     "payload(m, g): (fn, args, kwargs) of not-started goroutine g from its row, or None (the Python path)"},
+    {"setup_payload", setup_payload, METH_VARARGS,
+     "setup_payload(fn_dec, wire_class, constants, shade_row)"},
     {"setup", setup, METH_VARARGS,
      "setup(fn_cache, nocache, wire_code, ptr_type, constants, mstate globals, go, put_new, runqput, wakep, "
      "check_safepoint, fn_payload)"},
@@ -568,6 +775,9 @@ PyMODINIT_FUNC PyInit_csched(void) {
     INTERN(s_plocks, "plocks");
     INTERN(s_acquire_raw, "acquire_raw");
     INTERN(s_release, "release");
+    INTERN(s_cx, "cx");
+    INTERN(s_at, "at");
+
     if (!(zero = PyLong_FromLong(0)))
         return NULL;
     return m;

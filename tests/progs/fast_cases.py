@@ -4,6 +4,7 @@ The fast paths must give what the general ones give: a goroutine's arguments wri
 words arrive as the same values (same types, same heap objects) as pickled ones would."""
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -482,6 +483,30 @@ def case_gorows():
         if not (rows[1] == rows[2] == rows[3]):
             bad.append((i, rows[1:]))
     out(bad=bad, n=n, c_go=mprt.go is not proc.go, fast=fast)
+
+
+def receive_pay(out_, i, *args):
+    from mprt.sched import proc
+    out_.send((i, [fp(a) for a in args], os.getpid(), proc._csched.payload_count() if proc._csched else 0))
+
+
+def case_payloads():
+    """A goroutine's function and typed arguments read from its row in C (csched.payload where it is
+    built) arrive as the Python path gives them: GOMAXPROCS=1, one goroutine first (it decodes the
+    function on the M that runs it, the Python path), then each argument set; all run on one M.  Five
+    of the sets fit a row in typed words (0, 3 and the three added here): those are read in C."""
+    sets = arg_sets()[:5]
+    n, ch, wg = sets[2][0], sets[2][3], sets[2][4]
+    sets += [("héllo wörld", b"\x00\xff", "", b""), (n, wg, 7, 2.5, ch), ()]
+    res = mprt.chan(len(sets))
+    mprt.go(receive_pay, res, -1)
+    _, _, pid0, c0 = res.recv()
+    for i, a in enumerate(sets):
+        mprt.go(receive_pay, res, i, *a)
+    got = sorted(res.recv() for _ in sets)
+    want = [[fp(x) for x in a] for a in sets]
+    out(bad=[(i, want[i], seen) for i, seen, _, _ in got if seen != want[i]],
+        pids=sorted({pid for _, _, pid, _ in got} | {pid0}), c=max(c for *_, c in got) - c0)
 
 
 if __name__ == "__main__":
