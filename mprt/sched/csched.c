@@ -33,7 +33,7 @@ static PyObject *fn_cache, *nocache, *wire_code, *ptr_type, *mstate_dict, *go_py
     *safepoint_py, *fnpay_py, *zero, *fn_dec, *wire_class, *shade_py;
 static PyObject *s_gfree, *s_goid_next, *s_goid_end, *s_curgoid, *s_sites, *s_row, *s_mv8, *s_ctl, *s_gbase,
     *s_a, *s_p, *s__m, *s_tracing, *s_heap, *s_gcq, *s_p_idx, *s_pbase, *s_sched, *s_plocks, *s_acquire_raw,
-    *s_release, *s_cx, *s_at;
+    *s_release, *s_cx, *s_at, *s_lockedg, *s_localq, *s_timers, *s_greenlets, *s_tick, *s_id, *s_curg;
 
 enum { C_TYPED, C_TYPED_MAX, C_G_WORDS, C_G_GOID, C_G_PARENT, C_G_SITE, C_G_FNLEN, C_G_INLINE, C_G_INLINE_BYTES,
        C_G_NPTRS, C_G_PTR0, C_G_PAYLEN, C_G_NPTR, C_G_STATUS, C_G_RUNNABLE, C_M_GCREATED, C_NONE, C_P_WORDS,
@@ -43,10 +43,18 @@ enum { C_TYPED, C_TYPED_MAX, C_G_WORDS, C_G_GOID, C_G_PARENT, C_G_SITE, C_G_FNLE
 enum { D_G_WORDS, D_G_PAYLEN, D_G_NPTR, D_G_FNLEN, D_G_INLINE, D_G_PTR0, D_GC_PHASE, D_TYPED, D_N };
 static long long D[D_N];
 static int dready;
+/* exit_next(m, g)'s constants (setup_exit) */
+enum { E_G_WORDS, E_G_STATUS, E_G_LOCKEDM, E_G_M, E_G_GOID, E_G_DEAD, E_G_RUNNING, E_M_GEXITED, E_M_NLIVE,
+       E_M_RQHEAD, E_M_PREEMPT, E_M_GCSCAN, E_M_CURG, E_S_ATTN, E_P_WORDS, E_P_RUNNEXT, E_P_RQHEAD, E_P_RQTAIL,
+       E_P_RUNQ, E_P_SCHEDTICK, E_RUNQ, E_NONE, E_FAIRNESS, E_GFREE_MAX, E_N };
+static long long E[E_N];
+static int eready;
+static PyObject *gput_py, *start_here_py;
 static long long K[C_N];
 static int ready;
 static long long nfast;        /* goroutines started here (tests check that the fast path ran) */
 static long long npay;         /* goroutines whose payload was read here */
+static long long nexit;        /* goroutines that ended here with the next one started by exit_next */
 
 #define BUF_MAX 4096
 
@@ -703,6 +711,217 @@ static PyObject *setup_payload(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- a goroutine's end and the next one's start in the same greenlet (schedule._goexit0) ----
+ *
+ * exit_next(m, g): goroutine g ended on M m.  When the next goroutine can start in this very
+ * greenlet (_goexit0's fast path: no goroutine of this M readied or bound, no timer, no safe point
+ * or root scan due, not the fairness tick, not tracing, not locked, no other goroutine alive on
+ * this M, so none to spread), take it from the P's runnext or ring under the P's lock taken with a
+ * try, then do what _goexit0, execute_mark and _start_here do: g's row dead, its greenlet now g2's,
+ * its slot back in the M's cache, g2's row running, the P's schedtick, the M's curg.  Returns g2;
+ * None with nothing done for everything else (the Python path).  No Python code runs between the
+ * take and the last write but the calls made once it is all consistent (GSLOTS.put when the cache
+ * is full, _start_here for a goroutine bound to this M). */
+
+static int64_t getattr_i64(PyObject *o, PyObject *name, int *err) {
+    int64_t v = attr_int(o, name);
+    if (v == -1 && PyErr_Occurred())
+        *err = 1;
+    return v;
+}
+
+static Py_ssize_t attr_len(PyObject *o, PyObject *name, int *err) {
+    PyObject *a = PyObject_GetAttr(o, name);
+    Py_ssize_t n = a ? PyObject_Length(a) : -1;
+    Py_XDECREF(a);
+    if (n < 0)
+        *err = 1;
+    return n;
+}
+
+static PyObject *exit_next(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (!eready || nargs != 2)
+        Py_RETURN_NONE;
+    PyObject *m = args[0], *gobj = args[1];
+    PyObject *ctl = NULL, *mv8 = NULL, *greenlets = NULL, *gfree = NULL, *lk = NULL, *res = NULL;
+    Py_buffer b;
+    int have_b = 0, err = 0;
+    int64_t g = PyLong_AsLongLong(gobj);
+    if (g == -1 && PyErr_Occurred())
+        goto out;
+    PyObject *tr = PyObject_GetAttr(m, s_tracing);
+    int tracing = tr ? PyObject_IsTrue(tr) : -1;
+    Py_XDECREF(tr);
+    int64_t lockedg = getattr_i64(m, s_lockedg, &err), p = getattr_i64(m, s_p_idx, &err);
+    int64_t tick = getattr_i64(m, s_tick, &err), row = getattr_i64(m, s_row, &err), mid = getattr_i64(m, s_id, &err);
+    Py_ssize_t nlocal = attr_len(m, s_localq, &err), ntimers = attr_len(m, s_timers, &err);
+    if (err || tracing != 0 || lockedg != E[E_NONE] || p == E[E_NONE] || nlocal || ntimers ||
+        (tick + 1) % E[E_FAIRNESS] == 0)
+        goto out;
+    greenlets = PyObject_GetAttr(m, s_greenlets);
+    if (!greenlets || !PyDict_Check(greenlets) || PyDict_GET_SIZE(greenlets) != 1)
+        goto out;
+    PyObject *gl = PyDict_GetItemWithError(greenlets, gobj);    /* borrowed; held by the dict */
+    if (!gl)
+        goto out;
+    gfree = PyObject_GetAttr(m, s_gfree);
+    ctl = PyObject_GetAttr(m, s_ctl);
+    int64_t gbase = ctl ? getattr_i64(ctl, s_gbase, &err) : -1, pbase = ctl ? getattr_i64(ctl, s_pbase, &err) : -1;
+    int64_t sched = ctl ? getattr_i64(ctl, s_sched, &err) : -1;
+    if (err || !gfree || !PyList_Check(gfree) || gbase < 0 || pbase < 0 || sched < 0 || row < 0 || g < 0)
+        goto out;
+    mv8 = PyObject_GetAttr(m, s_mv8);
+    if (!mv8 || PyObject_GetBuffer(mv8, &b, PyBUF_WRITABLE) < 0)
+        goto out;
+    have_b = 1;
+    int64_t words = b.len / 8, gr = gbase + g * E[E_G_WORDS], bq = pbase + p * E[E_P_WORDS];
+    if (gr + E[E_G_WORDS] > words || bq + E[E_P_WORDS] > words || row + E[E_M_GCSCAN] + 1 > words ||
+        sched + E[E_S_ATTN] + 1 > words)
+        goto out;
+    volatile int64_t *q = (volatile int64_t *)b.buf;
+    if (q[row + E[E_M_RQHEAD]] != E[E_NONE] || q[sched + E[E_S_ATTN]] || q[row + E[E_M_PREEMPT]] ||
+        q[row + E[E_M_GCSCAN]])
+        goto out;
+    if (q[bq + E[E_P_RUNNEXT]] == E[E_NONE] && q[bq + E[E_P_RQHEAD]] == q[bq + E[E_P_RQTAIL]])
+        goto out;
+    /* the P's lock, tried */
+    PyObject *locks = PyObject_GetAttr(m, s_plocks), *pk = PyLong_FromLongLong(p);
+    if (locks && pk && PyDict_Check(locks))
+        lk = PyDict_GetItemWithError(locks, pk);
+    Py_XINCREF(lk);
+    Py_XDECREF(locks);
+    Py_XDECREF(pk);
+    if (!lk)
+        goto out;
+    PyObject *acq = PyObject_GetAttr(lk, s_acquire_raw);
+    PyObject *got = acq ? PyObject_CallOneArg(acq, zero) : NULL;
+    Py_XDECREF(acq);
+    if (!got)
+        goto out;            /* held (BusyError): the Python path waits for it */
+    Py_DECREF(got);
+    int64_t g2 = q[bq + E[E_P_RUNNEXT]];
+    if (g2 != E[E_NONE]) {
+        q[bq + E[E_P_RUNNEXT]] = E[E_NONE];
+    } else {
+        int64_t h = q[bq + E[E_P_RQHEAD]];
+        if (h != q[bq + E[E_P_RQTAIL]]) {
+            g2 = q[bq + E[E_P_RUNQ] + h % E[E_RUNQ]];
+            q[bq + E[E_P_RQHEAD]] = h + 1;
+        }
+    }
+    PyObject *rel = PyObject_CallMethodNoArgs(lk, s_release);
+    if (!rel) {
+        /* cannot be released: put g2 back is impossible to do safely; let it propagate */
+        goto fail;
+    }
+    Py_DECREF(rel);
+    if (g2 == E[E_NONE])
+        goto out;
+    int64_t g2r = gbase + g2 * E[E_G_WORDS];
+    if (g2 < 0 || g2r + E[E_G_WORDS] > words) {
+        PyErr_Format(PyExc_RuntimeError, "mprt: csched.exit_next: bad G slot %lld in P%lld's queue",
+                     (long long)g2, (long long)p);
+        goto fail;
+    }
+    /* g is dead; its greenlet runs g2 */
+    q[gr + E[E_G_STATUS]] = E[E_G_DEAD];
+    q[gr + E[E_G_LOCKEDM]] = E[E_NONE];
+    q[gr + E[E_G_M]] = E[E_NONE];
+    q[row + E[E_M_GEXITED]] += 1;
+    q[row + E[E_M_NLIVE]] -= 1;
+    PyObject *g2obj = PyLong_FromLongLong(g2), *tickobj = PyLong_FromLongLong(tick + 1);
+    PyObject *goid = PyLong_FromLongLong(q[g2r + E[E_G_GOID]]);
+    Py_INCREF(gl);
+    int bad = !g2obj || !tickobj || !goid || PyDict_DelItem(greenlets, gobj) < 0 ||
+              PyDict_SetItem(greenlets, g2obj, gl) < 0;
+    Py_DECREF(gl);
+    if (!bad)
+        bad = PyObject_SetAttr(m, s_tick, tickobj) < 0;
+    /* execute_mark: the tick before curg (sysmon reads curg, then the tick) */
+    q[g2r + E[E_G_STATUS]] = E[E_G_RUNNING];
+    q[bq + E[E_P_SCHEDTICK]] += 1;
+    q[row + E[E_M_CURG]] = g2;
+    if (!bad)
+        bad = PyObject_SetAttr(m, s_curg, g2obj) < 0 || PyObject_SetAttr(m, s_curgoid, goid) < 0;
+    int bound_here = q[g2r + E[E_G_M]] == mid;
+    if (!bound_here) {
+        q[g2r + E[E_G_M]] = mid;
+        q[row + E[E_M_NLIVE]] += 1;
+    }
+    PyBuffer_Release(&b);
+    have_b = 0;
+    Py_XDECREF(tickobj);
+    Py_XDECREF(goid);
+    if (bad) {
+        Py_XDECREF(g2obj);
+        goto fail;
+    }
+    /* the Python parts, everything consistent */
+    PyObject *t;
+    if (PyList_GET_SIZE(gfree) < E[E_GFREE_MAX]) {
+        if (PyList_Append(gfree, gobj) < 0) {
+            Py_DECREF(g2obj);
+            goto fail;
+        }
+    } else {
+        t = PyObject_CallFunctionObjArgs(gput_py, m, gfree, gobj, NULL);
+        if (!t) {
+            Py_DECREF(g2obj);
+            goto fail;
+        }
+        Py_DECREF(t);
+    }
+    if (bound_here) {
+        t = PyObject_CallFunctionObjArgs(start_here_py, m, g2obj, NULL);
+        if (!t) {
+            Py_DECREF(g2obj);
+            goto fail;
+        }
+        Py_DECREF(t);
+    }
+    res = g2obj;
+    nexit++;
+    goto done;
+out:
+    if (clear_exception() < 0)
+        goto fail;
+    res = Py_None;
+    Py_INCREF(res);
+    goto done;
+fail:
+    res = NULL;
+done:
+    if (have_b)
+        PyBuffer_Release(&b);
+    Py_XDECREF(lk);
+    Py_XDECREF(mv8);
+    Py_XDECREF(ctl);
+    Py_XDECREF(gfree);
+    Py_XDECREF(greenlets);
+    return res;
+}
+
+static PyObject *setup_exit(PyObject *mod, PyObject *args) {
+    PyObject *consts, *gp, *sh;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyTuple_Type, &consts, &gp, &sh))
+        return NULL;
+    if (PyTuple_GET_SIZE(consts) != E_N) {
+        PyErr_Format(PyExc_ValueError, "csched.setup_exit: %d constants expected", (int)E_N);
+        return NULL;
+    }
+    for (int i = 0; i < E_N; i++) {
+        E[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(consts, i));
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    Py_INCREF(gp);
+    Py_XSETREF(gput_py, gp);
+    Py_INCREF(sh);
+    Py_XSETREF(start_here_py, sh);
+    eready = 1;
+    Py_RETURN_NONE;
+}
+
 static PyObject *setup(PyObject *mod, PyObject *args) {
     PyObject *fc, *nc, *wc, *pt, *consts, *md, *gp, *pp, *rp, *wp, *sp, *fp;
     if (!PyArg_ParseTuple(args, "O!OO!OO!O!OOOOOO", &PyDict_Type, &fc, &nc, &PyDict_Type, &wc, &pt, &PyTuple_Type,
@@ -728,15 +947,18 @@ static PyObject *setup(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *fast_count(PyObject *mod, PyObject *unused) { return PyLong_FromLongLong(nfast); }
-
-static PyObject *payload_count(PyObject *mod, PyObject *unused) { return PyLong_FromLongLong(npay); }
+static PyObject *counts(PyObject *mod, PyObject *unused) {
+    return Py_BuildValue("{sLsLsL}", "go", nfast, "payload", npay, "exit_next", nexit);
+}
 
 static PyMethodDef methods[] = {
-    {"fast_count", fast_count, METH_NOARGS, "how many goroutines go() started in C in this process"},
+    {"counts", counts, METH_NOARGS,
+     "{'go', 'payload', 'exit_next'}: how often each fast path ran in this process (the tests check them)"},
     {"go", (PyCFunction)(void (*)(void))go, METH_FASTCALL | METH_KEYWORDS,
      "go($module, fn, /, *args, **kwargs)\n--\n\nStart a goroutine running fn(*args, **kwargs) (Go's go statement)."},
-    {"payload_count", payload_count, METH_NOARGS, "how many goroutine payloads payload() read in this process"},
+    {"exit_next", (PyCFunction)(void (*)(void))exit_next, METH_FASTCALL,
+     "exit_next(m, g): goroutine g ended; the next one's slot, started in g's greenlet, or None (the Python path)"},
+    {"setup_exit", setup_exit, METH_VARARGS, "setup_exit(constants, GSLOTS.put, _start_here)"},
     {"payload", (PyCFunction)(void (*)(void))payload, METH_FASTCALL,
      "payload(m, g): (fn, args, kwargs) of not-started goroutine g from its row, or None (the Python path)"},
     {"setup_payload", setup_payload, METH_VARARGS,
@@ -776,6 +998,13 @@ PyMODINIT_FUNC PyInit_csched(void) {
     INTERN(s_acquire_raw, "acquire_raw");
     INTERN(s_release, "release");
     INTERN(s_cx, "cx");
+    INTERN(s_lockedg, "lockedg");
+    INTERN(s_localq, "localq");
+    INTERN(s_timers, "timers");
+    INTERN(s_greenlets, "greenlets");
+    INTERN(s_tick, "tick");
+    INTERN(s_id, "id");
+    INTERN(s_curg, "curg");
     INTERN(s_at, "at");
 
     if (!(zero = PyLong_FromLong(0)))

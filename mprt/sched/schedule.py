@@ -94,6 +94,7 @@ from .ctl import (
     P_STATUS,
     P_WORDS,
     RUNQ,
+    S_ATTN,
     S_DEAD,
     S_EXIT,
     S_GCWAITING,
@@ -1136,7 +1137,12 @@ def _shade_row(m, r):
 
 
 def _goexit0(m, g):
-    """Goroutine g ended: free its row, unlock, and return the greenlet to the pool."""
+    """Goroutine g ended: free its row, unlock, and return the greenlet to the pool (or start the
+    next goroutine in it: in C where it was built, csched.exit_next)."""
+    if _cexit is not None:
+        g2 = _cexit(m, g)
+        if g2 is not None:
+            return g2
     q, ctl = m.q, m.ctl
     gr = ctl.g(g)
     if m.lockedg == g:
@@ -1229,10 +1235,14 @@ from . import trace as _trace  # noqa: E402
 from . import traceback as _traceback  # noqa: E402
 
 _csched = load_accel("mprt.sched.csched")
-_cpayload = None
+_cpayload = _cexit = None
 if _csched is not None:
     _csched.setup_payload(msg._FN_DEC, msg._wire_class,
                           (G_WORDS, G_PAYLEN, G_NPTR, G_FNLEN, G_INLINE, G_PTR0, GC_PHASE, msg.TYPED), _shade_row)
     _cpayload = _csched.payload
+    _csched.setup_exit((G_WORDS, G_STATUS, G_LOCKEDM, G_M, G_GOID, G_DEAD, G_RUNNING, M_GEXITED, M_NLIVE, M_RQHEAD,
+                        M_PREEMPT, M_GCSCAN, M_CURG, S_ATTN, P_WORDS, P_RUNNEXT, P_RQHEAD, P_RQTAIL, P_RUNQ,
+                        P_SCHEDTICK, RUNQ, NONE, FAIRNESS_TICKS, 2 * GFREE_BATCH), GSLOTS.put, _start_here)
+    _cexit = _csched.exit_next
 
 codeclass.mark(__name__, codeclass.RUNTIME)

@@ -469,7 +469,7 @@ def case_gorows():
     for i, a in enumerate(arg_sets()[:5] + [(), (m.p,)]):
         for _ in range(5):
             rows = []
-            fast0 = proc._csched.fast_count() if proc._csched else 0
+            fast0 = proc._csched.counts()["go"] if proc._csched else 0
             for start in (proc.go, mprt.go, proc.go, mprt.go):     # the first enters the site
                 start(receive, res, i, *a)
                 rows.append(_row_words(m.q[runnext]))
@@ -479,7 +479,7 @@ def case_gorows():
             if all(r[6] == c.G_RUNNABLE for r in rows):
                 break
         n += 4
-        fast += (proc._csched.fast_count() if proc._csched else 0) - fast0
+        fast += (proc._csched.counts()["go"] if proc._csched else 0) - fast0
         if not (rows[1] == rows[2] == rows[3]):
             bad.append((i, rows[1:]))
     out(bad=bad, n=n, c_go=mprt.go is not proc.go, fast=fast)
@@ -487,7 +487,7 @@ def case_gorows():
 
 def receive_pay(out_, i, *args):
     from mprt.sched import proc
-    out_.send((i, [fp(a) for a in args], os.getpid(), proc._csched.payload_count() if proc._csched else 0))
+    out_.send((i, [fp(a) for a in args], os.getpid(), proc._csched.counts()["payload"] if proc._csched else 0))
 
 
 def case_payloads():
@@ -507,6 +507,31 @@ def case_payloads():
     want = [[fp(x) for x in a] for a in sets]
     out(bad=[(i, want[i], seen) for i, seen, _, _ in got if seen != want[i]],
         pids=sorted({pid for _, _, pid, _ in got} | {pid0}), c=max(c for *_, c in got) - c0)
+
+
+def report_goid(out_, wg, i):
+    from mprt.sched import proc
+    out_.send((i, mprt.sched.current().goid, proc._csched.counts()["exit_next"] if proc._csched else 0))
+    wg.done()
+
+
+def case_exitnext():
+    """Goroutines run back to back on one M (GOMAXPROCS=1): each but the first starts in the greenlet
+    of the one before (csched.exit_next where it is built), and each sees its own goroutine id."""
+    n = 200
+    res = mprt.chan(n)
+    wg = mprt.sync.WaitGroup()
+    wg.add(n)
+    for i in range(n):
+        mprt.go(report_goid, res, wg, i)
+    wg.wait()
+    got = sorted(res.recv() for _ in range(n))
+    for _ in range(100):            # the last one may still be ending after its wg.done
+        if runtime.NumGoroutine() == 1:
+            break
+        mprt.sleep(0.01)
+    out(n=len(got), distinct=len({g for _, g, _ in got}), exits=max(c for *_, c in got) - min(c for *_, c in got),
+        numgoroutine=runtime.NumGoroutine())
 
 
 if __name__ == "__main__":
