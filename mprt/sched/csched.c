@@ -50,11 +50,16 @@ enum { E_G_WORDS, E_G_STATUS, E_G_LOCKEDM, E_G_M, E_G_GOID, E_G_DEAD, E_G_RUNNIN
 static long long E[E_N];
 static int eready;
 static PyObject *gput_py, *start_here_py;
+/* wg_done(wg)'s constants and hooks (setup_wg) */
+static long long W_NLOCKS, W_STATE, W_S_ATTN, W_M_PREEMPT;
+static int wready;
+static PyObject *wg_safepoint_py, *s_o, *s__h, *s__w, *s__a, *s_mvq;
 static long long K[C_N];
 static int ready;
 static long long nfast;        /* goroutines started here (tests check that the fast path ran) */
 static long long npay;         /* goroutines whose payload was read here */
 static long long nexit;        /* goroutines that ended here with the next one started by exit_next */
+static long long nwg;          /* WaitGroup.done calls done by wg_done */
 
 #define BUF_MAX 4096
 
@@ -922,6 +927,120 @@ static PyObject *setup_exit(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- sync.WaitGroup.done's common case (sema.WaitGroup.done) ----
+ *
+ * wg_done(wg): the counter of a WaitGroup of this M's runtime goes down by one and stays above zero:
+ * under the object's lock (chan.objlock), taken with a try and held only here, where no Python
+ * code runs; then the safe point, in Python when due.  True when done; False with nothing done for
+ * everything else (the lock held elsewhere or not opened yet, the zero crossing, another runtime's
+ * object): the Python path. */
+
+static PyObject *wg_done(PyObject *mod, PyObject *wg) {
+    if (!wready)
+        Py_RETURN_FALSE;
+    PyObject *m = PyDict_GetItemWithError(mstate_dict, s__m);     /* borrowed */
+    PyObject *h = NULL, *heap = NULL, *locks = NULL, *key = NULL, *mvq = NULL, *ctl = NULL, *res = NULL;
+    PyObject *lk;
+    Py_buffer b;
+    int have_b = 0, held = 0, err = 0, ok = 0;
+    if (!m || m == Py_None)
+        goto out;
+    h = PyObject_GetAttr(wg, s__h);
+    heap = PyObject_GetAttr(m, s_heap);
+    if (!h || !heap || h != heap)
+        goto out;
+    int64_t a = getattr_i64(wg, s__a, &err), w = getattr_i64(wg, s__w, &err);
+    if (err || a < 0)
+        goto out;
+    locks = PyObject_GetAttr(m, s_plocks);
+    key = Py_BuildValue("(OL)", s_o, (long long)((a >> 4) % W_NLOCKS));
+    if (!locks || !key || !PyDict_Check(locks))
+        goto out;
+    lk = PyDict_GetItemWithError(locks, key);       /* borrowed: the dict keeps it */
+    if (!lk)
+        goto out;
+    mvq = PyObject_GetAttr(heap, s_mvq);
+    if (!mvq || PyObject_GetBuffer(mvq, &b, PyBUF_WRITABLE) < 0)
+        goto out;
+    have_b = 1;
+    if (w < 0 || (w + W_STATE + 1) * 8 > b.len)
+        goto out;
+    PyObject *acq = PyObject_GetAttr(lk, s_acquire_raw);
+    PyObject *got = acq ? PyObject_CallOneArg(acq, zero) : NULL;
+    Py_XDECREF(acq);
+    if (!got)
+        goto out;               /* held (BusyError): the Python path waits for it */
+    Py_DECREF(got);
+    held = 1;
+    volatile int64_t *hq = (volatile int64_t *)b.buf;
+    int64_t v = hq[w + W_STATE] - 1;
+    if (v > 0) {
+        hq[w + W_STATE] = v;
+        ok = 1;
+    }
+    PyBuffer_Release(&b);
+    have_b = 0;
+    PyObject *rel = PyObject_CallMethodNoArgs(lk, s_release);
+    held = 0;
+    if (!rel)
+        goto fail;
+    Py_DECREF(rel);
+    if (!ok)
+        goto out;
+    /* the safe point (stw.check_safepoint) when a stop or a preemption is asked for */
+    ctl = PyObject_GetAttr(m, s_ctl);
+    int64_t sched = ctl ? getattr_i64(ctl, s_sched, &err) : -1, row = getattr_i64(m, s_row, &err);
+    PyObject *mv8 = PyObject_GetAttr(m, s_mv8);
+    int due = 1;
+    if (mv8 && !err && sched >= 0 && row >= 0 && PyObject_GetBuffer(mv8, &b, PyBUF_SIMPLE) == 0) {
+        const volatile int64_t *q = (const volatile int64_t *)b.buf;
+        if ((sched + W_S_ATTN + 1) * 8 <= b.len && (row + W_M_PREEMPT + 1) * 8 <= b.len)
+            due = q[sched + W_S_ATTN] || q[row + W_M_PREEMPT];
+        PyBuffer_Release(&b);
+    }
+    Py_XDECREF(mv8);
+    PyErr_Clear();          /* (no row: the check below does it all the same) */
+    if (due) {
+        PyObject *t = PyObject_CallOneArg(wg_safepoint_py, m);
+        if (!t)
+            goto fail;
+        Py_DECREF(t);
+    }
+    res = Py_True;
+    Py_INCREF(res);
+    nwg++;
+    goto done;
+out:
+    if (clear_exception() < 0)
+        goto fail;
+    res = Py_False;
+    Py_INCREF(res);
+    goto done;
+fail:
+    res = NULL;
+done:
+    if (have_b)
+        PyBuffer_Release(&b);
+    (void)held;
+    Py_XDECREF(ctl);
+    Py_XDECREF(mvq);
+    Py_XDECREF(key);
+    Py_XDECREF(locks);
+    Py_XDECREF(heap);
+    Py_XDECREF(h);
+    return res;
+}
+
+static PyObject *setup_wg(PyObject *mod, PyObject *args) {
+    PyObject *sp;
+    if (!PyArg_ParseTuple(args, "LLLLO", &W_NLOCKS, &W_STATE, &W_S_ATTN, &W_M_PREEMPT, &sp))
+        return NULL;
+    Py_INCREF(sp);
+    Py_XSETREF(wg_safepoint_py, sp);
+    wready = 1;
+    Py_RETURN_NONE;
+}
+
 static PyObject *setup(PyObject *mod, PyObject *args) {
     PyObject *fc, *nc, *wc, *pt, *consts, *md, *gp, *pp, *rp, *wp, *sp, *fp;
     if (!PyArg_ParseTuple(args, "O!OO!OO!O!OOOOOO", &PyDict_Type, &fc, &nc, &PyDict_Type, &wc, &pt, &PyTuple_Type,
@@ -948,16 +1067,18 @@ static PyObject *setup(PyObject *mod, PyObject *args) {
 }
 
 static PyObject *counts(PyObject *mod, PyObject *unused) {
-    return Py_BuildValue("{sLsLsL}", "go", nfast, "payload", npay, "exit_next", nexit);
+    return Py_BuildValue("{sLsLsLsL}", "go", nfast, "payload", npay, "exit_next", nexit, "wg_done", nwg);
 }
 
 static PyMethodDef methods[] = {
     {"counts", counts, METH_NOARGS,
-     "{'go', 'payload', 'exit_next'}: how often each fast path ran in this process (the tests check them)"},
+     "{'go', 'payload', 'exit_next', 'wg_done'}: how often each fast path ran in this process (the tests check them)"},
     {"go", (PyCFunction)(void (*)(void))go, METH_FASTCALL | METH_KEYWORDS,
      "go($module, fn, /, *args, **kwargs)\n--\n\nStart a goroutine running fn(*args, **kwargs) (Go's go statement)."},
     {"exit_next", (PyCFunction)(void (*)(void))exit_next, METH_FASTCALL,
      "exit_next(m, g): goroutine g ended; the next one's slot, started in g's greenlet, or None (the Python path)"},
+    {"wg_done", wg_done, METH_O, "wg_done(wg): WaitGroup.done's common case; False: the Python path"},
+    {"setup_wg", setup_wg, METH_VARARGS, "setup_wg(NLOCKS, STATE, S_ATTN, M_PREEMPT, check_safepoint)"},
     {"setup_exit", setup_exit, METH_VARARGS, "setup_exit(constants, GSLOTS.put, _start_here)"},
     {"payload", (PyCFunction)(void (*)(void))payload, METH_FASTCALL,
      "payload(m, g): (fn, args, kwargs) of not-started goroutine g from its row, or None (the Python path)"},
@@ -999,6 +1120,11 @@ PyMODINIT_FUNC PyInit_csched(void) {
     INTERN(s_release, "release");
     INTERN(s_cx, "cx");
     INTERN(s_lockedg, "lockedg");
+    INTERN(s_o, "o");
+    INTERN(s__h, "_h");
+    INTERN(s__w, "_w");
+    INTERN(s__a, "_a");
+    INTERN(s_mvq, "mvq");
     INTERN(s_localq, "localq");
     INTERN(s_timers, "timers");
     INTERN(s_greenlets, "greenlets");

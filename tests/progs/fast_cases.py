@@ -511,13 +511,15 @@ def case_payloads():
 
 def report_goid(out_, wg, i):
     from mprt.sched import proc
-    out_.send((i, mprt.sched.current().goid, proc._csched.counts()["exit_next"] if proc._csched else 0))
+    c = proc._csched.counts() if proc._csched else {"exit_next": 0, "wg_done": 0}
+    out_.send((i, mprt.sched.current().goid, c["exit_next"], c["wg_done"], os.getpid()))
     wg.done()
 
 
 def case_exitnext():
     """Goroutines run back to back on one M (GOMAXPROCS=1): each but the first starts in the greenlet
-    of the one before (csched.exit_next where it is built), and each sees its own goroutine id."""
+    of the one before (csched.exit_next where it is built), and each sees its own goroutine id; their
+    WaitGroup.done calls but the last are csched.wg_done's, and the wait ends after the last."""
     n = 200
     res = mprt.chan(n)
     wg = mprt.sync.WaitGroup()
@@ -530,8 +532,13 @@ def case_exitnext():
         if runtime.NumGoroutine() == 1:
             break
         mprt.sleep(0.01)
-    out(n=len(got), distinct=len({g for _, g, _ in got}), exits=max(c for *_, c in got) - min(c for *_, c in got),
-        numgoroutine=runtime.NumGoroutine())
+    # (the counts are each process's: main's M0 may hand its P to another M while it waits)
+    by = {}
+    for _, _, e, w, pid in got:
+        by.setdefault(pid, []).append((e, w))
+    out(n=len(got), distinct=len({r[1] for r in got}), numgoroutine=runtime.NumGoroutine(),
+        exits=sum(max(e for e, _ in v) - min(e for e, _ in v) for v in by.values()),
+        wgdone=sum(max(w for _, w in v) - min(w for _, w in v) for v in by.values()))
 
 
 if __name__ == "__main__":
