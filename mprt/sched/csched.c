@@ -49,7 +49,7 @@ enum { E_G_WORDS, E_G_STATUS, E_G_LOCKEDM, E_G_M, E_G_GOID, E_G_DEAD, E_G_RUNNIN
        E_P_RUNQ, E_P_SCHEDTICK, E_RUNQ, E_NONE, E_FAIRNESS, E_GFREE_MAX, E_N };
 static long long E[E_N];
 static int eready;
-static PyObject *gput_py, *start_here_py;
+static PyObject *gput_py, *start_here_py, *refill_py;
 /* wg_done(wg)'s constants and hooks (setup_wg) */
 static long long W_NLOCKS, W_STATE, W_S_ATTN, W_M_PREEMPT;
 static int wready;
@@ -286,11 +286,22 @@ static long long row_impl(PyObject *m, PyObject *fn, PyObject *const *argv, Py_s
 
     /* the M's caches: a free row, an id, the site */
     gfree = PyObject_GetAttr(m, s_gfree);
-    if (!gfree || !PyList_Check(gfree) || PyList_GET_SIZE(gfree) == 0)
+    if (!gfree || !PyList_Check(gfree))
         goto out;
     int64_t goid = attr_int(m, s_goid_next), goid_end = attr_int(m, s_goid_end);
-    if (PyErr_Occurred() || goid >= goid_end)
+    if (PyErr_Occurred())
         goto out;
+    if (PyList_GET_SIZE(gfree) == 0 || goid >= goid_end) {
+        /* a batch of slots or ids, in Python (nothing is taken yet) */
+        PyObject *t = refill_py ? PyObject_CallOneArg(refill_py, m) : NULL;
+        if (!t)
+            goto out;
+        Py_DECREF(t);
+        goid = attr_int(m, s_goid_next);
+        goid_end = attr_int(m, s_goid_end);
+        if (PyErr_Occurred() || PyList_GET_SIZE(gfree) == 0 || goid >= goid_end)
+            goto out;
+    }
     int64_t sid = site_of(m);
     if (sid < -1 || PyErr_Occurred())
         goto out;                   /* not seen yet: the Python path enters it */
@@ -907,8 +918,8 @@ done:
 }
 
 static PyObject *setup_exit(PyObject *mod, PyObject *args) {
-    PyObject *consts, *gp, *sh;
-    if (!PyArg_ParseTuple(args, "O!OO", &PyTuple_Type, &consts, &gp, &sh))
+    PyObject *consts, *gp, *sh, *rf;
+    if (!PyArg_ParseTuple(args, "O!OOO", &PyTuple_Type, &consts, &gp, &sh, &rf))
         return NULL;
     if (PyTuple_GET_SIZE(consts) != E_N) {
         PyErr_Format(PyExc_ValueError, "csched.setup_exit: %d constants expected", (int)E_N);
@@ -923,6 +934,8 @@ static PyObject *setup_exit(PyObject *mod, PyObject *args) {
     Py_XSETREF(gput_py, gp);
     Py_INCREF(sh);
     Py_XSETREF(start_here_py, sh);
+    Py_INCREF(rf);
+    Py_XSETREF(refill_py, rf);
     eready = 1;
     Py_RETURN_NONE;
 }
@@ -1079,7 +1092,7 @@ static PyMethodDef methods[] = {
      "exit_next(m, g): goroutine g ended; the next one's slot, started in g's greenlet, or None (the Python path)"},
     {"wg_done", wg_done, METH_O, "wg_done(wg): WaitGroup.done's common case; False: the Python path"},
     {"setup_wg", setup_wg, METH_VARARGS, "setup_wg(NLOCKS, STATE, S_ATTN, M_PREEMPT, check_safepoint)"},
-    {"setup_exit", setup_exit, METH_VARARGS, "setup_exit(constants, GSLOTS.put, _start_here)"},
+    {"setup_exit", setup_exit, METH_VARARGS, "setup_exit(constants, GSLOTS.put, _start_here, refill_go_caches)"},
     {"payload", (PyCFunction)(void (*)(void))payload, METH_FASTCALL,
      "payload(m, g): (fn, args, kwargs) of not-started goroutine g from its row, or None (the Python path)"},
     {"setup_payload", setup_payload, METH_VARARGS,

@@ -226,16 +226,29 @@ def gslot_get(m):
 
 def new_goid(m):
     """Goroutine ids come in batches of GOID_BATCH from the sched word, as Go's per-P goidcache."""
+    if m.goid_next >= m.goid_end:
+        _goid_batch(m)
     g = m.goid_next
-    if g >= m.goid_end:
-        acq(m.schedlock)
-        s = m.ctl.sched
-        g = m.q[s + S_GOIDGEN] + 1
-        m.q[s + S_GOIDGEN] += GOID_BATCH
-        rel(m.schedlock)
-        m.goid_end = g + GOID_BATCH
     m.goid_next = g + 1
     return g
+
+
+def _goid_batch(m):
+    acq(m.schedlock)
+    s = m.ctl.sched
+    g = m.q[s + S_GOIDGEN] + 1
+    m.q[s + S_GOIDGEN] += GOID_BATCH
+    rel(m.schedlock)
+    m.goid_next, m.goid_end = g, g + GOID_BATCH
+
+
+def refill_go_caches(m):
+    """A free G slot and a goroutine id ready in this M's caches (csched.go calls it when either
+    ran out, before it takes anything)."""
+    if not m.gfree:
+        GSLOTS.refill(m, m.gfree)
+    if m.goid_next >= m.goid_end:
+        _goid_batch(m)
 
 
 # ---- P run queues (each with its P's lock) ----
@@ -1242,7 +1255,8 @@ if _csched is not None:
     _cpayload = _csched.payload
     _csched.setup_exit((G_WORDS, G_STATUS, G_LOCKEDM, G_M, G_GOID, G_DEAD, G_RUNNING, M_GEXITED, M_NLIVE, M_RQHEAD,
                         M_PREEMPT, M_GCSCAN, M_CURG, S_ATTN, P_WORDS, P_RUNNEXT, P_RQHEAD, P_RQTAIL, P_RUNQ,
-                        P_SCHEDTICK, RUNQ, NONE, FAIRNESS_TICKS, 2 * GFREE_BATCH), GSLOTS.put, _start_here)
+                        P_SCHEDTICK, RUNQ, NONE, FAIRNESS_TICKS, 2 * GFREE_BATCH), GSLOTS.put, _start_here,
+                       refill_go_caches)
     _cexit = _csched.exit_next
 
 codeclass.mark(__name__, codeclass.RUNTIME)
