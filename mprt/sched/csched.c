@@ -534,7 +534,7 @@ slow:
 
 /* ---- a goroutine's start: its function and arguments from its row (schedule._payload) ----
  *
- * payload(m, g): (fn, args, kwargs) of not-started goroutine g, read from its row, for the common
+ * payload(m, g): (fn, args, None) of not-started goroutine g, read from its row, for the common
  * case: the payload inline in the row, the function's pickle already decoded on this M (msg._FN_DEC)
  * and the arguments in typed words (or none), no mark running.  None for everything else, with
  * nothing taken: the Python path (_payload) does it all.  As there, every handle is made (a root
@@ -671,10 +671,8 @@ static PyObject *payload(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     q[r + D[D_G_NPTR]] = 0;
     for (int64_t j = 0; j < nptr; j++)
         q[r + D[D_G_PTR0] + j] = 0;
-    PyObject *kw = PyDict_New();
-    res = kw ? PyTuple_Pack(3, fn, argt, kw) : NULL;
+    res = PyTuple_Pack(3, fn, argt, Py_None);      /* no keyword arguments (_gmain: fn(*args)) */
     npay++;
-    Py_XDECREF(kw);
     Py_DECREF(fn);
     if (!res) {                /* the row is cleared: this error is the goroutine's */
         if (have_b)
@@ -1094,7 +1092,7 @@ static PyMethodDef methods[] = {
     {"setup_wg", setup_wg, METH_VARARGS, "setup_wg(NLOCKS, STATE, S_ATTN, M_PREEMPT, check_safepoint)"},
     {"setup_exit", setup_exit, METH_VARARGS, "setup_exit(constants, GSLOTS.put, _start_here, refill_go_caches)"},
     {"payload", (PyCFunction)(void (*)(void))payload, METH_FASTCALL,
-     "payload(m, g): (fn, args, kwargs) of not-started goroutine g from its row, or None (the Python path)"},
+     "payload(m, g): (fn, args, None) of not-started goroutine g from its row, or None (the Python path)"},
     {"setup_payload", setup_payload, METH_VARARGS,
      "setup_payload(fn_dec, wire_class, constants, shade_row)"},
     {"setup", setup, METH_VARARGS,

@@ -1069,7 +1069,10 @@ def _gmain(g):
             fn, args, kwargs = _payload(m, g)
             if m.tracing:
                 _trace_func(m, fn)
-            fn(*args, **kwargs)
+            if kwargs:
+                fn(*args, **kwargs)
+            else:
+                fn(*args)
         except Goexit:
             pass
         except Exiting:
