@@ -1,5 +1,11 @@
-/* go() in C (mprt/sched/proc.py: go and _put_new): Go's newproc for the code users write
- * (`go(worker, wg, i)`: a function, a handle and an int), mprt.go where this module is built.
+/* The goroutine's life in C where users' code spends it: go() (proc.go and _put_new: Go's newproc
+ * for `go(worker, wg, i)`: a function, a handle and an int), the start of a goroutine from its row
+ * (payload: schedule._payload), its end and the next one's start in the same greenlet (exit_next:
+ * schedule._goexit0's fast path with execute_mark and _start_here), and WaitGroup.done's common
+ * case (wg_done: sema.WaitGroup.done).  Each does the common case whole or nothing at all: None or
+ * False with nothing taken sends the caller down the Python path, which stays the reference.
+ * Locks are taken with a try and held only where no Python code runs, so no signal can stop an M
+ * that holds one; the P's and an object's locks are the Python path's (segment.Lock).
  *
  * go(fn, *args): takes a free G row of the current M, a goroutine id and the creation site, and
  * writes the row as the Python path does: the function's pickle (msg.FN_CACHE, or proc._fn_payload
@@ -12,14 +18,15 @@
  *
  * Everything else is proc.go's, called with the same arguments: keyword arguments, tracing, a
  * running mark (the barrier's shading), an argument that needs a pickle, a payload longer than the
- * row, no cached free row, id or site (go enters them), any Exception on the way (cleared: the
+ * row, a creation site not seen yet (go enters it), any Exception on the way (cleared: the
  * Python path meets it again and reports it with its own frames).  An exception that is not an
  * Exception (what a signal handler raised in Python code called from here: KeyboardInterrupt, the
  * runtime's Terminated) propagates.
  *
  * From the first write to the row to its last no Python code runs (no callback, no allocation
  * of a tracked object), so no signal handler can stop this M with the row half made; before it,
- * Python may run (the pickle, a lock's first opening): nothing is taken yet.
+ * Python may run (the pickle, a batch of free rows or ids, a lock's first opening): nothing is
+ * taken yet.
  *
  * Pure Python stays the reference: MPRT_ACCEL=0 turns this off, and CI runs the tests both ways.
  */
