@@ -226,6 +226,7 @@ class Chan:
     """A Go channel.  Make one with mprt.chan(cap)."""
 
     __slots__ = ("_p", "_a", "_w", "_lk", "_hq", "_h")
+    _wire_fields = __slots__     # what __init__(p) sets: csched.c builds a received handle from them
 
     def __init__(self, p):
         self._p = p

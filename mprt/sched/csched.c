@@ -40,7 +40,7 @@ static PyObject *fn_cache, *nocache, *wire_code, *ptr_type, *mstate_dict, *go_py
     *safepoint_py, *fnpay_py, *zero, *fn_dec, *wire_class, *shade_py;
 static PyObject *s_gfree, *s_goid_next, *s_goid_end, *s_curgoid, *s_sites, *s_row, *s_mv8, *s_ctl, *s_gbase,
     *s_a, *s_p, *s__m, *s_tracing, *s_heap, *s_gcq, *s_p_idx, *s_pbase, *s_sched, *s_plocks, *s_acquire_raw,
-    *s_release, *s_cx, *s_at, *s_lockedg, *s_localq, *s_timers, *s_greenlets, *s_tick, *s_id, *s_curg;
+    *s_release, *s_cx, *s_at, *s_wire_fields, *s_lockedg, *s_localq, *s_timers, *s_greenlets, *s_tick, *s_id, *s_curg;
 
 enum { C_TYPED, C_TYPED_MAX, C_G_WORDS, C_G_GOID, C_G_PARENT, C_G_SITE, C_G_FNLEN, C_G_INLINE, C_G_INLINE_BYTES,
        C_G_NPTRS, C_G_PTR0, C_G_PAYLEN, C_G_NPTR, C_G_STATUS, C_G_RUNNABLE, C_M_GCREATED, C_NONE, C_P_WORDS,
@@ -549,7 +549,46 @@ slow:
  * run by an allocation here ran a signal handler that stopped this M), the words are shaded first,
  * by schedule._shade_row, as the deletion half of the barrier. */
 
-static PyObject *decode_one(PyObject *cx, const uint8_t *d, Py_ssize_t n, Py_ssize_t *i) {
+/* a runtime handle of class cls for the heap object at x (handle p): cls(p), or the same built here
+ * where cls names its fields (_wire_fields: what its __init__(p) sets, each from p, the address
+ * or the heap); the tests check that both give the same handle */
+static PyObject *make_wire(PyObject *cls, PyObject *p, int64_t x, PyObject *heap) {
+    PyObject *fields = PyObject_GetAttr(cls, s_wire_fields);
+    if (!fields || !PyTuple_Check(fields) || !PyType_Check(cls)) {
+        Py_XDECREF(fields);
+        PyErr_Clear();
+        return PyObject_CallOneArg(cls, p);
+    }
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    PyObject *o = tp->tp_alloc(tp, 0);
+    for (Py_ssize_t k = 0; o && k < PyTuple_GET_SIZE(fields); k++) {
+        PyObject *name = PyTuple_GET_ITEM(fields, k), *v = NULL;
+        if (!PyUnicode_Check(name))
+            v = NULL;
+        else if (PyUnicode_CompareWithASCIIString(name, "_p") == 0)
+            v = Py_NewRef(p);
+        else if (PyUnicode_CompareWithASCIIString(name, "_a") == 0)
+            v = PyLong_FromLongLong(x);
+        else if (PyUnicode_CompareWithASCIIString(name, "_w") == 0)
+            v = PyLong_FromLongLong(x >> 3);
+        else if (PyUnicode_CompareWithASCIIString(name, "_h") == 0)
+            v = Py_NewRef(heap);
+        else if (PyUnicode_CompareWithASCIIString(name, "_hq") == 0)
+            v = PyObject_GetAttr(heap, s_mvq);
+        else if (PyUnicode_CompareWithASCIIString(name, "_lk") == 0)
+            v = Py_NewRef(Py_None);
+        if (!v || PyObject_SetAttr(o, name, v) < 0) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "mprt: %R: unknown wire field %R", cls, name);
+            Py_CLEAR(o);
+        }
+        Py_XDECREF(v);
+    }
+    Py_DECREF(fields);
+    return o;
+}
+
+static PyObject *decode_one(PyObject *cx, PyObject *heap, const uint8_t *d, Py_ssize_t n, Py_ssize_t *i) {
     if (*i >= n)
         return NULL;
     int c = d[(*i)++];
@@ -578,7 +617,7 @@ static PyObject *decode_one(PyObject *cx, const uint8_t *d, Py_ssize_t n, Py_ssi
         PyObject *key = PyLong_FromLong(c & 0x7F);
         PyObject *cls = key ? PyDict_GetItemWithError(wire_class, key) : NULL;
         Py_XDECREF(key);
-        PyObject *h = cls ? PyObject_CallOneArg(cls, p) : NULL;
+        PyObject *h = cls ? make_wire(cls, p, x, heap) : NULL;
         Py_DECREF(p);
         return h;
     }
@@ -652,7 +691,7 @@ static PyObject *payload(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         i += 2;
         argt = PyTuple_New(k);
         for (Py_ssize_t j = 0; argt && j < k; j++) {
-            PyObject *v = decode_one(cx, d, n, &i);
+            PyObject *v = decode_one(cx, heap, d, n, &i);
             if (!v) {
                 Py_CLEAR(argt);
                 break;
@@ -1137,6 +1176,7 @@ PyMODINIT_FUNC PyInit_csched(void) {
     INTERN(s_acquire_raw, "acquire_raw");
     INTERN(s_release, "release");
     INTERN(s_cx, "cx");
+    INTERN(s_wire_fields, "_wire_fields");
     INTERN(s_lockedg, "lockedg");
     INTERN(s_o, "o");
     INTERN(s__h, "_h");

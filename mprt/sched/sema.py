@@ -43,6 +43,7 @@ STARVATION_NS = 1_000_000                               # Go's starvationThresho
 
 class SemaObject:
     __slots__ = ("_p", "_a", "_w", "_h")
+    _wire_fields = __slots__     # what __init__(p) sets: csched.c builds a received handle from them
 
     def __init__(self, p=None):
         if p is None:

@@ -485,9 +485,20 @@ def case_gorows():
     out(bad=bad, n=n, c_go=mprt.go is not proc.go, fast=fast)
 
 
+def _as_init_makes(a):
+    """A handle received has every field its class's __init__ gives it (csched.c builds them)."""
+    f = getattr(type(a), "_wire_fields", None)
+    if not f:
+        return True
+    b = type(a)(a._p)
+    return all(getattr(a, k) is getattr(b, k) or (type(getattr(a, k)) is int and getattr(a, k) == getattr(b, k))
+               for k in f)
+
+
 def receive_pay(out_, i, *args):
     from mprt.sched import proc
-    out_.send((i, [fp(a) for a in args], os.getpid(), proc._csched.counts()["payload"] if proc._csched else 0))
+    seen = [fp(a) if _as_init_makes(a) else "fields differ" for a in args]
+    out_.send((i, seen, os.getpid(), proc._csched.counts()["payload"] if proc._csched else 0))
 
 
 def case_payloads():
