@@ -12,6 +12,10 @@ Scheduling (findrunnable, run by an M holding a P, in this order):
     2*spinning >= busy Ps;
  6. spin a little polling all of the above (a goroutine readied by another M is seen within a
     microsecond instead of a wakeup), then give the P up and park on the M's semaphore.
+
+A goroutine's start from its row (_payload) and its end with the next one's start in the same
+greenlet (_goexit0's fast path) have their common cases in C (csched.c: payload, exit_next), each
+done whole or not at all; the Python code here is the reference and does everything else.
 """
 import heapq
 import os
