@@ -13,7 +13,8 @@ Each is a heap object: a state word and a FIFO of waiting sudogs, guarded by the
                waiter, arrivals queue behind; the mode ends with a waiter that waited less, or the
                last one.  Every word is read and written under the object's lock, so Go's CAS loops
                are plain updates, and a waiter is queued in the same hold that counts it.
-Both park the goroutine, never the M, and work across Ms.
+Both park the goroutine, never the M, and work across Ms.  WaitGroup.done's common case (the
+counter stays above zero) is in C where it was built (csched.wg_done), under the same lock.
 """
 import random
 import sys
