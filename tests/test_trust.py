@@ -222,4 +222,5 @@ def test_print_to_a_full_pipe_while_goroutines_are_preempted():
     assert p.returncode == 0, err[-3000:]
     lines = out.splitlines()
     assert len(lines) == 1 + 8 * 600
-    assert all(re.fullmatch(r"worker \d line \d+ x*", ln) for ln in lines[1:])
+    bad = [(i, ln) for i, ln in enumerate(lines) if i and not re.fullmatch(r"worker \d line \d+ x*", ln)]
+    assert lines[0] == "main before go" and not bad, (lines[0], bad[:10])
