@@ -126,22 +126,93 @@ class _LineSink(io.BufferedIOBase):
         pass
 
 
+class _LineText(io.TextIOBase):
+    """The text layer of stdout and stderr while a runtime runs, over a _LineSink: each goroutine's
+    text is kept apart until it ends a line, and the line goes out in one write.  A TextIOWrapper
+    shared by the goroutines of an M mixed them: print() writes its arguments, separators and end
+    one by one, and Python code that runs in between (an argument's __str__ that parks, a finalizer
+    run by the collector that a signal handler preempts) let another goroutine of the M write into
+    the same pending text ("worker 1 ...worker 2 ...\n").  This code is runtime code, so a
+    goroutine is never switched out inside it.  flush() writes the caller's unended line,
+    flush_all() everyone's (an M's exit, a fork, the end of the run: _flush_lines)."""
+
+    line_buffering = True
+
+    def __init__(self, sink, encoding, errors):
+        super().__init__()
+        self.buffer = sink
+        self._enc, self._err = encoding, errors
+        self._part = {}          # (G slot, goroutine id) -> the text written since its last newline
+
+    encoding = property(lambda self: self._enc)
+    errors = property(lambda self: self._err)
+    name = property(lambda self: self.buffer.name)
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self.buffer.fileno()
+
+    def isatty(self):
+        return self.buffer.isatty()
+
+    def reconfigure(self, *, encoding=None, errors=None, **_):
+        self.flush()
+        if encoding is not None:
+            self._enc = encoding
+            self._err = errors or "strict"
+        elif errors is not None:
+            self._err = errors
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        k = self._key()
+        i = s.rfind("\n")
+        if i < 0:
+            if s:
+                self._part[k] = self._part.get(k, "") + s
+            return len(s)
+        line = self._part.pop(k, "") + s[:i + 1]
+        if i + 1 < len(s):
+            self._part[k] = s[i + 1:]
+        self.buffer.write(line.encode(self._enc, self._err))
+        return len(s)
+
+    def _key(self):
+        m = mstate.current_m_or_none()
+        return None if m is None else (m.curg, m.curgoid)
+
+    def flush(self):
+        """The calling goroutine's unended line (print(..., flush=True), logging's handlers): another
+        goroutine's half line stays until it ends it."""
+        text = self._part.pop(self._key(), None)
+        if text:
+            self.buffer.write(text.encode(self._enc, self._err))
+
+    def flush_all(self):
+        """Every unended line (an M's exit, a fork, the end of the run)."""
+        part, self._part = self._part, {}
+        for text in part.values():
+            self.buffer.write(text.encode(self._enc, self._err))
+
+
 def _whole_lines():
     """Go's Println is one write(2) of the whole line, at once.  Every M's stdout and stderr are
-    line-buffered text over a _LineSink (a line goes out in one write as soon as it ends,
-    PYTHONUNBUFFERED or not, to a terminal, a pipe or a file): lines of goroutines on different Ms
-    never mix, and none waits in a buffer behind a later one.  Returns what to restore (M0, after
-    the run); a stream that is not a file's TextIOWrapper (a capture object) is left as it is."""
+    _LineText over a _LineSink (a line goes out in one write as soon as it ends, PYTHONUNBUFFERED or
+    not, to a terminal, a pipe or a file): lines of goroutines, on one M or on several, never mix,
+    and none waits in a buffer behind a later one.  Returns what to restore (M0, after the run); a
+    stream that is not a file's TextIOWrapper (a capture object) is left as it is."""
     saved = []
     for name in ("stdout", "stderr"):
         f = getattr(sys, name)
         try:
-            if not isinstance(f, io.TextIOWrapper) or isinstance(f.buffer, _LineSink):
-                continue        # (a capture object; or an M forked from M0 with its sink already)
+            if not isinstance(f, io.TextIOWrapper):
+                continue        # (a capture object; or an M forked from M0 with its _LineText already)
             fd = f.fileno()
             f.flush()
-            new = io.TextIOWrapper(_LineSink(fd, getattr(f.buffer, "name", fd)), encoding=f.encoding,
-                                   errors=f.errors, line_buffering=True)
+            new = _LineText(_LineSink(fd, getattr(f.buffer, "name", fd)), f.encoding, f.errors)
         except (AttributeError, ValueError, OSError):
             continue
         setattr(sys, name, new)
@@ -149,10 +220,19 @@ def _whole_lines():
     return saved
 
 
+def _flush_lines():
+    """Every unended line of stdout and stderr (before a fork, at an M's exit)."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            getattr(f, "flush_all", f.flush)()
+        except (ValueError, OSError, AttributeError):
+            pass
+
+
 def _restore_lines(saved):
     for name, old, new in saved:
         try:
-            new.flush()
+            new.flush_all()
         except (ValueError, OSError):
             pass
         if getattr(sys, name) is new:
@@ -400,8 +480,7 @@ def _ending_report(m):
 def _fork(fn, *args):
     """Fork a child that runs fn(*args) and exits (1 with a traceback if fn raised); returns its pid.
     Buffered output is flushed first, so the child does not print it again."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush_lines()
     pid = os.fork()
     if pid == 0:
         code = 0

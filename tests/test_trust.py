@@ -224,3 +224,18 @@ def test_print_to_a_full_pipe_while_goroutines_are_preempted():
     assert len(lines) == 1 + 8 * 600
     bad = [(i, ln) for i, ln in enumerate(lines) if i and not re.fullmatch(r"worker \d line \d+ x*", ln)]
     assert lines[0] == "main before go" and not bad, (lines[0], bad[:10])
+
+
+def test_print_whose_argument_yields_keeps_each_goroutines_line_whole():
+    """print() writes its arguments one by one; a goroutine switched out in between (its argument's
+    __str__ yields) left half a line in the M's shared text buffer for the next goroutine to finish
+    ("worker 0 line 3 worker 1 line 3 x"): each goroutine's text is now kept apart until its newline."""
+    env = {**os.environ, "GOMAXPROCS": "1"}
+    p = subprocess.run([sys.executable, PROG, "print_yields", "50"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = p.stdout.splitlines()
+    assert lines[0] == "main before go"
+    bad = [ln for ln in lines[1:] if not re.fullmatch(r"worker (\d) line \d+ x*", ln)
+           or len(ln.rsplit(" ", 1)[1].replace("x", "")) or ln.count("x") != int(ln.split()[1])]
+    assert len(lines) == 1 + 4 * 50 and not bad, bad[:10]

@@ -310,11 +310,11 @@ def exiting(m):
 
 
 def worker_exit(code=0):
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except Exception:
-        pass
+    for f in (sys.stdout, sys.stderr):
+        try:
+            getattr(f, "flush_all", f.flush)()     # (boot._LineText: every goroutine's unended line)
+        except Exception:
+            pass
     os._exit(code)
 
 

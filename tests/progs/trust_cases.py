@@ -282,6 +282,35 @@ def printer(k, n, wg):
     wg.done()
 
 
+class _Yields:
+    """An argument of print() whose __str__ lets the goroutine's M run its other goroutines."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def __str__(self):
+        runtime.Gosched()
+        return "x" * self.k
+
+
+def yielding_printer(k, n, wg):
+    for i in range(n):
+        print("worker", k, "line", i, _Yields(k), end="\n", sep=" ")
+    wg.done()
+
+
+def case_print_yields():
+    """print() with an argument whose __str__ yields: print writes each argument and separator on its
+    own, so the goroutines of one M (GOMAXPROCS=1) take turns inside each other's print calls."""
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+    print("main before go")
+    wg = mprt.sync.WaitGroup()
+    wg.add(4)
+    for k in range(4):
+        mprt.go(yielding_printer, k, n, wg)
+    wg.wait()
+
+
 def case_print():
     lines = sys.argv[2] if len(sys.argv) > 2 else "100"
     print("main before go")
