@@ -166,13 +166,18 @@ def program_frame(frame):
     return frame
 
 
+def stale():
+    """Modules were imported since the last look and some LOCKING module's code is not entered yet."""
+    return len(_stdlib_done) < len(_LOCKING_MODULES) and len(sys.modules) != _nmodules[0]
+
+
 def classify(frame):
     """(kind, outermost heap frame) of the stack whose innermost frame is `frame`: the highest kind
     among the frames down to the goroutine's BASE frame, walked whole.  A stack with no BASE frame
     (the scheduler's own greenlet, M0 outside main) or whose innermost frame is the BASE frame itself
     is RUNTIME.  USER: may be stopped and preempted; LOCKING: stopped only; RUNTIME: neither (it
     reaches a safe point of its own); HEAP: neither, and the stop waits for that frame to return."""
-    if len(_stdlib_done) < len(_LOCKING_MODULES) and len(sys.modules) != _nmodules[0]:
+    if stale():
         _stdlib()
     get = _kind.get
     top = USER

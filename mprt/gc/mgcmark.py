@@ -175,6 +175,8 @@ class Marker:
         """Blacken the objects other processes greyed (found through dirty spans)."""
         h = self.h
         npages = int(h.hdr[H_ARENA_PAGES])
+        if USE_C and not _cmark.any_nonzero(h.gcdirty, npages):
+            return 0
         # (compared first, into a copy: other processes write the flags, and numpy's nonzero of
         # memory that changes while it counts raises)
         d = np.flatnonzero(h.gcdirty[:npages] != 0)

@@ -33,8 +33,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 static PyObject *fn_cache, *nocache, *wire_code, *ptr_type, *mstate_dict, *go_py, *put_py, *runqput_py, *wakep_py,
     *safepoint_py, *fnpay_py, *zero, *fn_dec, *wire_class, *shade_py;
@@ -1098,6 +1103,417 @@ static PyObject *setup_wg(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- the stop of the world at an allocation (stw._alloc_safepoint's common case) ----
+ *
+ * A stop's pause lasts until the last running M has parked its P, and the Ms reach the stop at
+ * their next allocation.  That path runs once per stop, with cold caches: in Python (the safe
+ * point, the stack's walk, gcstopm's first half) it took 50-60 us of CPU per M, most of the pause.
+ * alloc_safepoint() is malloc's safe-point hook where this is built: it reads the words itself, walks
+ * the stack as codeclass.classify does (through the same table), and for a stop of the world gives
+ * up the P as gcstopm does, under the sched lock taken with a try (sem_trywait on this process's
+ * own opening of the lock's semaphore), where no Python code runs; then stw._cstopped does the rest
+ * in Python (the park, the roots' scan, a P lost in a resize, a preemption due), with the P already
+ * counted stopped.  Everything else (a preemption only, the program's end, the lock held a while,
+ * GODEBUG=schedcheck=1, another M than the one set up) is the Python hook's.  alloc_stop() is the
+ * same stop called by the allocator's C new itself when it finds the stop due (its caller's frame is
+ * the program's), sparing the Python entry point's call on the way. */
+
+enum { T_S_ATTN, T_S_GCWAITING, T_S_STOPPER, T_S_STOPWAIT, T_S_EXIT, T_M_PREEMPT, T_M_STATE, T_M_P, T_MS_GCSTOP,
+       T_P_WORDS, T_P_STATUS, T_P_RUNNING, T_P_GCSTOP, T_NONE, T_USER, T_BASE, T_LOCKING, T_RUNTIME, T_HEAP,
+       T_S_GOMAXPROCS, T_S_PIDLE, T_S_NPIDLE, T_S_PAUSEIDX, T_S_NSTW, T_S_STWTOTAL, T_S_MCOUNT, T_P_M, T_P_LINK,
+       T_P_SYSCALL, T_M_WORDS, T_M_STAMP, T_MS_RUNNING, T_NPAUSE, T_N };
+static long long T[T_N];
+static struct {
+    PyObject *m;                    /* the M set up (a new reference), or NULL */
+    PyObject *mv;                   /* the object whose buffer q is (held with the buffer) */
+    Py_buffer buf;
+    volatile int64_t *q;
+    int64_t sched, row, pbase, mbase, pause, mid, words;
+    sem_t *schedlock, *stwnote, *msem;
+} st;
+static PyObject *sp_py, *cstopped_py, *kind_dict, *s_locks, *s_in_gcstop, *s_schedcheck;
+static long long nstop;         /* stops taken here */
+
+static void stop_release(void) {
+    if (st.schedlock && st.schedlock != SEM_FAILED)
+        sem_close(st.schedlock);
+    if (st.stwnote && st.stwnote != SEM_FAILED)
+        sem_close(st.stwnote);
+    if (st.msem && st.msem != SEM_FAILED)     /* (glibc's SEM_FAILED is NULL: an M with no semaphore) */
+        sem_close(st.msem);
+    st.schedlock = st.stwnote = st.msem = NULL;
+    if (st.mv) {
+        PyBuffer_Release(&st.buf);
+        Py_CLEAR(st.mv);
+    }
+    Py_CLEAR(st.m);
+    st.q = NULL;
+}
+
+/* setup_stop(m, mv, sched, row, pbase, mbase, pause, id, schedlock name, stwnote name, the M's
+ * semaphore's name) or setup_stop(None): the M of this process from now on (mstate.set_current_m).
+ * The coordinator has no row (-1) and no semaphore (None): only the stopper's side is set up. */
+static PyObject *setup_stop(PyObject *mod, PyObject *args) {
+    PyObject *m, *mv = NULL;
+    long long sched = 0, row = 0, pbase = 0, mbase = 0, pause = 0, mid = 0;
+    const char *ln = NULL, *nn = NULL, *sn = NULL;
+    if (!PyArg_ParseTuple(args, "O|OLLLLLLssz", &m, &mv, &sched, &row, &pbase, &mbase, &pause, &mid, &ln, &nn, &sn))
+        return NULL;
+    stop_release();
+    if (m == Py_None)
+        Py_RETURN_NONE;
+    PyObject *sc = PyObject_GetAttr(m, s_schedcheck);
+    int schedcheck = sc ? PyObject_IsTrue(sc) : -1;
+    Py_XDECREF(sc);
+    if (schedcheck < 0)
+        return NULL;
+    if (schedcheck)
+        Py_RETURN_NONE;      /* GODEBUG=schedcheck=1 checks the rows at every unlock: the Python path */
+    if (!mv || !ln || !nn) {
+        PyErr_SetString(PyExc_TypeError, "csched.setup_stop: m, mv, sched, row, pbase, mbase, pause, id and the names");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(mv, &st.buf, PyBUF_WRITABLE) < 0)
+        return NULL;
+    Py_INCREF(mv);
+    st.mv = mv;
+    st.words = st.buf.len / 8;
+    st.sched = sched;
+    st.row = row;
+    st.pbase = pbase;
+    st.mbase = mbase;
+    st.pause = pause;
+    st.mid = mid;
+    st.schedlock = sem_open(ln, 0);
+    st.stwnote = sem_open(nn, 0);
+    st.msem = sn ? sem_open(sn, 0) : NULL;
+    if (st.schedlock == SEM_FAILED || st.stwnote == SEM_FAILED || (sn && st.msem == SEM_FAILED) ||
+        sched + T[T_S_EXIT] >= st.words || row + T[T_M_P] >= st.words || pause + 2 * T[T_NPAUSE] > st.words) {
+        stop_release();      /* not usable: the Python paths do everything */
+        Py_RETURN_NONE;
+    }
+    st.q = (volatile int64_t *)st.buf.buf;
+    Py_INCREF(m);
+    st.m = m;
+    Py_RETURN_NONE;
+}
+
+/* the kind of the stack from `f` down to the goroutine's BASE frame (codeclass.classify's rule);
+ * -1 with an exception set */
+static int stack_kind(PyFrameObject *f) {
+    int top = (int)T[T_USER], user = 0;
+    Py_XINCREF(f);
+    while (f) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        PyObject *key = PyLong_FromVoidPtr(code);
+        Py_DECREF(code);
+        if (!key) {
+            Py_DECREF(f);
+            return -1;
+        }
+        PyObject *v = PyDict_GetItemWithError(kind_dict, key);
+        Py_DECREF(key);
+        long k = v ? PyLong_AsLong(v) : (long)T[T_USER];
+        if (PyErr_Occurred()) {
+            Py_DECREF(f);
+            return -1;
+        }
+        if (k == T[T_BASE]) {
+            Py_DECREF(f);
+            return (user || top > T[T_RUNTIME]) ? top : (int)T[T_RUNTIME];
+        }
+        if (k > top)
+            top = (int)k;
+        user = 1;
+        PyFrameObject *b = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = b;
+    }
+    return top > T[T_RUNTIME] ? top : (int)T[T_RUNTIME];
+}
+
+/* the sched lock, tried a few times: its holders keep it for microseconds, where no Python code runs
+ * (a stopper yields the CPU it may share with us) */
+static int trylock(sem_t *s) {
+    for (int i = 0; i < 40; i++) {
+        if (sem_trywait(s) == 0)
+            return 1;
+        if (errno != EAGAIN && errno != EINTR)
+            return 0;
+        if (i >= 8)
+            sched_yield();
+    }
+    return 0;
+}
+
+static PyObject *python_hook(void) {
+    return PyObject_CallNoArgs(sp_py);
+}
+
+/* the stop at the allocation whose caller's frame is `caller` (NULL: take the innermost frame's
+ * caller); direct: called by the allocator's C new, which goes its slow path afterwards (the
+ * Python hook there does whatever this left) */
+static PyObject *stop_at_alloc(int direct) {
+    if (!sp_py)
+        Py_RETURN_NONE;
+    PyObject *m = mstate_dict ? PyDict_GetItemWithError(mstate_dict, s__m) : NULL;     /* borrowed */
+    if (!m || m != st.m || !st.q || st.row < 0 || !st.msem)
+        return PyErr_Occurred() ? NULL : direct ? (Py_INCREF(Py_None), Py_None) : python_hook();
+    volatile int64_t *q = st.q;
+    int attn = q[st.sched + T[T_S_ATTN]] != 0;
+    if (!attn && !q[st.row + T[T_M_PREEMPT]])
+        Py_RETURN_NONE;
+    if (!attn || !q[st.sched + T[T_S_GCWAITING]] || q[st.sched + T[T_S_EXIT]] ||
+        q[st.sched + T[T_S_STOPPER]] == st.mid)
+        goto python;
+    int err = 0;
+    int64_t locks = getattr_i64(m, s_locks, &err), p = getattr_i64(m, s_p_idx, &err);
+    PyObject *ig = PyObject_GetAttr(m, s_in_gcstop);
+    int in_gcstop = ig ? PyObject_IsTrue(ig) : -1;
+    Py_XDECREF(ig);
+    if (err || in_gcstop != 0 || p == T[T_NONE] || p < 0) {
+        if (clear_exception() < 0)
+            return NULL;
+        goto python;
+    }
+    if (locks)
+        Py_RETURN_NONE;          /* the Python hook does nothing either: a lock's release stops it */
+    /* the code that allocates: the caller of the C new, or of the entry point (malloc.new, make,
+     * new_batch) that called this hook.  The walk needs no LOCKING entry codeclass has yet to make
+     * (classify's _stdlib): a stop is allowed in USER and LOCKING code alike; _cstopped looks again
+     * before what tells them apart (a preemption, ensure_p) */
+    PyFrameObject *entry = PyEval_GetFrame(), *caller;
+    if (direct) {
+        caller = entry;
+        Py_XINCREF(caller);
+    } else {
+        caller = entry ? PyFrame_GetBack(entry) : NULL;
+    }
+    int kind = caller ? stack_kind(caller) : (int)T[T_RUNTIME];
+    if (kind < 0 || kind > T[T_LOCKING]) {
+        Py_XDECREF(caller);
+        if (kind < 0 && clear_exception() < 0)
+            return NULL;
+        if (kind < 0)
+            goto python;
+        Py_RETURN_NONE;          /* runtime or heap code: it stops at its own safe point */
+    }
+    int64_t b = st.pbase + p * T[T_P_WORDS];
+    if (b + T[T_P_STATUS] >= st.words || q[st.row + T[T_M_P]] != p || !trylock(st.schedlock)) {
+        Py_XDECREF(caller);
+        goto python;             /* the lock held a while: the Python path waits for it */
+    }
+    /* gcstopm's first half: from here to the release no Python code runs (in_gcstop is a plain
+     * attribute of M), so no signal handler meets the M half stopped */
+    if (!q[st.sched + T[T_S_GCWAITING]] || PyObject_SetAttr(m, s_in_gcstop, Py_True) < 0) {
+        sem_post(st.schedlock);
+        Py_XDECREF(caller);
+        if (clear_exception() < 0)
+            return NULL;
+        goto python;
+    }
+    if (q[b + T[T_P_STATUS]] == T[T_P_RUNNING]) {
+        q[b + T[T_P_STATUS]] = T[T_P_GCSTOP];
+        if (--q[st.sched + T[T_S_STOPWAIT]] == 0)
+            sem_post(st.stwnote);
+    }
+    q[st.row + T[T_M_STATE]] = T[T_MS_GCSTOP];
+    sem_post(st.schedlock);
+    nstop++;
+    /* the first park here too: an M that went on in Python to its park kept the CPU from the stopper
+     * (on a machine with no free CPU it shares one with an M) for ~30 us more.  A signal (EINTR), a
+     * timeout (M0 looks at the coordinator every 0.5 s) or the program's end: _cstopped's loop */
+    int timed_out = 0;
+    if (q[st.row + T[T_M_STATE]] == T[T_MS_GCSTOP] && !q[st.sched + T[T_S_EXIT]]) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        int r;
+        Py_BEGIN_ALLOW_THREADS
+        r = sem_timedwait(st.msem, &ts);
+        Py_END_ALLOW_THREADS
+        timed_out = r != 0 && errno == ETIMEDOUT;
+    }
+    PyObject *res = PyObject_CallFunctionObjArgs(cstopped_py, m, kind != T[T_USER] ? Py_True : Py_False,
+                                                 timed_out ? Py_True : Py_False, caller, NULL);
+    Py_DECREF(caller);
+    return res;
+python:
+    if (direct)
+        Py_RETURN_NONE;
+    return python_hook();
+}
+
+static PyObject *alloc_safepoint(PyObject *mod, PyObject *unused) {
+    return stop_at_alloc(0);
+}
+
+static PyObject *alloc_stop(PyObject *mod, PyObject *unused) {
+    return stop_at_alloc(1);
+}
+
+/* ---- the stopper's side: stw.stop_the_world's request and start_the_world's common case ----
+ *
+ * The pause runs from the request to the restart's flip of the rows, and the stopper's Python there
+ * (cold, in the collector that just woke) was a third of it.  stw_stop(p, spin_ns) makes the
+ * request as stop_the_world does (GCWAITING, the idle and syscall Ps taken, STOPWAIT, ATTN last, all
+ * under the sched lock) and spins until the Ps are stopped or spin_ns has passed, yielding the CPU
+ * if the stopper holds no P: the Ps still running, for stop_the_world's wait (signals, the sleep).
+ * stw_start(p, t0) restarts when every stopped P goes back to the M stopped holding it and no M
+ * waits without one: (the pause in ns, the Ms to wake).  None from either: nothing was done (the
+ * sched lock held a while, a stop already under way, any other restart): the Python path. */
+
+static inline int64_t prow(int64_t p) { return st.pbase + p * T[T_P_WORDS]; }
+static inline int64_t mrow(int64_t mid) { return st.mbase + mid * T[T_M_WORDS]; }
+
+static long long clock_ns(clockid_t id) {
+    struct timespec t;
+    clock_gettime(id, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static PyObject *stw_stop(PyObject *mod, PyObject *args) {
+    long long mp, spin_ns;
+    if (!PyArg_ParseTuple(args, "LL", &mp, &spin_ns))
+        return NULL;
+    volatile int64_t *q = st.q;
+    if (!q)
+        Py_RETURN_NONE;
+    int64_t s = st.sched, n = q[s + T[T_S_GOMAXPROCS]];
+    if (n <= 0 || prow(n) > st.words || (mp != T[T_NONE] && (mp < 0 || mp >= n)) || !trylock(st.schedlock))
+        Py_RETURN_NONE;
+    if (q[s + T[T_S_GCWAITING]]) {
+        sem_post(st.schedlock);
+        Py_RETURN_NONE;          /* another stopper: stop_the_world waits for it */
+    }
+    q[s + T[T_S_GCWAITING]] = 1;
+    q[s + T[T_S_STOPPER]] = st.mid;
+    int64_t wait = n;
+    if (mp != T[T_NONE]) {
+        q[prow(mp) + T[T_P_STATUS]] = T[T_P_GCSTOP];
+        wait--;
+    }
+    for (int64_t p = q[s + T[T_S_PIDLE]]; p != T[T_NONE] && p >= 0 && p < n; p = q[s + T[T_S_PIDLE]]) {
+        q[s + T[T_S_PIDLE]] = q[prow(p) + T[T_P_LINK]];
+        q[s + T[T_S_NPIDLE]]--;
+        q[prow(p) + T[T_P_STATUS]] = T[T_P_GCSTOP];
+        wait--;
+    }
+    for (int64_t p = 0; p < n; p++) {
+        int64_t b = prow(p);
+        if (q[b + T[T_P_STATUS]] == T[T_P_SYSCALL]) {
+            q[b + T[T_P_STATUS]] = T[T_P_GCSTOP];
+            int64_t mid = q[b + T[T_P_M]];
+            if (mid >= 0 && mrow(mid + 1) <= st.words)
+                q[mrow(mid) + T[T_M_P]] = T[T_NONE];
+            q[b + T[T_P_M]] = T[T_NONE];
+            wait--;
+        }
+    }
+    q[s + T[T_S_STOPWAIT]] = wait;
+    q[s + T[T_S_ATTN]] = 1;      /* last: an M that sees it finds the lock free */
+    sem_post(st.schedlock);
+    if (wait > 0) {
+        long long until = clock_ns(CLOCK_MONOTONIC) + spin_ns;
+        while (q[s + T[T_S_STOPWAIT]] > 0 && clock_ns(CLOCK_MONOTONIC) < until) {
+            if (mp == T[T_NONE])
+                sched_yield();   /* the collector may share its CPU with an M on its way to stop */
+        }
+    }
+    return PyLong_FromLongLong(q[s + T[T_S_STOPWAIT]]);
+}
+
+static PyObject *stw_start(PyObject *mod, PyObject *args) {
+    long long mp, t0;
+    if (!PyArg_ParseTuple(args, "LL", &mp, &t0))
+        return NULL;
+    volatile int64_t *q = st.q;
+    if (!q)
+        Py_RETURN_NONE;
+    int64_t s = st.sched, n = q[s + T[T_S_GOMAXPROCS]], mc = q[s + T[T_S_MCOUNT]];
+    if (n <= 0 || prow(n) > st.words || mc < 0 || mrow(mc) > st.words || (mp != T[T_NONE] && (mp < 0 || mp >= n)) ||
+        !trylock(st.schedlock))
+        Py_RETURN_NONE;
+    /* only the common restart: each stopped P to the M stopped holding it, no M stopped without one */
+    int ok = n <= 64;
+    int64_t mids[64];
+    int nw = 0;
+    for (int64_t p = 0; p < n && ok; p++) {
+        int64_t b = prow(p), mid = q[b + T[T_P_M]];
+        if (p == mp || q[b + T[T_P_STATUS]] != T[T_P_GCSTOP])
+            continue;
+        ok = mid >= 0 && mid < mc && q[mrow(mid) + T[T_M_STATE]] == T[T_MS_GCSTOP] && q[mrow(mid) + T[T_M_P]] == p;
+        mids[nw++] = mid;
+    }
+    for (int64_t mid = 0; mid < mc && ok; mid++) {
+        int64_t r = mrow(mid), p = q[r + T[T_M_P]];
+        if (q[r + T[T_M_STATE]] != T[T_MS_GCSTOP])
+            continue;
+        ok = p >= 0 && p < n && p != mp && q[prow(p) + T[T_P_STATUS]] == T[T_P_GCSTOP] && q[prow(p) + T[T_P_M]] == mid;
+    }
+    PyObject *wake = ok ? PyList_New(nw) : NULL;    /* made before the first write: it may fail */
+    for (int k = 0; wake && k < nw; k++) {
+        PyObject *v = PyLong_FromLongLong(mids[k]);
+        if (!v)
+            Py_CLEAR(wake);
+        else
+            PyList_SET_ITEM(wake, k, v);
+    }
+    if (!wake) {
+        sem_post(st.schedlock);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    q[s + T[T_S_GCWAITING]] = 0;
+    q[s + T[T_S_ATTN]] = q[s + T[T_S_EXIT]] ? 1 : 0;
+    q[s + T[T_S_STOPPER]] = T[T_NONE];
+    if (mp != T[T_NONE]) {
+        q[prow(mp) + T[T_P_STATUS]] = T[T_P_RUNNING];
+        q[prow(mp) + T[T_P_M]] = st.mid;
+    }
+    for (int k = 0; k < nw; k++) {
+        int64_t mid = mids[k], p = q[mrow(mid) + T[T_M_P]];
+        q[prow(p) + T[T_P_STATUS]] = T[T_P_RUNNING];
+        q[mrow(mid) + T[T_M_STATE]] = T[T_MS_RUNNING];
+    }
+    long long dt = clock_ns(CLOCK_MONOTONIC) - t0;
+    int64_t i = q[s + T[T_S_PAUSEIDX]] % T[T_NPAUSE];
+    q[st.pause + 2 * i] = dt;
+    q[st.pause + 2 * i + 1] = clock_ns(CLOCK_REALTIME);
+    q[s + T[T_S_PAUSEIDX]] += 1;
+    q[s + T[T_S_NSTW]] += 1;
+    q[s + T[T_S_STWTOTAL]] += dt;
+    sem_post(st.schedlock);
+    return Py_BuildValue("(LN)", dt, wake);
+}
+
+static PyObject *setup_safepoint(PyObject *mod, PyObject *args) {
+    PyObject *consts, *sp, *cs, *kd;
+    if (!PyArg_ParseTuple(args, "O!OOO!", &PyTuple_Type, &consts, &sp, &cs, &PyDict_Type, &kd))
+        return NULL;
+    if (PyTuple_GET_SIZE(consts) != T_N) {
+        PyErr_Format(PyExc_ValueError, "csched.setup_safepoint: %d constants expected", (int)T_N);
+        return NULL;
+    }
+    for (int i = 0; i < T_N; i++) {
+        T[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(consts, i));
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    PyObject *keep[] = {sp, cs, kd};
+    PyObject **slot[] = {&sp_py, &cstopped_py, &kind_dict};
+    for (int i = 0; i < 3; i++) {
+        Py_INCREF(keep[i]);
+        Py_XSETREF(*slot[i], keep[i]);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *setup(PyObject *mod, PyObject *args) {
     PyObject *fc, *nc, *wc, *pt, *consts, *md, *gp, *pp, *rp, *wp, *sp, *fp;
     if (!PyArg_ParseTuple(args, "O!OO!OO!O!OOOOOO", &PyDict_Type, &fc, &nc, &PyDict_Type, &wc, &pt, &PyTuple_Type,
@@ -1124,18 +1540,31 @@ static PyObject *setup(PyObject *mod, PyObject *args) {
 }
 
 static PyObject *counts(PyObject *mod, PyObject *unused) {
-    return Py_BuildValue("{sLsLsLsL}", "go", nfast, "payload", npay, "exit_next", nexit, "wg_done", nwg);
+    return Py_BuildValue("{sLsLsLsLsL}", "go", nfast, "payload", npay, "exit_next", nexit, "wg_done", nwg,
+                         "stop", nstop);
 }
 
 static PyMethodDef methods[] = {
     {"counts", counts, METH_NOARGS,
-     "{'go', 'payload', 'exit_next', 'wg_done'}: how often each fast path ran in this process (the tests check them)"},
+     "{'go', 'payload', 'exit_next', 'wg_done', 'stop'}: how often each fast path ran in this process (the tests check them)"},
     {"go", (PyCFunction)(void (*)(void))go, METH_FASTCALL | METH_KEYWORDS,
      "go($module, fn, /, *args, **kwargs)\n--\n\nStart a goroutine running fn(*args, **kwargs) (Go's go statement)."},
     {"exit_next", (PyCFunction)(void (*)(void))exit_next, METH_FASTCALL,
      "exit_next(m, g): goroutine g ended; the next one's slot, started in g's greenlet, or None (the Python path)"},
     {"wg_done", wg_done, METH_O, "wg_done(wg): WaitGroup.done's common case; False: the Python path"},
     {"setup_wg", setup_wg, METH_VARARGS, "setup_wg(NLOCKS, STATE, S_ATTN, M_PREEMPT, check_safepoint)"},
+    {"stw_stop", stw_stop, METH_VARARGS,
+     "stw_stop(p, spin_ns): stop_the_world's request; the Ps still running after the spin, or None"},
+    {"stw_start", stw_start, METH_VARARGS,
+     "stw_start(p, t0): start_the_world's common case: (pause ns, Ms to wake), or None"},
+    {"alloc_stop", alloc_stop, METH_NOARGS,
+     "alloc_stop(): the allocator's C new found a stop of the world due: take it here if it can be"},
+    {"alloc_safepoint", alloc_safepoint, METH_NOARGS,
+     "alloc_safepoint(): malloc's safe-point hook; a stop of the world's common case here, the rest in stw"},
+    {"setup_safepoint", setup_safepoint, METH_VARARGS,
+     "setup_safepoint(constants, _alloc_safepoint, _cstopped, codeclass._kind)"},
+    {"setup_stop", setup_stop, METH_VARARGS,
+     "setup_stop(m, mv, sched, row, pbase, id, schedlock name, stwnote name) or setup_stop(None)"},
     {"setup_exit", setup_exit, METH_VARARGS, "setup_exit(constants, GSLOTS.put, _start_here, refill_go_caches)"},
     {"payload", (PyCFunction)(void (*)(void))payload, METH_FASTCALL,
      "payload(m, g): (fn, args, None) of not-started goroutine g from its row, or None (the Python path)"},
@@ -1190,6 +1619,9 @@ PyMODINIT_FUNC PyInit_csched(void) {
     INTERN(s_id, "id");
     INTERN(s_curg, "curg");
     INTERN(s_at, "at");
+    INTERN(s_locks, "locks");
+    INTERN(s_in_gcstop, "in_gcstop");
+    INTERN(s_schedcheck, "schedcheck");
 
     if (!(zero = PyLong_FromLong(0)))
         return NULL;

@@ -24,6 +24,7 @@ import posix_ipc
 
 from .. import codeclass
 from ..errors import NoRuntime
+from ..settings import load_accel
 from ..shm import segment as _segment
 from ..shm.segment import Lock, shm_name
 from .ctl import (
@@ -136,6 +137,7 @@ class M:
 
 
 _m = None
+_csched = load_accel("mprt.sched.csched")   # its stop at an allocation reads this process's M
 
 
 def current_m():
@@ -157,6 +159,15 @@ def set_current_m(m):
         old.heap.cx.set_sched(None)
     if m is not None and m.row is not None and m.heap is not None and m.heap.cx is not None:
         m.heap.cx.set_sched(m.ctl.seg.mm, (m.ctl.sched + S_ATTN) * 8, (m.row + M_PREEMPT) * 8)
+    # ... and so does the scheduler's, for a stop of the world (stw.py: csched's stop at an allocation,
+    # and the stopper's request and restart)
+    if _csched is not None:
+        if m is not None:
+            _csched.setup_stop(m, m.ctl.seg.mm, m.ctl.sched, -1 if m.row is None else m.row, m.ctl.pbase,
+                               m.ctl.mbase, m.ctl.base["pause"], m.id, m.schedlock.name, m.stwnote.name,
+                               None if m.sem is None else m.sem.name)
+        else:
+            _csched.setup_stop(None)
 
 
 def _after_fork_in_child():

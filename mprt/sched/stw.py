@@ -42,6 +42,7 @@ import greenlet
 import posix_ipc
 
 from .. import codeclass
+from ..settings import load_accel
 from ..shm import malloc
 from ..shm.segment import shm_name
 from .ctl import (
@@ -51,6 +52,7 @@ from .ctl import (
     M_PREEMPT,
     M_STAMP,
     M_STATE,
+    M_WORDS,
     MS_GCSTOP,
     MS_IDLE,
     MS_NEEDP,
@@ -70,6 +72,7 @@ from .ctl import (
     P_SMTICK,
     P_STATUS,
     P_SYSCALL,
+    P_WORDS,
     RUNQ,
     S_ATTN,
     S_CPUHZ,
@@ -77,6 +80,7 @@ from .ctl import (
     S_GCWAITING,
     S_GOMAXPROCS,
     S_GQSIZE,
+    S_MCOUNT,
     S_NPIDLE,
     S_NSTW,
     S_PAUSEIDX,
@@ -126,6 +130,14 @@ def stop_the_world(m, reason=""):
     runtime call).  The caller keeps its P stopped too.  Returns the request time (ns)."""
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     t0 = nanotime()
+    nop = m.p == NONE
+    if _csched is not None and not m.tracing:
+        # the request and the first spin in C (csched.stw_stop); None: it did nothing
+        wait = _csched.stw_stop(m.p, min(STW_SIGNAL_NS, STW_YIELD_NS if nop else STW_SPIN_NS))
+        if wait is not None:
+            if wait > 0:
+                _stop_wait(m, t0)
+            return t0
     while True:
         acq(m.schedlock)
         if not q[s + S_GCWAITING]:
@@ -145,7 +157,6 @@ def stop_the_world(m, reason=""):
         fatal(f"schedcheck: M{m.id} stops the world holding no P (it would wait for its own)")
     n = q[s + S_GOMAXPROCS]
     q[s + S_GCWAITING] = 1
-    q[s + S_ATTN] = 1
     q[s + S_STOPPER] = m.id
     if m.tracing:
         _trace.ev(m, _trace.EV_STWSTART, _trace.stw_reason(reason))
@@ -167,26 +178,40 @@ def stop_the_world(m, reason=""):
             q[b + P_M] = NONE
             wait -= 1
     q[s + S_STOPWAIT] = wait
-    running = [p for p in range(n) if q[ctl.p(p) + P_STATUS] == P_RUNNING and q[ctl.p(p) + P_M] != m.id]
+    # ATTN last, just before the unlock: an M that sees it finds the sched lock free (the Ms'
+    # stop at an allocation, in C, takes it with a try and goes the slow way when it is held)
+    q[s + S_ATTN] = 1
     rel(m.schedlock)
+    if wait > 0:
+        if nop:
+            os.sched_yield()   # with every CPU busy the collector shares one with a running M
+        _stop_wait(m, t0)
+    return t0
+
+
+def _stop_wait(m, t0):
+    """The stopper's wait for the Ps still running (the request was made at about t0)."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    n = q[s + S_GOMAXPROCS]
 
     def unstopped():
         # the Ms of the Ps still running: a signal to one already stopped only wakes it for nothing
         # (and on a loaded machine takes the CPU the others need to reach their stop)
         out = set()
-        for p in running:
+        for p in range(n):
             b = ctl.p(p)
             mid = q[b + P_M]
-            if q[b + P_STATUS] == P_RUNNING and mid != NONE:
+            if q[b + P_STATUS] == P_RUNNING and mid != NONE and mid != m.id:
                 out.add(q[ctl.m(mid) + M_PID])
         return out
     # an M that makes runtime calls (allocation included) stops at its next one, within microseconds;
     # the signal, whose handler walks the M's stack, is for those that make none: sent once the
     # first STW_SIGNAL_NS have passed, then every STW_RESIGNAL_NS
-    last = nanotime() - STW_RESIGNAL_NS + STW_SIGNAL_NS
-    spin_until = nanotime() + (STW_SPIN_NS if m.p != NONE else STW_YIELD_NS)
+    nop = m.p == NONE
+    last = t0 - STW_RESIGNAL_NS + STW_SIGNAL_NS
+    spin_until = t0 + (STW_YIELD_NS if nop else STW_SPIN_NS)
     while q[s + S_STOPWAIT] > 0 and nanotime() < spin_until:
-        if m.p == NONE:
+        if nop:
             os.sched_yield()   # the collector: give the CPU to an M on its way to stop, stay awake
         if nanotime() - last > STW_RESIGNAL_NS:
             signal_pids(unstopped())
@@ -206,18 +231,18 @@ def stop_the_world(m, reason=""):
             # to a long C call: ask again
             signal_pids(unstopped())
             last = nanotime()
-    while True:   # drain extra posts
-        try:
-            m.stwnote.acquire(0)
-        except (posix_ipc.BusyError, posix_ipc.SignalError):
-            break
-    return t0
 
 
 def start_the_world(m, t0, newprocs=0):
     """Restart: resize if asked, give every stopped M its P back, idle Ps to the idle list or to
     needp Ms.  Records the pause (request to restart)."""
     q, ctl, s = m.q, m.ctl, m.ctl.sched
+    if _csched is not None and not m.tracing and (not newprocs or newprocs == q[s + S_GOMAXPROCS]):
+        r = _csched.stw_start(m.p, t0)     # the common restart in C; None: it did nothing
+        if r is not None:
+            dt, wake = r
+            _after_start(m, wake, m.p, q[s + S_GOMAXPROCS])
+            return dt
     acq(m.schedlock)
     old = q[s + S_GOMAXPROCS]
     n = newprocs or old
@@ -275,13 +300,26 @@ def start_the_world(m, t0, newprocs=0):
     if m.tracing:
         _trace.ev(m, _trace.EV_STWDONE)
     rel(m.schedlock)
+    _after_start(m, wake, mine, n)
+    return dt
+
+
+def _after_start(m, wake, mine, n):
+    """The world runs: wake the Ms, and an idle P's M if work waits."""
+    q, s = m.q, m.ctl.sched
     for mid in wake:
         wakem(m, mid)
+    # the last M's post of note.stw, if the stopper saw STOPWAIT reach 0 before it (the post is made
+    # under the sched lock, taken above), with the world running again
+    while True:
+        try:
+            m.stwnote.acquire(0)
+        except (posix_ipc.BusyError, posix_ipc.SignalError):
+            break
     if mine != NONE and mine >= n:
         m.q[m.row + M_STATE] = MS_IDLE
     if q[s + S_NPIDLE] and (q[s + S_GQSIZE] or any(not runqempty(m, p) for p in range(n))):
         wakep(m)
-    return dt
 
 
 def _procresize_locked(m, old, n):
@@ -321,7 +359,8 @@ def gcstopm(m, keep_p=False):
     was interrupted (from_signal) and leaves holding a P again, whatever the resize did.
     Not reentrant: while it runs (m.in_gcstop), a signal or an unlock with a stop pending does
     nothing; the stopper signals again if it still waits (back-to-back stops once nested here,
-    one level per stop, to a RecursionError)."""
+    one level per stop, to a RecursionError).  csched.alloc_safepoint does the first half in C
+    (the P counted stopped) and _cstopped the second."""
     if m.in_gcstop:
         return
     q, ctl, s, r = m.q, m.ctl, m.ctl.sched, m.row
@@ -339,25 +378,50 @@ def gcstopm(m, keep_p=False):
                 m.stwnote.release()
         q[r + M_STATE] = MS_GCSTOP
         rel(m.schedlock)
-        while q[r + M_STATE] == MS_GCSTOP:
-            if q[s + S_EXIT]:
-                exiting(m)
-            park_m(m, 0.5 if m.is_m0 else None)
-            if m.is_m0 and q[r + M_STATE] == MS_GCSTOP:
-                check_coordinator(m)
-        if q[r + M_GCSCAN]:
-            gcscan_self(m)     # the collector started a mark while we were stopped
-        if q[r + M_P] == NONE:
-            m.p = NONE
-            if keep_p:
-                # our P went away in a resize while code that counts on it was interrupted (a
-                # signal, or the last unlock acting on one: a goroutine mid-flight, or the
-                # scheduler between two looks at m.p): the M waits for a P before it goes on
-                stopm(m, needp=True)
-        if m.schedcheck and m.p != NONE and q[r + M_GCSCAN] == 1:
-            fatal(f"schedcheck: M{m.id} resumes with its roots unscanned (M_GCSCAN still asked for)")
+        _gcstop_wait(m, keep_p)
     finally:
         m.in_gcstop = False
+
+
+def _gcstop_wait(m, keep_p):
+    """gcstopm's second half: parked until the world restarts, then the roots' scan the collector
+    asked for meanwhile, and a P lost in a resize."""
+    q, s, r = m.q, m.ctl.sched, m.row
+    while q[r + M_STATE] == MS_GCSTOP:
+        if q[s + S_EXIT]:
+            exiting(m)
+        park_m(m, 0.5 if m.is_m0 else None)
+        if m.is_m0 and q[r + M_STATE] == MS_GCSTOP:
+            check_coordinator(m)
+    if q[r + M_GCSCAN]:
+        gcscan_self(m)     # the collector started a mark while we were stopped
+    if q[r + M_P] == NONE:
+        m.p = NONE
+        if keep_p:
+            # our P went away in a resize while code that counts on it was interrupted (a
+            # signal, or the last unlock acting on one: a goroutine mid-flight, or the
+            # scheduler between two looks at m.p): the M waits for a P before it goes on
+            stopm(m, needp=True)
+    if m.schedcheck and m.p != NONE and q[r + M_GCSCAN] == 1:
+        fatal(f"schedcheck: M{m.id} resumes with its roots unscanned (M_GCSCAN still asked for)")
+
+
+def _cstopped(m, from_signal, timed_out, frame):
+    """csched.alloc_safepoint gave up this M's P for a stop of the world (gcstopm's first half, with
+    in_gcstop set) and parked once (timed_out: 0.5 s passed): the second half, then what _safepoint
+    does after a stop.  frame: the allocating code's, which C found USER or LOCKING without
+    codeclass's entries for LOCKING modules imported since its last look: looked at again here."""
+    if not from_signal and codeclass.stale():
+        from_signal = codeclass.classify(frame)[0] != codeclass.USER
+    try:
+        if timed_out and m.is_m0 and m.q[m.row + M_STATE] == MS_GCSTOP:
+            check_coordinator(m)
+        _gcstop_wait(m, keep_p=from_signal)
+    finally:
+        m.in_gcstop = False
+    if not from_signal:
+        ensure_p(m)
+    _after_stop(m, from_signal)
 
 
 def check_safepoint(m):
@@ -377,8 +441,13 @@ def _safepoint(m, from_signal=False):
         gcstopm(m, keep_p=from_signal)
         if not from_signal:
             ensure_p(m)          # our P went away in a resize: wait for one
-    if not from_signal and q[m.row + M_PREEMPT]:
-        q[m.row + M_PREEMPT] = 0
+    _after_stop(m, from_signal)
+
+
+def _after_stop(m, from_signal):
+    """Sysmon's request to yield, acted on at a safe point that is not a signal handler."""
+    if not from_signal and m.q[m.row + M_PREEMPT]:
+        m.q[m.row + M_PREEMPT] = 0
         if m.curg != NONE:
             proc.gosched()
 
@@ -398,7 +467,19 @@ def _alloc_safepoint():
             _safepoint(m, from_signal=kind != codeclass.USER)
 
 
-malloc.set_safepoint_hook(_alloc_safepoint)
+# the hook is csched.alloc_safepoint where the accelerator is built: a stop's common case in C
+_csched = load_accel("mprt.sched.csched")
+if _csched is not None:
+    _csched.setup_safepoint((S_ATTN, S_GCWAITING, S_STOPPER, S_STOPWAIT, S_EXIT, M_PREEMPT, M_STATE, M_P, MS_GCSTOP,
+                             P_WORDS, P_STATUS, P_RUNNING, P_GCSTOP, NONE, codeclass.USER, codeclass.BASE,
+                             codeclass.LOCKING, codeclass.RUNTIME, codeclass.HEAP, S_GOMAXPROCS, S_PIDLE, S_NPIDLE,
+                             S_PAUSEIDX, S_NSTW, S_STWTOTAL, S_MCOUNT, P_M, P_LINK, P_SYSCALL, M_WORDS, M_STAMP,
+                             MS_RUNNING, NPAUSE),
+                            _alloc_safepoint, _cstopped, codeclass._kind)
+    malloc.set_safepoint_hook(_csched.alloc_safepoint)
+    malloc.set_stop_hook(_csched.alloc_stop)
+else:
+    malloc.set_safepoint_hook(_alloc_safepoint)
 
 
 def _stop_after(m, frame):

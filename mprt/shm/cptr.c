@@ -817,15 +817,18 @@ static PyTypeObject PtrFieldType = {
 static Ctx *cur;             /* the heap this process is attached to (malloc._cur), or NULL */
 static PyObject *slow_new;   /* malloc's Python new(T, safepoint): everything the fast path is not */
 static PyObject *profile;    /* (addr, size): the heap profile's sample is due (malloc._profilealloc) */
+static PyObject *stop_hook;  /* (): a stop of the world is due; take it here if it can be (csched.alloc_stop) */
 
 static PyObject *mod_set_hooks(PyObject *mod, PyObject *args) {
-    PyObject *s, *p;
-    if (!PyArg_ParseTuple(args, "OO", &s, &p))
+    PyObject *s, *p, *st = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|O", &s, &p, &st))
         return NULL;
     Py_INCREF(s);
     Py_XSETREF(slow_new, s);
     Py_INCREF(p);
     Py_XSETREF(profile, p);
+    Py_XINCREF(st == Py_None ? NULL : st);
+    Py_XSETREF(stop_hook, st == Py_None ? NULL : st);
     Py_RETURN_NONE;
 }
 
@@ -880,8 +883,17 @@ static PyObject *mod_new(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
     int64_t sc = PyLong_AsLongLong(PyTuple_GET_ITEM(e, 2));
     int64_t tid = PyLong_AsLongLong(PyTuple_GET_ITEM(e, 3));
     int64_t objsize = PyLong_AsLongLong(PyTuple_GET_ITEM(e, 4));
-    if (!fast_ok(c, sc, safepoint))
+    if (!fast_ok(c, sc, safepoint)) {
+        /* a stop of the world due: taken from here, where the caller's frame is the program's (the
+         * slow path's Python entry, cold by then, would add its call to the stop's pause) */
+        if (safepoint && stop_hook && c->has_sched && *c->attn) {
+            PyObject *r = PyObject_CallNoArgs(stop_hook);
+            if (r == NULL)
+                return NULL;
+            Py_DECREF(r);
+        }
         goto slow;
+    }
     Py_INCREF(e);            /* t and cls stay alive while Python may run */
     Py_INCREF(c);
     PyObject *h = new_handle(c, (PyTypeObject *)cls, t);      /* may run Python */
@@ -934,7 +946,8 @@ slow:
 
 static PyMethodDef mod_methods[] = {
     {"set_current", (PyCFunction)mod_set_current, METH_O, "the Ctx of the heap this process is attached to, or None"},
-    {"set_hooks", (PyCFunction)mod_set_hooks, METH_VARARGS, "(the Python new, the heap profile's sample)"},
+    {"set_hooks", (PyCFunction)mod_set_hooks, METH_VARARGS,
+     "(the Python new, the heap profile's sample[, the stop of the world's hook])"},
     {"new", (PyCFunction)(void (*)(void))mod_new, METH_FASTCALL | METH_KEYWORDS,
      "new(T, safepoint=True): a zeroed object of struct type T (malloc.new)"},
     {NULL},

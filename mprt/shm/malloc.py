@@ -608,10 +608,13 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 #   safepoint()                 at the start of every allocation from the program (mprt.new,
 #                               mprt.make, mprt.new_batch): a goroutine that allocates in a loop is
 #                               stopped for the world and preempted there (mprt/sched/stw.py)
+#   stop()                      the C new found a stop of the world due (csched.alloc_stop, called
+#                               from cptr.c before the slow path, whose safepoint() does the rest)
 #   profile(h, addr, size)      the memory profile's sampling countdown ran out (mprt/sched/mprof.py)
 #   tracealloc(text, frame)     GODEBUG=allocfreetrace=1: write a tracealloc line with the stack of
 #                               the goroutine whose code is at frame (mprt/sched/traceback.py)
 _safepoint_hook = None
+_stop_hook = None
 _profile_hook = None
 _tracealloc_hook = None
 
@@ -619,6 +622,13 @@ _tracealloc_hook = None
 def set_safepoint_hook(fn):
     global _safepoint_hook
     _safepoint_hook = fn
+
+
+def set_stop_hook(fn):
+    global _stop_hook
+    _stop_hook = fn
+    if _cptr is not None:
+        _cptr.set_hooks(_new_py, _c_profile, fn)
 
 
 def set_profile_hook(fn):
@@ -752,7 +762,7 @@ if _cptr is not None:
     # rest.  (Before _new_py existed, rebinding `new` here hid the Python new from mark(): it ran
     # as the program's code, a stop could land between alloc_small and the handle, and an object
     # allocated just before a mark began was never marked: gccheckmark, ~1 run in 13.)
-    _cptr.set_hooks(_new_py, _c_profile)
+    _cptr.set_hooks(_new_py, _c_profile, _stop_hook)
     new = _cptr.new  # noqa: F811
 
 
