@@ -60,6 +60,17 @@ def test_goroutines_started_in_the_ended_ones_greenlet_are_themselves():
         assert r["wgdone"] >= 150, r
 
 
+def test_stops_of_the_world_in_c_leave_what_goroutines_build_whole():
+    # a small GOGC for many cycles; gccheckmark marks again with the world stopped and checks
+    r = result(["stops"], {"GOMAXPROCS": "2", "GOGC": "1", "GODEBUG": "gccheckmark=1"})
+    assert r["bad"] == 0, r
+    assert r["cycles"] >= 2, r
+    if not r["accel"]:
+        return
+    assert r["pids"] == 2, r
+    assert min(r["stops"]) >= 1, r      # each M stopped at an allocation in C
+
+
 def test_objects_held_only_by_argument_words_survive_the_collector():
     r = result(["churn"], {"GOMAXPROCS": "2", "GODEBUG": "gccheckmark=1"})
     assert (r["ok"], r["bad"]) == (3000, 0), r

@@ -312,8 +312,8 @@ class Collector:
         # mark ends, so nothing is left to sweep with the world stopped)
         c.alloc0, c.heap0 = mstats.alloc_totals(h, q[ctl.sched + S_MCOUNT])
         c.t_sweepterm = time.monotonic_ns()
+        mk.reset()          # the marker is the collector's alone: made ready before the stop, not in it
         t0 = stw.stop_the_world(sm, "GC sweep termination")
-        mk.reset()
         gc[GC_PHASE] = PH_MARK
         gc[GC_GEN] += 1
         self._roots_at_start(c.stw_mode)
@@ -517,11 +517,13 @@ class Collector:
 
     def _scan_leftover_roots(self):
         """At mark termination: an M that has not scanned its table yet (it died, or lost its P in
-        a resize) is scanned here, the world stopped."""
-        mk, q = self.marker, self.sm.q
-        for mid, r, st, pid in self._m_rows():
+        a resize) is scanned here, the world stopped.  (A plain loop: this runs in the pause.)"""
+        mk, q, ctl = self.marker, self.sm.q, self.sm.ctl
+        for mid in range(q[ctl.sched + S_MCOUNT]):
+            r = ctl.m(mid)
             if q[r + M_GCSCAN]:          # (3: stopped halfway through its own scan: done again)
                 q[r + M_GCSCAN] = 0
+                pid = q[r + M_PID]
                 slot = mk.slot_of_pid(pid) if pid > 0 else None
                 if slot is not None:
                     mk.blacken(mk.root_table(slot))
@@ -529,8 +531,8 @@ class Collector:
     def _drain_all(self):
         mk = self.marker
         while True:
-            mk.collect_dirty()
-            mk.drain()
+            if mk.collect_dirty() or mk.pending():
+                mk.drain()
             if not mk.collect_dirty() and not mk.pending():
                 return
 

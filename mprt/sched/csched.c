@@ -1132,7 +1132,8 @@ static struct {
     sem_t *schedlock, *stwnote, *msem;
 } st;
 static PyObject *sp_py, *cstopped_py, *kind_dict, *s_locks, *s_in_gcstop, *s_schedcheck;
-static long long nstop;         /* stops taken here */
+static long long nstop;         /* stops taken here at an allocation */
+static long long nstw;          /* stops of the world requested and restarted here by a stopper */
 
 static void stop_release(void) {
     if (st.schedlock && st.schedlock != SEM_FAILED)
@@ -1489,6 +1490,7 @@ static PyObject *stw_start(PyObject *mod, PyObject *args) {
     q[s + T[T_S_NSTW]] += 1;
     q[s + T[T_S_STWTOTAL]] += dt;
     sem_post(st.schedlock);
+    nstw++;
     return Py_BuildValue("(LN)", dt, wake);
 }
 
@@ -1540,13 +1542,13 @@ static PyObject *setup(PyObject *mod, PyObject *args) {
 }
 
 static PyObject *counts(PyObject *mod, PyObject *unused) {
-    return Py_BuildValue("{sLsLsLsLsL}", "go", nfast, "payload", npay, "exit_next", nexit, "wg_done", nwg,
-                         "stop", nstop);
+    return Py_BuildValue("{sLsLsLsLsLsL}", "go", nfast, "payload", npay, "exit_next", nexit, "wg_done", nwg,
+                         "stop", nstop, "stw", nstw);
 }
 
 static PyMethodDef methods[] = {
     {"counts", counts, METH_NOARGS,
-     "{'go', 'payload', 'exit_next', 'wg_done', 'stop'}: how often each fast path ran in this process (the tests check them)"},
+     "{'go', 'payload', 'exit_next', 'wg_done', 'stop', 'stw'}: how often each fast path ran in this process (the tests check them)"},
     {"go", (PyCFunction)(void (*)(void))go, METH_FASTCALL | METH_KEYWORDS,
      "go($module, fn, /, *args, **kwargs)\n--\n\nStart a goroutine running fn(*args, **kwargs) (Go's go statement)."},
     {"exit_next", (PyCFunction)(void (*)(void))exit_next, METH_FASTCALL,

@@ -552,5 +552,44 @@ def case_exitnext():
         wgdone=sum(max(w for _, w in v) - min(w for _, w in v) for v in by.values()))
 
 
+def build_and_check(n, res, wg):
+    """A list of n nodes built one mprt.new at a time while the world is stopped again and again,
+    then walked: every node there, in order, with its value."""
+    head = None
+    for i in range(n):
+        x = mprt.new(Node)
+        x.v = i
+        x.left = head
+        head = x
+    bad, k, x = 0, n, head
+    while x is not None:
+        k -= 1
+        bad += x.v != k
+        x = x.left
+    from mprt.sched import proc
+    c = proc._csched.counts() if proc._csched else {"stop": 0}
+    res.send((bad + abs(k), os.getpid(), c["stop"]))
+    wg.done()
+
+
+def case_stops():
+    """Stops of the world while 2 goroutines allocate on 2 Ms (csched's stop at an allocation and
+    the stopper's request and restart where it is built): lists made meanwhile are whole, each M
+    stopped in C at least once, the collector's restarts were C's."""
+    from mprt.sched import proc
+    res, wg = mprt.chan(4), mprt.sync.WaitGroup()
+    ms0 = runtime.MemStats()
+    runtime.ReadMemStats(ms0)
+    wg.add(2)
+    for _ in range(2):
+        mprt.go(build_and_check, 20_000, res, wg)
+    wg.wait()
+    got = [res.recv() for _ in range(2)]
+    ms = runtime.MemStats()
+    runtime.ReadMemStats(ms)
+    out(bad=int(sum(g[0] for g in got)), pids=len({g[1] for g in got}), stops=[g[2] for g in got],
+        cycles=int(ms.NumGC - ms0.NumGC), accel=proc._csched is not None)
+
+
 if __name__ == "__main__":
     mprt.run(globals()["case_" + sys.argv[1]])
