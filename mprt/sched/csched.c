@@ -1,8 +1,9 @@
 /* The goroutine's life in C where users' code spends it: go() (proc.go and _put_new: Go's newproc
  * for `go(worker, wg, i)`: a function, a handle and an int), the start of a goroutine from its row
  * (payload: schedule._payload), its end and the next one's start in the same greenlet (exit_next:
- * schedule._goexit0's fast path with execute_mark and _start_here), and WaitGroup.done's common
- * case (wg_done: sema.WaitGroup.done).  Each does the common case whole or nothing at all: None or
+ * schedule._goexit0's fast path with execute_mark and _start_here), WaitGroup.done's common
+ * case (wg_done: sema.WaitGroup.done), and the stop of the world where its pause is spent (an M's
+ * stop at an allocation, the stopper's request and restart: stw.py; see that section below).  Each does the common case whole or nothing at all: None or
  * False with nothing taken sends the caller down the Python path, which stays the reference.
  * Locks are taken with a try and held only where no Python code runs, so no signal can stop an M
  * that holds one; the P's and an object's locks are the Python path's (segment.Lock).
