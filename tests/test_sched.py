@@ -200,6 +200,14 @@ def test_debug_stack_and_settraceback_only_raises():
     assert "\n\ngoroutine 2 [chan receive]:\n" in err     # still "all": SetTraceback("none") was ignored
 
 
+def test_a_dump_request_during_the_answer_to_the_last_is_answered_too():
+    rc, out, err = run("dumpnest")
+    assert rc == 0, err
+    assert "could not dump" not in err, err
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["answered"] == r["asked"] == r["first"] + 1, r
+
+
 def test_recover_and_runtime_errors():
     rc, out, err = run("recover")
     assert rc == 0, err

@@ -101,6 +101,7 @@ class M:
         self.cpus = sorted(os.sched_getaffinity(0))
         self.pinned = None
         self.dumped = 0
+        self.dumping = False      # a dump request being answered (traceback.maybe_dump)
         self.panicking = None     # the exception this M's goroutine panicked with, while another reports
         self.in_gcstop = False    # parked for a stop of the world (a signal then has nothing to do)
         self.stw_hook = None      # the coordinator: sysmon's must-do work while it waits for a stop

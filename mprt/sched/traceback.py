@@ -210,12 +210,32 @@ def own_goroutines(m, frame, system, pcs=None, in_signal=False):
 
 
 def maybe_dump(m, frame):
-    """SIGURG handler part: answer a dump request."""
-    q, s = m.q, m.ctl.sched
-    req = q[s + S_DUMPREQ]
-    if req <= m.dumped:
+    """SIGURG handler part: answer a dump request.  Not reentrant: a request whose signal arrives
+    while this handler still writes the last answer (a handler can run inside a handler, and an M
+    kept from its CPU for over DUMP_WAIT_S is still writing when the requester asks again) is
+    answered by the same call once the last is written; a nested one once renamed the first's
+    file from under it ("could not dump ... FileNotFoundError")."""
+    if m.dumping:
         return
-    m.dumped = req
+    m.dumping = True
+    try:
+        _dump_requests(m, frame)
+    finally:
+        m.dumping = False
+
+
+def _dump_requests(m, frame):
+    q, s = m.q, m.ctl.sched
+    while True:
+        req = q[s + S_DUMPREQ]
+        if req <= m.dumped:
+            return
+        m.dumped = req
+        _dump_one(m, frame, req)
+
+
+def _dump_one(m, frame, req):
+    q, s = m.q, m.ctl.sched
     level, _, _ = level_of(q, s)
     try:
         pcs = {}

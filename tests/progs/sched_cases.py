@@ -661,6 +661,39 @@ def case_debug():
     mprt.panic("after SetTraceback")
 
 
+def case_dumpnest():
+    """A dump request arrives while this M's handler still writes its answer to the last one (the
+    second SIGURG runs its handler inside the first's json.dump): both answered, no error."""
+    import os
+    import signal
+
+    from mprt.sched import ctl, mstate
+    from mprt.sched import traceback as tb
+    m = mstate.current_m()
+    q, s = m.q, m.ctl.sched
+    orig, nested = json.dump, []
+
+    def dump_asked_again(obj, f, *a, **k):
+        if not nested:
+            nested.append(obj["req"])
+            q[s + ctl.S_DUMPREQ] += 1            # the requester, giving up on us, asks again
+            os.kill(os.getpid(), signal.SIGURG)
+            for _ in range(100_000):              # the handler runs between these bytecodes
+                pass
+        return orig(obj, f, *a, **k)
+    json.dump = dump_asked_again
+    try:
+        q[s + ctl.S_DUMPREQ] += 1
+        os.kill(os.getpid(), signal.SIGURG)
+        for _ in range(100_000):
+            pass
+    finally:
+        json.dump = orig
+    with open(tb._dump_path(m, m.id)) as f:
+        got = json.load(f)["req"]
+    print(json.dumps({"first": nested[0], "answered": got, "asked": int(q[s + ctl.S_DUMPREQ])}), flush=True)
+
+
 def main():
     case = sys.argv[1]
     globals()["case_" + case](*sys.argv[2:])
