@@ -186,3 +186,16 @@ def test_a_reused_pid_is_not_the_owner():
         assert _files(live.rtid)                            # our own runtime, same pid, is alive
     finally:
         live.destroy()
+
+
+def test_a_runtimes_owner_is_known_by_a_start_the_wall_clock_does_not_move():
+    # the owner's start is its starttime in ticks since boot: psutil's create_time adds a boot time
+    # derived from the wall clock, which moved by a second on this VM now and then, and the next
+    # runtime's start then reaped a live runtime's semaphores ("No semaphore exists")
+    from mprt.shm.segment import new_runtime_id, pid_alive
+    pid, token = new_runtime_id().split(".")
+    with open(f"/proc/{pid}/stat") as f:
+        starttime = int(f.read().rsplit(")", 1)[1].split()[19])
+    assert int(pid) == os.getpid() and int(token[:10], 16) == starttime
+    assert pid_alive(os.getpid(), starttime)
+    assert not pid_alive(os.getpid(), starttime + 100)     # another process that had this pid

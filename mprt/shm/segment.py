@@ -6,7 +6,7 @@ Every object a runtime creates in /dev/shm is named
     /mprt.<pid>.<token>.<what>          (a semaphore; the file /dev/shm/sem.mprt.<pid>.<token>.<what>)
 
 where <pid>.<token> is the runtime id: the pid of the process that created the runtime, then a token
-of that process's start time (10 hex digits of centiseconds) and 6 random hex digits.  The token
+of that process's start time (10 hex digits of clock ticks since boot) and 6 random hex digits.  The token
 keeps two runtimes apart; pid and start time together say whether the runtime's owner is still
 alive, even after the pid has been reused.  A runtime that died without tearing down (SIGKILL)
 leaves files whose owner is gone: `reap_dead` removes them, and every new runtime calls it at start.
@@ -37,10 +37,16 @@ class NoSpace(OSError):
 
 
 def _start_stamp(pid):
-    """The process's start time in centiseconds, or None if there is no such process."""
+    """The process's start: its starttime in /proc/<pid>/stat (clock ticks since boot, fixed for the
+    process's life), or None if there is no such process.  Not psutil's create_time: that adds the
+    boot time the kernel derives from the wall clock, which moves when the clock is adjusted (a
+    second, now and then, on a VM), and a live runtime then looked dead to the next runtime's
+    reap_dead, which removed its semaphores ("No semaphore exists" in 4 tests of 2 suite runs)."""
     try:
-        return round(psutil.Process(pid).create_time() * 100)
-    except psutil.Error:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
         return None
 
 
@@ -219,12 +225,11 @@ def pid_alive(pid, stamp=None):
     """Whether process pid exists and is not a zombie (and, given its start stamp, is that very
     process, not a later one that reused the pid)."""
     try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             return False
-        return stamp is None or abs(round(proc.create_time() * 100) - stamp) <= 1
     except psutil.Error:
         return False
+    return stamp is None or _start_stamp(pid) == stamp
 
 
 def _owner_gone(rtid):
