@@ -754,25 +754,35 @@ fail:
     return res;
 }
 
+/* a setup call's constants (a tuple of n ints, in the order of the caller's enum) into dst; -1 with
+ * an exception otherwise */
+static int load_consts(const char *who, PyObject *consts, long long *dst, int n) {
+    if (PyTuple_GET_SIZE(consts) != n) {
+        PyErr_Format(PyExc_ValueError, "csched.%s: %d constants expected", who, n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        dst[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(consts, i));
+        if (PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+/* a setup call's objects, each kept (a new reference) in its module static */
+static void keep_all(PyObject **slots[], PyObject *objs[], int n) {
+    for (int i = 0; i < n; i++) {
+        Py_INCREF(objs[i]);
+        Py_XSETREF(*slots[i], objs[i]);
+    }
+}
+
 static PyObject *setup_payload(PyObject *mod, PyObject *args) {
     PyObject *fd, *wc, *consts, *sp;
-    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyDict_Type, &fd, &PyDict_Type, &wc, &PyTuple_Type, &consts, &sp))
+    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyDict_Type, &fd, &PyDict_Type, &wc, &PyTuple_Type, &consts, &sp) ||
+        load_consts("setup_payload", consts, D, D_N) < 0)
         return NULL;
-    if (PyTuple_GET_SIZE(consts) != D_N) {
-        PyErr_Format(PyExc_ValueError, "csched.setup_payload: %d constants expected", (int)D_N);
-        return NULL;
-    }
-    for (int i = 0; i < D_N; i++) {
-        D[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(consts, i));
-        if (PyErr_Occurred())
-            return NULL;
-    }
-    Py_INCREF(fd);
-    Py_XSETREF(fn_dec, fd);
-    Py_INCREF(wc);
-    Py_XSETREF(wire_class, wc);
-    Py_INCREF(sp);
-    Py_XSETREF(shade_py, sp);
+    keep_all((PyObject **[]){&fn_dec, &wire_class, &shade_py}, (PyObject *[]){fd, wc, sp}, 3);
     dready = 1;
     Py_RETURN_NONE;
 }
@@ -969,23 +979,10 @@ done:
 
 static PyObject *setup_exit(PyObject *mod, PyObject *args) {
     PyObject *consts, *gp, *sh, *rf;
-    if (!PyArg_ParseTuple(args, "O!OOO", &PyTuple_Type, &consts, &gp, &sh, &rf))
+    if (!PyArg_ParseTuple(args, "O!OOO", &PyTuple_Type, &consts, &gp, &sh, &rf) ||
+        load_consts("setup_exit", consts, E, E_N) < 0)
         return NULL;
-    if (PyTuple_GET_SIZE(consts) != E_N) {
-        PyErr_Format(PyExc_ValueError, "csched.setup_exit: %d constants expected", (int)E_N);
-        return NULL;
-    }
-    for (int i = 0; i < E_N; i++) {
-        E[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(consts, i));
-        if (PyErr_Occurred())
-            return NULL;
-    }
-    Py_INCREF(gp);
-    Py_XSETREF(gput_py, gp);
-    Py_INCREF(sh);
-    Py_XSETREF(start_here_py, sh);
-    Py_INCREF(rf);
-    Py_XSETREF(refill_py, rf);
+    keep_all((PyObject **[]){&gput_py, &start_here_py, &refill_py}, (PyObject *[]){gp, sh, rf}, 3);
     eready = 1;
     Py_RETURN_NONE;
 }
@@ -1259,8 +1256,10 @@ static PyObject *stop_at_alloc(int direct) {
     if (!sp_py)
         Py_RETURN_NONE;
     PyObject *m = mstate_dict ? PyDict_GetItemWithError(mstate_dict, s__m) : NULL;     /* borrowed */
+    if (PyErr_Occurred())
+        return NULL;
     if (!m || m != st.m || !st.q || st.row < 0 || !st.msem)
-        return PyErr_Occurred() ? NULL : direct ? (Py_INCREF(Py_None), Py_None) : python_hook();
+        goto python;
     volatile int64_t *q = st.q;
     int attn = q[st.sched + T[T_S_ATTN]] != 0;
     if (!attn && !q[st.row + T[T_M_PREEMPT]])
@@ -1497,47 +1496,22 @@ static PyObject *stw_start(PyObject *mod, PyObject *args) {
 
 static PyObject *setup_safepoint(PyObject *mod, PyObject *args) {
     PyObject *consts, *sp, *cs, *kd;
-    if (!PyArg_ParseTuple(args, "O!OOO!", &PyTuple_Type, &consts, &sp, &cs, &PyDict_Type, &kd))
+    if (!PyArg_ParseTuple(args, "O!OOO!", &PyTuple_Type, &consts, &sp, &cs, &PyDict_Type, &kd) ||
+        load_consts("setup_safepoint", consts, T, T_N) < 0)
         return NULL;
-    if (PyTuple_GET_SIZE(consts) != T_N) {
-        PyErr_Format(PyExc_ValueError, "csched.setup_safepoint: %d constants expected", (int)T_N);
-        return NULL;
-    }
-    for (int i = 0; i < T_N; i++) {
-        T[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(consts, i));
-        if (PyErr_Occurred())
-            return NULL;
-    }
-    PyObject *keep[] = {sp, cs, kd};
-    PyObject **slot[] = {&sp_py, &cstopped_py, &kind_dict};
-    for (int i = 0; i < 3; i++) {
-        Py_INCREF(keep[i]);
-        Py_XSETREF(*slot[i], keep[i]);
-    }
+    keep_all((PyObject **[]){&sp_py, &cstopped_py, &kind_dict}, (PyObject *[]){sp, cs, kd}, 3);
     Py_RETURN_NONE;
 }
 
 static PyObject *setup(PyObject *mod, PyObject *args) {
     PyObject *fc, *nc, *wc, *pt, *consts, *md, *gp, *pp, *rp, *wp, *sp, *fp;
     if (!PyArg_ParseTuple(args, "O!OO!OO!O!OOOOOO", &PyDict_Type, &fc, &nc, &PyDict_Type, &wc, &pt, &PyTuple_Type,
-                          &consts, &PyDict_Type, &md, &gp, &pp, &rp, &wp, &sp, &fp))
+                          &consts, &PyDict_Type, &md, &gp, &pp, &rp, &wp, &sp, &fp) ||
+        load_consts("setup", consts, K, C_N) < 0)
         return NULL;
-    if (PyTuple_GET_SIZE(consts) != C_N) {
-        PyErr_Format(PyExc_ValueError, "csched.setup: %d constants expected", (int)C_N);
-        return NULL;
-    }
-    for (int i = 0; i < C_N; i++) {
-        K[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(consts, i));
-        if (PyErr_Occurred())
-            return NULL;
-    }
-    PyObject *keep[] = {fc, nc, wc, pt, md, gp, pp, rp, wp, sp, fp};
-    PyObject **slot[] = {&fn_cache, &nocache, &wire_code, &ptr_type, &mstate_dict, &go_py, &put_py, &runqput_py,
-                         &wakep_py, &safepoint_py, &fnpay_py};
-    for (int i = 0; i < 11; i++) {
-        Py_INCREF(keep[i]);
-        Py_XSETREF(*slot[i], keep[i]);
-    }
+    keep_all((PyObject **[]){&fn_cache, &nocache, &wire_code, &ptr_type, &mstate_dict, &go_py, &put_py, &runqput_py,
+                             &wakep_py, &safepoint_py, &fnpay_py},
+             (PyObject *[]){fc, nc, wc, pt, md, gp, pp, rp, wp, sp, fp}, 11);
     ready = 1;
     Py_RETURN_NONE;
 }

@@ -217,21 +217,14 @@ def maybe_dump(m, frame):
     file from under it ("could not dump ... FileNotFoundError")."""
     if m.dumping:
         return
+    q, s = m.q, m.ctl.sched
     m.dumping = True
     try:
-        _dump_requests(m, frame)
+        while q[s + S_DUMPREQ] > m.dumped:
+            m.dumped = q[s + S_DUMPREQ]
+            _dump_one(m, frame, m.dumped)
     finally:
         m.dumping = False
-
-
-def _dump_requests(m, frame):
-    q, s = m.q, m.ctl.sched
-    while True:
-        req = q[s + S_DUMPREQ]
-        if req <= m.dumped:
-            return
-        m.dumped = req
-        _dump_one(m, frame, req)
 
 
 def _dump_one(m, frame, req):

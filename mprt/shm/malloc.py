@@ -614,7 +614,6 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 #   tracealloc(text, frame)     GODEBUG=allocfreetrace=1: write a tracealloc line with the stack of
 #                               the goroutine whose code is at frame (mprt/sched/traceback.py)
 _safepoint_hook = None
-_stop_hook = None
 _profile_hook = None
 _tracealloc_hook = None
 
@@ -625,8 +624,6 @@ def set_safepoint_hook(fn):
 
 
 def set_stop_hook(fn):
-    global _stop_hook
-    _stop_hook = fn
     if _cptr is not None:
         _cptr.set_hooks(_new_py, _c_profile, fn)
 
@@ -762,7 +759,7 @@ if _cptr is not None:
     # rest.  (Before _new_py existed, rebinding `new` here hid the Python new from mark(): it ran
     # as the program's code, a stop could land between alloc_small and the handle, and an object
     # allocated just before a mark began was never marked: gccheckmark, ~1 run in 13.)
-    _cptr.set_hooks(_new_py, _c_profile, _stop_hook)
+    _cptr.set_hooks(_new_py, _c_profile)
     new = _cptr.new  # noqa: F811
 
 
