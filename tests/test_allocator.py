@@ -428,3 +428,32 @@ def test_the_sweeper_waits_for_a_span_being_carved(heap):
         mcentral._release_locked(heap, 3, s)             # the empty span goes back to the page heap
     assert [heap.tid_at(p.addr) for p in first] == tids
     heap.check()
+
+
+def test_a_refill_takes_fresh_spans_several_at_a_time_and_gives_back_what_it_did_not_use(heap):
+    """A P that finds no span in its class's mcentral takes RESERVE_PAGES of fresh spans at once
+    (one page-heap search for several refills): the spans after the first are its own, on no
+    central list and used by its next refills; when it gives its cache back, the ones it never
+    used go back to the page heap, and nothing of them is left counted in use."""
+    from mprt.shm import mcache
+    from mprt.shm.layout import H_PAGES_INUSE
+    from mprt.shm.sizeclasses import PAGE_SHIFT, class_to_nobjs
+    p0 = int(heap.hdr[H_PAGES_INUSE])
+    first = mprt.new(Obj)                      # class 3, one page a span: a reserve of 8 spans
+    mc = heap.mcache
+    sc = int(heap.s_sc[first.addr >> PAGE_SHIFT])
+    r = list(mc.reserve[sc])
+    assert len(r) == mcache.RESERVE_PAGES - 1
+    assert all(int(heap.s_cached[s]) == 0 and int(heap.s_alloc[s]) == 0 for s in r)
+    assert int(heap.hdr[H_PAGES_INUSE]) - p0 == mcache.RESERVE_PAGES
+    heap.check()                               # the reserve is on no central list, as a cached span
+    keep = [first] + [mprt.new(Obj) for _ in range(class_to_nobjs[3] * 2)]   # two refills more
+    spans = {p.addr >> PAGE_SHIFT for p in keep}
+    assert len(spans) == 3 and spans - {first.addr >> PAGE_SHIFT} <= set(r)   # taken from the reserve
+    assert len(mc.reserve[sc]) == mcache.RESERVE_PAGES - 3
+    heap.release_p()                           # the cache goes back: the unused spans with it
+    assert int(heap.hdr[H_PAGES_INUSE]) - p0 == 3
+    assert all(int(heap.s_state[s]) != S_INUSE for s in r if s not in spans)
+    heap.bind_p(0)
+    heap.check()
+    assert len({int(p.addr) for p in keep}) == len(keep)      # no object handed out twice
