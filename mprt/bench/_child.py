@@ -161,6 +161,8 @@ def array(rt, procs, n, rounds, chunks):
 def gc(rt, procs, seconds, nodes):
     if rt == "mprt":
         return _mprt(work.mprt_gc, seconds, nodes)
+    if rt == "go":
+        return work.go_gc(seconds)
     return work.cpython_gc(seconds, nodes)
 
 

@@ -5,6 +5,7 @@ Each suite has one mprt program (`mprt_<suite>`, run as main under mprt.run in a
 the plain functions its peers run.  Both sides do the same work with the same sizes; the mprt side
 keeps its data in the shared heap, the peers in process memory (pickled to their workers).
 """
+import os
 import time
 
 import numpy as np
@@ -308,6 +309,98 @@ def _cpython_churn(seconds):
     gc.callbacks.remove(cb)
     del keep
     return n, pauses
+
+
+# Go itself on the same churn (the gc suite's third column, where a go toolchain is on PATH): the
+# yardstick for the pauses, whose tail on a shared machine is the machine's (a process kept from its
+# CPU for milliseconds holds up any stop of the world).  Pauses are gctrace's stop-the-world clock
+# times: sweep termination and mark termination of every cycle, as mprt's pause list has them.
+GO_CHURN = """package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+type Node struct {
+	left, right *Node
+	v           int64
+}
+
+var sinkN *Node
+var sinkS []float64
+
+func churn(d time.Duration, done chan int) {
+	t := time.Now()
+	n := 0
+	for time.Since(t) < d {
+		for i := 0; i < 100; i++ {
+			a := &Node{}
+			a.left = &Node{}
+			a.right = &Node{}
+			a.left.left = &Node{}
+			a.left.left.right = a
+			s := make([]float64, 16)
+			for j := range s {
+				s[j] = 1
+			}
+			sinkN, sinkS = a, s
+			n += 5
+		}
+	}
+	done <- n
+}
+
+func main() {
+	secs, _ := strconv.ParseFloat(os.Args[1], 64)
+	keep := make([]*Node, 20000)
+	for i := range keep {
+		keep[i] = &Node{}
+	}
+	done := make(chan int, 2)
+	t := time.Now()
+	d := time.Duration(secs * float64(time.Second))
+	go churn(d, done)
+	go churn(d, done)
+	n := <-done + <-done
+	fmt.Println(n, time.Since(t).Seconds(), len(keep))
+}
+"""
+
+
+def go_gc(seconds):
+    """GO_CHURN built and run with GOMAXPROCS=2 and gctrace=1: its stop-the-world pauses and
+    allocations per second, and the toolchain's version."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+    go = shutil.which("go")
+    if go is None:
+        return {"error": "no go toolchain on PATH"}
+    with tempfile.TemporaryDirectory(prefix="mprt-bench-go-") as d:
+        with open(os.path.join(d, "main.go"), "w") as f:
+            f.write(GO_CHURN)
+        with open(os.path.join(d, "go.mod"), "w") as f:
+            f.write("module churn\n\ngo 1.13\n")
+        env = dict(os.environ, GOFLAGS="-mod=mod", GO111MODULE="on")
+        b = subprocess.run([go, "build", "-o", "churn", "."], cwd=d, capture_output=True, text=True, env=env)
+        if b.returncode:
+            return {"error": f"go build: {b.stderr.strip()[-200:]}"}
+        r = subprocess.run([os.path.join(d, "churn"), str(seconds)], capture_output=True, text=True,
+                           env=dict(os.environ, GOMAXPROCS="2", GODEBUG="gctrace=1"))
+        ver = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
+    if r.returncode:
+        return {"error": f"exit status {r.returncode}: {r.stderr.strip()[-200:]}"}
+    stops = []
+    for ln in r.stderr.splitlines():
+        m = re.search(r": ([0-9.]+)\+([0-9.]+)\+([0-9.]+) ms clock", ln)
+        if m:
+            stops += [int(float(m.group(1)) * 1e6), int(float(m.group(3)) * 1e6)]
+    n, wall, _ = r.stdout.split()
+    return {"stops_ns": stops, "allocs_per_s": int(n) / float(wall), "version": ver or "go"}
 
 
 def cpython_gc(seconds, nodes):
