@@ -24,10 +24,14 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <limits.h>
 
 #define BLACK 2
 #define K_STRUCT 1
 #define K_PTRS 2
+#define PF_DIST 16
+
+
 
 /* the queue: int64 addresses in a bytearray the Marker keeps between calls and cycles (so a
  * batch's leftover is not copied out and in again); entries [head, tail) are still to scan, the
@@ -210,34 +214,45 @@ static PyObject *drain(PyObject *self, PyObject *args) {
         Py_ssize_t noffs = 0;
         /* the last page looked up, on each side (the objects scanned, the children marked): a
          * breadth-first walk meets the objects of one page together, and a page that holds a
-         * reachable object keeps its span until the mark ends (spans are freed by the sweep only) */
-        pagec_t pc = {-1, 0, 0, 0, 0}, cc_ = {-1, 0, 0, 0, 0};
-        while (st.head < st.tail && (budget <= 0 || nobjs < budget)) {
-            int64_t a = st.v[st.head++];      /* first in, first out: breadth first, in the order found */
-            if (st.head + 16 < st.tail) {      /* the words of an object scanned soon */
-                int64_t ahead = st.v[st.head + 16];
+         * reachable object keeps its span until the mark ends (spans are freed by the sweep only).
+         * Kept in locals, not structs, and the queue's ends too: the loop's state stays in
+         * registers (as struct fields and queue_t members, whose addresses the calls take, every
+         * object paid loads and stores through the stack: 17 ns an object, 4x a plain BFS) */
+        int64_t p_page = -1, p_start = 0, p_size = 0, p_tids = 0;
+        uint64_t p_mul = 0;
+        int64_t c_page = -1, c_start = 0, c_marks = 0;
+        uint64_t c_mul = 0;
+        int64_t *qv = st.v;
+        Py_ssize_t head = st.head, tail = st.tail, cap = st.cap;
+        long long most = budget > 0 ? budget : LLONG_MAX;
+        while (head < tail && nobjs < most) {
+            int64_t a = qv[head++];      /* first in, first out: breadth first, in the order found */
+            if (head + PF_DIST < tail) {      /* the words of an object scanned soon */
+                int64_t ahead = qv[head + PF_DIST];
                 if (ahead > 0 && ahead < limit)
                     __builtin_prefetch(&arena[ahead >> 3]);
             }
             if (a <= 0 || a >= limit)
                 continue;
-            if ((a >> page_shift) != pc.page && page_info(&pc, a >> page_shift, &L) < 0)
-                continue;
-            int64_t sz, tid, end;
+            if ((a >> page_shift) != p_page) {
+                pagec_t t;
+                if (page_info(&t, a >> page_shift, &L) < 0)
+                    continue;
+                p_page = t.page, p_start = t.start, p_size = t.size, p_tids = t.tids, p_mul = t.mul;
+            }
+            int64_t tid, end;
             nobjs++;
-            if (pc.mul) {
-                sz = pc.size;
-                int64_t mi = pc.tids + (int64_t)(((uint64_t)(a - pc.start) * pc.mul) >> 32);
+            if (p_mul) {
+                int64_t mi = p_tids + (int64_t)(((uint64_t)(a - p_start) * p_mul) >> 32);
                 if (mi < 0 || mi >= nmeta)
                     continue;
                 tid = meta_tid[mi];
-                end = a + sz;
+                end = a + p_size;
             } else {
-                sz = pc.size;
-                tid = pc.tids;
-                end = pc.start + sz;
+                tid = p_tids;
+                end = p_start + p_size;
             }
-            nbytes += sz;
+            nbytes += p_size;
             if (tid == 0)
                 continue;
             if (tid != last_tid) {
@@ -260,23 +275,44 @@ static PyObject *drain(PyObject *self, PyObject *args) {
             } else {
                 continue;
             }
-            for (Py_ssize_t k = 0; k < nk; k++) {
-                int64_t slot = base ? a + base[k] : a + 8 * k;
-                int64_t ch = arena[slot >> 3];
-                if (ch <= 0 || ch >= limit)
-                    continue;
-                if ((ch >> page_shift) != cc_.page && page_info(&cc_, ch >> page_shift, &L) < 0)
-                    continue;
-                int64_t mb = cc_.marks + (cc_.mul ? (int64_t)(((uint64_t)(ch - cc_.start) * cc_.mul) >> 32) : 0);
-                if (mb < 0 || mb >= nmarks)
-                    continue;
-                if (marks[mb] != BLACK) {
-                    marks[mb] = BLACK;
-                    if (push(&st, ch) < 0)
-                        goto done;
-                }
+            /* a child: made BLACK and queued if it is an object of the arena not yet BLACK */
+#define CHILD(SLOT)                                                                                  \
+    do {                                                                                             \
+        int64_t ch = arena[(SLOT) >> 3];                                                             \
+        if (ch <= 0 || ch >= limit)                                                                  \
+            break;                                                                                   \
+        if ((ch >> page_shift) != c_page) {                                                          \
+            pagec_t t;                                                                               \
+            if (page_info(&t, ch >> page_shift, &L) < 0)                                             \
+                break;                                                                               \
+            c_page = t.page, c_start = t.start, c_marks = t.marks, c_mul = t.mul;                    \
+        }                                                                                            \
+        int64_t mb = c_marks + (c_mul ? (int64_t)(((uint64_t)(ch - c_start) * c_mul) >> 32) : 0);    \
+        if (mb < 0 || mb >= nmarks || marks[mb] == BLACK)                                            \
+            break;                                                                                   \
+        marks[mb] = BLACK;                                                                           \
+        if (tail == cap) {                                                                           \
+            st.head = head, st.tail = tail;                                                          \
+            if (push(&st, ch) < 0)                                                                   \
+                goto done;                                                                           \
+            qv = st.v, head = st.head, tail = st.tail, cap = st.cap;                                 \
+        } else {                                                                                     \
+            qv[tail++] = ch;                                                                         \
+        }                                                                                            \
+    } while (0)
+            /* two pointer words (a tree's or a list's node) unrolled: the loop's exit branch, taken
+             * every other word, cost a quarter of the drain */
+            if (base && nk == 2) {
+                int64_t o0 = base[0], o1 = base[1];
+                CHILD(a + o0);
+                CHILD(a + o1);
+            } else {
+                for (Py_ssize_t k = 0; k < nk; k++)
+                    CHILD(base ? a + base[k] : a + 8 * k);
             }
+#undef CHILD
         }
+        st.head = head, st.tail = tail;
         if (st.head == st.tail)
             st.head = st.tail = 0;
         result = Py_BuildValue("nnLL", st.head, st.tail, nobjs, nbytes);
