@@ -433,8 +433,10 @@ def test_the_sweeper_waits_for_a_span_being_carved(heap):
 def test_a_refill_takes_fresh_spans_several_at_a_time_and_gives_back_what_it_did_not_use(heap):
     """A P that finds no span in its class's mcentral takes RESERVE_PAGES of fresh spans at once
     (one page-heap search for several refills): the spans after the first are its own, on no
-    central list and used by its next refills; when it gives its cache back, the ones it never
-    used go back to the page heap, and nothing of them is left counted in use."""
+    central list and used by its next refills, and the full ones it leaves stay its own until
+    it next takes the mcentral's lock; when it gives its cache back, the full ones go to the full
+    list with every object counted, the ones it never used to the page heap, and nothing of them
+    is left counted in use."""
     from mprt.shm import mcache
     from mprt.shm.layout import H_PAGES_INUSE
     from mprt.shm.sizeclasses import PAGE_SHIFT, class_to_nobjs
@@ -451,9 +453,14 @@ def test_a_refill_takes_fresh_spans_several_at_a_time_and_gives_back_what_it_did
     spans = {p.addr >> PAGE_SHIFT for p in keep}
     assert len(spans) == 3 and spans - {first.addr >> PAGE_SHIFT} <= set(r)   # taken from the reserve
     assert len(mc.reserve[sc]) == mcache.RESERVE_PAGES - 3
+    # the mcentral has nothing for the class: the full spans stayed the P's (no lock taken), with
+    # the counts it hands in when they go back
+    assert sorted(s for s, _ in mc.retired[sc]) == sorted(spans - {keep[-1].addr >> PAGE_SHIFT})
+    assert [n for _, n in mc.retired[sc]] == [class_to_nobjs[3]] * 2
     heap.release_p()                           # the cache goes back: the unused spans with it
     assert int(heap.hdr[H_PAGES_INUSE]) - p0 == 3
     assert all(int(heap.s_state[s]) != S_INUSE for s in r if s not in spans)
+    assert all(int(heap.s_alloc[s]) == class_to_nobjs[3] for s in spans if s != keep[-1].addr >> PAGE_SHIFT)
     heap.bind_p(0)
-    heap.check()
+    heap.check()                               # s_alloc agrees with the type ids, every list whole
     assert len({int(p.addr) for p in keep}) == len(keep)      # no object handed out twice

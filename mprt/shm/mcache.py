@@ -8,7 +8,11 @@ the cache (every span goes back to its mcentral), so a P moving to another proce
 with it but its counters in pstat.
 
 Invariant: for a cached span of class sc, free[sc] holds indices of objects whose type id is zero,
-and ncached[sc] - len(free[sc]) objects were allocated from it since it was cached.
+and ncached[sc] - len(free[sc]) objects were allocated from it since it was cached.  A P also
+caches spans it does not allocate from: reserve[sc], fresh spans taken with the last one from the
+page heap (nothing allocated), and retired[sc], full spans it allocated from, with the count it has
+not handed in yet.  They are cached like the current one (s_cached = P, on no list) and go back to
+the mcentral at the next refill that takes its lock, or with the cache (flush).
 
 The collector (mprt/gc/mgc.py): every allocation first compares `gen` with the heap's GC_GEN word,
 which changes when a mark starts and when it ends (sync).  While marking, objects are allocated
@@ -20,7 +24,7 @@ may sweep a span still cached by an M that has not synced: that M drops it unuse
 import numpy as np
 
 from . import mcentral
-from .layout import GC_GEN, GC_PHASE, NSPANCLASS, PH_OFF, PSTAT_WORDS
+from .layout import GC_DONE, GC_GEN, GC_PHASE, GC_STARTED, NSPANCLASS, PH_OFF, PSTAT_WORDS
 from .sizeclasses import PAGE_SHIFT, class_to_allocnpages, class_to_nobjs
 
 # a refill that finds no span in the mcentral takes fresh ones from the page heap, this many pages
@@ -37,7 +41,7 @@ _ALL_FREE = [tuple(range(n - 1, -1, -1)) for n in class_to_nobjs]
 
 class MCache:
     __slots__ = ("h", "p", "span", "free", "base", "tidbase", "markbase", "ncached", "stats", "gen",
-                 "black", "reserve")
+                 "black", "reserve", "retired")
 
     def __init__(self, h, p):
         self.h, self.p = h, p
@@ -47,6 +51,7 @@ class MCache:
         self.span = [0] * NSPANCLASS
         self.free = [[] for _ in range(NSPANCLASS)]
         self.reserve = [[] for _ in range(NSPANCLASS)]
+        self.retired = [[] for _ in range(NSPANCLASS)]
         self.base = [0] * NSPANCLASS
         self.tidbase = [0] * NSPANCLASS
         self.ncached = [0] * NSPANCLASS
@@ -57,18 +62,26 @@ class MCache:
         """Swap the span of class sc for one with free objects (Go's mcache.refill)."""
         h, fl = self.h, self.free[sc]
         old = self.span[sc]
-        n = 0
+        retired, r = self.retired[sc], self.reserve[sc]
         if old:
             self.span[sc] = 0
-            n = self.ncached[sc] - len(fl)
+            retired.append((old, self.ncached[sc] - len(fl)))
             del fl[:]
-        s = mcentral.cache_span(h, sc, self.p, old, n)     # the old one goes back in the same hold
-        if not s:
-            r = self.reserve[sc]
-            if not r:
-                k = max(1, RESERVE_PAGES // class_to_allocnpages[sc >> 1])
-                r.extend(reversed(mcentral.new_spans(h, sc, self.p, k)))
+        gc = h.gcq
+        if r and not h.central_heads[sc * 2] and gc[GC_DONE] == gc[GC_STARTED]:
+            # the common case, with no lock: no span in the mcentral has room (a look without
+            # its lock: one that gets some meanwhile is found by a later refill) and none can be
+            # swept for room (the cycle's sweep is done), so the mcentral lock would only take
+            # the full span back and give nothing: it stays ours (retired) until then
             s = r.pop()
+        else:
+            s = mcentral.cache_span(h, sc, self.p, retired)     # what we give back, in the same hold
+            del retired[:]
+            if not s:
+                if not r:
+                    k = max(1, RESERVE_PAGES // class_to_allocnpages[sc >> 1])
+                    r.extend(reversed(mcentral.new_spans(h, sc, self.p, k)))
+                s = r.pop()
         nobj = class_to_nobjs[sc >> 1]
         tb = int(h.s_meta[s]) >> 1
         if h.s_alloc[s] == 0:       # a fresh span, or one swept empty: every object is free
@@ -92,18 +105,20 @@ class MCache:
             h.cx.mcache_state(gen)
 
     def flush(self):
-        """Give every cached span back (Go's releaseAll)."""
+        """Give every cached span back (Go's releaseAll): the one allocated from, the retired and
+        the reserved."""
         h = self.h
         for sc, s in enumerate(self.span):
+            fl, retired, r = self.free[sc], self.retired[sc], self.reserve[sc]
+            if not (s or retired or r):
+                continue
+            give = retired + [(x, 0) for x in r]          # a reserved span: nothing allocated
             if s:
-                fl = self.free[sc]
+                give.append((s, self.ncached[sc] - len(fl)))
                 self.span[sc] = 0
-                n = self.ncached[sc] - len(fl)
                 del fl[:]
-                mcentral.uncache_span(h, sc, s, n)
-        for sc, r in enumerate(self.reserve):
-            while r:
-                mcentral.uncache_span(h, sc, r.pop(), 0)     # nothing allocated: back to the page heap
+            del retired[:], r[:]
+            mcentral.uncache_spans(h, sc, give)
 
 
 from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)

@@ -106,15 +106,15 @@ def meta_free_locked(h, cls, off):
 FULL_WALK = 32    # full spans cache_span looks at for one that sweeping would give room in
 
 
-def cache_span(h, sc, p, old=0, nalloc=0):
+def cache_span(h, sc, p, give=()):
     """Give P p a span of class sc with at least one free object from the mcentral (Go's
-    mcentral.cacheSpan); 0 if it has none (the caller takes fresh ones: new_spans).  `old`: the
-    span the P gives back, after allocating nalloc objects from it (uncache_span, in the same hold
-    of the mcentral lock: a refill takes it once)."""
+    mcentral.cacheSpan); 0 if it has none (the caller takes fresh ones: new_spans).  `give`: the
+    spans the P gives back, (span, objects it allocated from it) pairs (uncache_spans, in the same
+    hold of the mcentral lock: a refill takes it once)."""
     cls = sc >> 1
     with h.central_lock(cls):
-        if old:
-            _uncache_locked(h, sc, old, nalloc)
+        for s, nalloc in give:
+            _uncache_locked(h, sc, s, nalloc)
         return _cache_locked(h, sc, p)
 
 
@@ -199,10 +199,12 @@ def _alloc_spans_locked(h, cls, npages, k=1):
     return run, nz, metas
 
 
-def uncache_span(h, sc, s, nalloc):
-    """P gives span s back after allocating nalloc objects from it (Go's mcentral.uncacheSpan)."""
+def uncache_spans(h, sc, give):
+    """A P gives spans of class sc back: (span, objects it allocated from it) pairs (Go's
+    mcentral.uncacheSpan)."""
     with h.central_lock(sc >> 1):
-        _uncache_locked(h, sc, s, nalloc)
+        for s, nalloc in give:
+            _uncache_locked(h, sc, s, nalloc)
 
 
 def _uncache_locked(h, sc, s, nalloc):
