@@ -15,6 +15,10 @@ carries the element being sent or the slot the received one is written to.  A se
 sudog per case; the first waker to claim the goroutine (G_SELDONE, tested and set with the sched
 lock) wins and records the winning sudog in G_PARAM; other wakers skip its sudogs.  select takes the
 locks of all its channels in lock-index order; nothing else holds two channel locks.
+
+Directional views (Go's chan<- T and <-chan T): ch.send_only() and ch.recv_only() are SendChan and
+RecvChan, thin wrappers of the same Chan that refuse the other direction's operations with a
+TypeError (Go refuses them at compile time), travel as views, and compare equal to their channel.
 """
 import pickle
 import random
@@ -246,10 +250,19 @@ class Chan:
         return self._hq[self._w + QCOUNT]
 
     def __eq__(self, other):
-        return isinstance(other, Chan) and other._a == self._a
+        # a view compares equal to its channel, as Go's chan<- T to the chan T it was assigned from
+        return isinstance(other, (Chan, SendChan, RecvChan)) and other._a == self._a
 
     def __hash__(self):
         return hash(("chan", self._a))
+
+    def send_only(self) -> "SendChan":
+        """A view that can only send (and close): Go's chan<- T."""
+        return SendChan(self)
+
+    def recv_only(self) -> "RecvChan":
+        """A view that can only receive: Go's <-chan T."""
+        return RecvChan(self)
 
     def __repr__(self):
         m = mstate.current_m_or_none()
@@ -361,6 +374,113 @@ class Chan:
         stw.check_safepoint(m)
 
 
+class _View:
+    """A directional view of a channel (Go's chan<- T and <-chan T): the same channel, with the
+    operations of the other direction refused (Go refuses them when it compiles; here they raise
+    TypeError when called).  Views travel wherever a channel does (goroutine arguments, channel
+    values) and stay views; a view compares equal to its channel."""
+
+    __slots__ = ("_c",)
+
+    def __init__(self, c):
+        if isinstance(c, _View):
+            c = c._c
+        if not isinstance(c, Chan):
+            raise TypeError(f"mprt: {type(self).__name__} of {c!r}, which is not a channel")
+        self._c = c
+
+    @property
+    def _a(self):
+        return self._c._a
+
+    @property
+    def _h(self):
+        return self._c._h
+
+    @property
+    def cap(self) -> int:
+        return self._c.cap
+
+    def __len__(self) -> int:
+        return len(self._c)
+
+    def __eq__(self, other):
+        return isinstance(other, (Chan, _View)) and other._a == self._c._a
+
+    def __hash__(self):
+        return hash(("chan", self._c._a))
+
+    def __reduce__(self):
+        return (type(self), (self._c,))
+
+    def _refuse(self, what):
+        raise TypeError(f"invalid operation: {what} ({self._kind})")
+
+
+class SendChan(_View):
+    """A send-only view of a channel (Go's chan<- T), made by ch.send_only(): send, close, len, cap;
+    (v.send, value) is a select case."""
+
+    __slots__ = ()
+    _kind = "send-only channel, chan<-"
+
+    def send(self, v: object) -> None:
+        self._c.send(v)
+
+    def close(self) -> None:
+        self._c.close()
+
+    def send_only(self) -> "SendChan":
+        return self
+
+    def recv(self):
+        self._refuse("receive from send-only channel")
+
+    def recv2(self):
+        self._refuse("receive from send-only channel")
+
+    def __iter__(self):
+        self._refuse("range over send-only channel")
+
+    def recv_only(self):
+        self._refuse("cannot convert a send-only channel to receive-only")
+
+    def __repr__(self):
+        return f"<mprt.SendChan of {self._c!r}>"
+
+
+class RecvChan(_View):
+    """A receive-only view of a channel (Go's <-chan T), made by ch.recv_only(): recv, recv2,
+    `for v in view`, len, cap; v.recv is a select case."""
+
+    __slots__ = ()
+    _kind = "receive-only channel, <-chan"
+
+    def recv(self) -> Any:
+        return self._c.recv()
+
+    def recv2(self) -> tuple[Any, bool]:
+        return self._c.recv2()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._c)
+
+    def recv_only(self) -> "RecvChan":
+        return self
+
+    def send(self, v):
+        self._refuse("send to receive-only channel")
+
+    def close(self):
+        self._refuse("cannot close receive-only channel")
+
+    def send_only(self):
+        self._refuse("cannot convert a receive-only channel to send-only")
+
+    def __repr__(self):
+        return f"<mprt.RecvChan of {self._c!r}>"
+
+
 def _recv_locked(m, h, hq, w):
     """Receive without blocking (lock held): (raw, True), (None, False) when closed and drained, or
     (None, None) when the caller must wait."""
@@ -465,6 +585,10 @@ def foreign(obj, m):
                        f"its channels and sync objects with it")
 
 
+_RECV_CASES = (Chan.recv, Chan.recv2, RecvChan.recv, RecvChan.recv2)
+_SEND_CASES = (Chan.send, SendChan.send)
+
+
 def _parse(cases):
     out = []
     dflt = -1
@@ -474,10 +598,16 @@ def _parse(cases):
                 raise ValueError("mprt.select: multiple defaults in select")
             dflt = i
             out.append((DEFAULT, None, None))
-        elif getattr(c, "__func__", None) is Chan.recv or getattr(c, "__func__", None) is Chan.recv2:
-            out.append((RECV, c.__self__, None))
-        elif (isinstance(c, tuple) and len(c) == 2 and getattr(c[0], "__func__", None) is Chan.send):
-            out.append((SEND, c[0].__self__, c[1]))
+        elif getattr(c, "__func__", None) in _RECV_CASES:
+            ch = c.__self__
+            out.append((RECV, ch._c if isinstance(ch, _View) else ch, None))
+        elif isinstance(c, tuple) and len(c) == 2 and getattr(c[0], "__func__", None) in _SEND_CASES:
+            ch = c[0].__self__
+            out.append((SEND, ch._c if isinstance(ch, _View) else ch, c[1]))
+        elif getattr(c, "__func__", None) in (SendChan.recv, SendChan.recv2):
+            c.__self__._refuse("receive from send-only channel")
+        elif isinstance(c, tuple) and len(c) == 2 and getattr(c[0], "__func__", None) is RecvChan.send:
+            c[0].__self__._refuse("send to receive-only channel")
         else:
             raise TypeError(f"mprt.select: case {i} is {c!r}; want ch.recv, (ch.send, value) or mprt.default")
     return out, dflt
@@ -581,6 +711,7 @@ def select(*cases: object) -> tuple[int, Any]:
 
 
 msg.register_handle_type(Chan)
+msg.register_handle_type(_View)
 msg.register_wire_type(1, Chan)
 
 from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)
