@@ -21,7 +21,8 @@ allocates from its own mcache without locks; refills go through the mcentral and
 Every Ptr alive in any process is a root in its process's root table.
 
 The language level lives here: run, go, chan, select, default, sleep, syscall, struct, new, make,
-new_batch, Ptr, sizeof, Panic, panic, Goexit.  Go's package sync is mprt.sync.
+new_batch, Ptr, sizeof, ref (a heap word for sync/atomic), Panic, panic, Goexit.  Go's package sync
+is mprt.sync, sync/atomic mprt.sync.atomic.
 """
 from . import sync
 from .boot import run
@@ -34,7 +35,8 @@ from .sched.proc import sleep, syscall
 from .shm.malloc import make, new, new_batch, sizeof
 from .shm.ptr import Batch, Ptr
 from .shm.types import struct
+from .sync.atomic import ref
 
 __all__ = ["Batch", "Chan", "Goexit", "Panic", "Ptr", "chan", "default", "go", "make", "new", "new_batch",
-           "panic", "run", "select", "sizeof", "sleep", "struct", "sync", "syscall"]
+           "panic", "ref", "run", "select", "sizeof", "sleep", "struct", "sync", "syscall"]
 __version__ = "0.1.0"

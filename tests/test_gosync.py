@@ -40,3 +40,51 @@ def test_directional_views_send_and_receive_in_goroutines_and_refuse_the_other_d
     assert r["eq"] == [True, True, True, True]
     assert r["back"] == "RecvChan" and r["back_eq"] is True
     assert r["lens"] == [0, 4, 4]
+
+
+# ---- sync/atomic ----
+
+def test_atomics_on_heap_words_are_exact_across_ms():
+    r = result("atomics")
+    n = r["want"]
+    assert r["n32"] == n and r["n64"] == 3 * n and r["cas"] == 2 * n
+    assert r["u64"] == 2 ** 64 - n                        # n wrapping decrements of 0
+    assert r["arr"] == [0, 0, 0, n, 0, 0, 0, 0]
+    assert r["swap"] == [3 * n, -5, False, None, -2 ** 63]   # Go's wrap of int64 at the top
+    assert r["refs"][0].startswith("mprt.ref(") and r["refs"][0].endswith("'u64') (uint64)")
+    assert len(r["mids"]) == 2, r["mids"]                # the goroutines really ran on both Ms
+
+
+def test_atomic_misuse_names_the_bad_value():
+    e = result("atomic_errors")["errs"]
+    assert e["wrong type"].startswith("TypeError: atomic.AddInt32: mprt.ref(") and "is not an int32 word" in e["wrong type"]
+    assert "is a pointer; sync/atomic works on int32, int64, uint32 and uint64 words" in e["pointer field"]
+    assert "is float64; sync/atomic works on" in e["float"]
+    assert "has no field 'nope'" in e["no field"]
+    assert e["index"].startswith("IndexError: mprt.ref: index 2 out of range [0:2]")
+    assert "is not an mprt.ref" in e["not a ref"] and "1.5 is not an integer" in e["not an int"]
+    assert "42 is not a heap object" in e["not heap"]
+
+
+def test_atomic_value_stores_and_loads_handles_with_gos_panics():
+    r = result("value")
+    assert r["first"] is None
+    assert r["got"][1] == 41
+    assert r["got2"][1] == 42
+    assert r["panics"] == ["sync/atomic: store of nil value into Value",
+                           "sync/atomic: store of inconsistently typed value into Value",
+                           "sync/atomic: store of inconsistently typed value into Value"]
+    assert r["chan"] is True and r["kept"] == 42
+
+
+# ---- Once ----
+
+def test_once_runs_f_once_among_goroutines_even_when_f_panics_and_f_stays_preemptible():
+    r = result("once", {"GOMAXPROCS": "1"})
+    assert r["n"] == 1
+    assert r["panicked"] == "in f" and r["again"] == []
+    assert r["preempted_in_f"] is True
+
+
+def test_once_across_two_ms():
+    assert result("once")["n"] == 1

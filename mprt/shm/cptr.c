@@ -23,6 +23,8 @@
  * sweep_small: the loop of mcentral.sweep_span_locked (the caller holds the mcentral lock and does
  * the accounting).
  *
+ * atomic: sync/atomic's operations on an aligned arena word (mprt/sync/atomic.py).
+ *
  * PtrField: the descriptor of a struct's pointer field.  Reading makes a handle for the object the
  * field points to (its type id read from the heap's span and meta arrays, as ObjectQueries.tid_at);
  * writing takes a handle of the same heap or None and stores it through the write barrier (while
@@ -544,6 +546,65 @@ static PyObject *ctx_get_alive(Ctx *c, void *closure) { return PyBool_FromLong(c
 
 static PyObject *ctx_at(Ctx *c, PyObject *arg);
 
+/* atomic(addr, op, width, signed, a, b): sync/atomic on an aligned word of the arena, shared with
+ * every process (the hardware's atomic instructions on the shared mapping).  op: 0 load, 1 store a,
+ * 2 add a (the new value), 3 swap a (the old value), 4 compare-and-swap a -> b (whether it did).
+ * Values wrap to the word (Go's unsigned arithmetic; a negative delta of an unsigned add is
+ * ^uint(-delta-1)); results are read as signed or unsigned words. */
+static PyObject *word_value(uint64_t v, int width, int sgn) {
+    if (width == 4)
+        return sgn ? PyLong_FromLong((int32_t)(uint32_t)v) : PyLong_FromUnsignedLong((uint32_t)v);
+    return sgn ? PyLong_FromLongLong((int64_t)v) : PyLong_FromUnsignedLongLong(v);
+}
+
+static int word_arg(PyObject *o, uint64_t *v) {
+    *v = PyLong_AsUnsignedLongLongMask(o);        /* any int, modulo 2**64 */
+    return (*v == (uint64_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static PyObject *ctx_atomic(Ctx *c, PyObject *args) {
+    long long addr;
+    int op, width, sgn;
+    PyObject *ao, *bo;
+    if (!PyArg_ParseTuple(args, "LiipOO", &addr, &op, &width, &sgn, &ao, &bo))
+        return NULL;
+    if (!c->alive)
+        return raise_ended(c);
+    if ((width != 4 && width != 8) || op < 0 || op > 4) {
+        PyErr_Format(PyExc_ValueError, "cptr.atomic: op %d width %d", op, width);
+        return NULL;
+    }
+    if (addr <= 0 || addr % width || addr + width > (long long)c->abuf.len) {
+        PyErr_Format(PyExc_ValueError, "cptr.atomic: address %#llx is not an aligned %d-byte word of the arena",
+                     addr, width);
+        return NULL;
+    }
+    uint64_t a = 0, b = 0;
+    if (op && word_arg(ao, &a) < 0)
+        return NULL;
+    if (op == 4 && word_arg(bo, &b) < 0)
+        return NULL;
+    char *w = (char *)c->arena + addr;
+    if (width == 4) {
+        uint32_t *p = (uint32_t *)w, x = (uint32_t)a, y = (uint32_t)b;
+        switch (op) {
+        case 0: return word_value(__atomic_load_n(p, __ATOMIC_SEQ_CST), 4, sgn);
+        case 1: __atomic_store_n(p, x, __ATOMIC_SEQ_CST); Py_RETURN_NONE;
+        case 2: return word_value(__atomic_add_fetch(p, x, __ATOMIC_SEQ_CST), 4, sgn);
+        case 3: return word_value(__atomic_exchange_n(p, x, __ATOMIC_SEQ_CST), 4, sgn);
+        default: return PyBool_FromLong(__atomic_compare_exchange_n(p, &x, y, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+        }
+    }
+    uint64_t *p = (uint64_t *)w;
+    switch (op) {
+    case 0: return word_value(__atomic_load_n(p, __ATOMIC_SEQ_CST), 8, sgn);
+    case 1: __atomic_store_n(p, a, __ATOMIC_SEQ_CST); Py_RETURN_NONE;
+    case 2: return word_value(__atomic_add_fetch(p, a, __ATOMIC_SEQ_CST), 8, sgn);
+    case 3: return word_value(__atomic_exchange_n(p, a, __ATOMIC_SEQ_CST), 8, sgn);
+    default: return PyBool_FromLong(__atomic_compare_exchange_n(p, &a, b, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    }
+}
+
 static PyMethodDef ctx_methods[] = {
     {"make", (PyCFunction)ctx_make, METH_VARARGS, "make(cls, t, a): a rooted handle of class cls on address a"},
     {"at", (PyCFunction)ctx_at, METH_O, "at(a): a rooted handle for the object at a (ObjectQueries.ptr_at)"},
@@ -553,6 +614,7 @@ static PyMethodDef ctx_methods[] = {
     {"set_sched", (PyCFunction)ctx_set_sched, METH_VARARGS, "the M's safe-point words, or None"},
     {"note_type", (PyCFunction)ctx_note_type, METH_VARARGS, "a small struct type new() may make fast"},
     {"sweep_small", (PyCFunction)ctx_sweep_small, METH_VARARGS, "sweep a small span's slots: how many freed"},
+    {"atomic", (PyCFunction)ctx_atomic, METH_VARARGS, "atomic(addr, op, width, signed, a, b): sync/atomic on an arena word"},
     {NULL},
 };
 
