@@ -22,9 +22,9 @@ Every Ptr alive in any process is a root in its process's root table.
 
 The language level lives here: run, go, chan, select, default, sleep, syscall, struct, new, make,
 new_batch, Ptr, sizeof, ref (a heap word for sync/atomic), Panic, panic, Goexit.  Go's package sync
-is mprt.sync, sync/atomic mprt.sync.atomic.
+is mprt.sync, sync/atomic mprt.sync.atomic, the timers of package time mprt.time.
 """
-from . import sync
+from . import sync, time
 from .boot import run
 from .errors import Goexit
 from .panic import Panic, panic
@@ -38,5 +38,5 @@ from .shm.types import struct
 from .sync.atomic import ref
 
 __all__ = ["Batch", "Chan", "Goexit", "Panic", "Ptr", "chan", "default", "go", "make", "new", "new_batch",
-           "panic", "ref", "run", "select", "sizeof", "sleep", "struct", "sync", "syscall"]
+           "panic", "ref", "run", "select", "sizeof", "sleep", "struct", "sync", "syscall", "time"]
 __version__ = "0.1.0"

@@ -88,3 +88,40 @@ def test_once_runs_f_once_among_goroutines_even_when_f_panics_and_f_stays_preemp
 
 def test_once_across_two_ms():
     assert result("once")["n"] == 1
+
+
+# ---- timers ----
+
+def test_timers_and_tickers_keep_gos_semantics():
+    r = result("timers")
+    assert 0.045 <= r["after"][0] < 1 and r["after"][1] is True
+    assert r["stop_first"] == [True, True]
+    assert r["stopped_never_fired"] == [1, 1]             # select took the default: nothing came
+    assert r["stop_again"] == [False, False]
+    assert r["stop_fired"] is False and r["reset_fired"] is False
+    assert r["reset_armed"] is True and 0.025 <= r["reset_waited"] < 1
+    assert r["stopped_elsewhere"] is True
+    assert r["afterfunc_goroutines"] >= 2                 # main and f's own goroutine
+    assert r["numgoroutine"] == 1
+    assert 0.18 <= r["ticker_10"] < 1.5
+    assert r["ticker_buffered"] == 1                       # a buffer of one: the rest were dropped
+    assert r["ticker_stopped"] == 0
+    assert r["panics"] == ["non-positive interval for NewTicker"] * 2 + ["non-positive interval for Ticker.Reset"]
+    assert r["tick0"] is None
+    assert r["bad"] == "time.NewTimer: duration '1s' is not a number of seconds"
+
+
+def test_many_timers_fire_in_order_once_and_stopped_ones_never():
+    r = result("timers_many")
+    assert r["order"] == list(range(10))
+    assert r["stopped"] == 25 and r["fired_stopped"] == 0
+
+
+def test_waiting_on_a_stopped_timer_is_a_deadlock():
+    e = dict(os.environ)
+    for k in ("GOMAXPROCS", "GOTRACEBACK", "GODEBUG", "GOGC"):
+        e.pop(k, None)
+    p = subprocess.run([sys.executable, PROG, "timer_deadlock"], capture_output=True, text=True, timeout=60, env=e)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\n"), p.stderr
+    assert "timer goroutine" not in p.stderr

@@ -6,16 +6,20 @@ import typing
 
 import mprt
 from mprt import runtime, sync
+from mprt import time as mtime
+from mprt.sched.chan import RecvChan, SendChan
+from mprt.sync import atomic
 
 
 def _public_functions():
     out = []
-    for mod in (mprt, runtime):
+    for mod in (mprt, runtime, atomic, mtime):
         for name in getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")]:
             obj = getattr(mod, name)
             if inspect.isfunction(obj) and obj.__module__.startswith("mprt"):
                 out.append((f"{mod.__name__}.{name}", obj))
-    for cls in (mprt.Chan, sync.Mutex, sync.WaitGroup):
+    for cls in (mprt.Chan, sync.Mutex, sync.WaitGroup, sync.Once, atomic.Value, mtime.Timer, mtime.Ticker,
+                SendChan, RecvChan):
         for name, obj in vars(cls).items():
             if inspect.isfunction(obj) and not name.startswith("_"):
                 out.append((f"{cls.__name__}.{name}", obj))

@@ -41,6 +41,7 @@ from ..sched.ctl import (
     MAXG,
     S_NGALLOC,
     S_NSGALLOC,
+    S_TIMERS,
     SG_ELEMADDR,
     SG_ELEMLEN,
     SG_WORDS,
@@ -133,6 +134,8 @@ class Marker:
             out.append(g[:, G_PTR0:G_PTR0 + G_NPTRS][inline])
             sg = ctl.table("sudog", ng, SG_WORDS)
             out.append(sg[sg[:, SG_ELEMLEN] < 0, SG_ELEMADDR])
+        if q[s + S_TIMERS] > 0:
+            out.append(np.array([q[s + S_TIMERS]], dtype=np.int64))    # the timer goroutine's state
         nsg = q[s + S_NSGALLOC]
         if nsg:
             b = ctl.base["sudog"] + MAXG * SG_WORDS

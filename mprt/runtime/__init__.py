@@ -344,7 +344,7 @@ def _all_goroutine_pcs(m):
     with _StoppedWorld(m):
         _tb.own_goroutines(m, _sys._getframe(2), level >= 2, pcs)
         _tb.collect_others(m, set(pcs), pcs)
-    from ..sched.ctl import G_DEAD, G_GOID, G_STATUS, S_NGALLOC
+    from ..sched.ctl import G_DEAD, G_GOID, G_STATUS, S_NGALLOC, S_TIMERG
     q, ctl = m.q, m.ctl
     for g in range(q[ctl.sched + S_NGALLOC]):     # goroutines not started: no stack yet
         r = ctl.g(g)
@@ -355,6 +355,9 @@ def _all_goroutine_pcs(m):
         slot = int(m.heap.gc[_layout.GC_FING]) - 1
         if slot >= 0:
             pcs.pop(q[ctl.g(slot) + G_GOID], None)
+    slot = q[ctl.sched + S_TIMERG] - 1    # the timer goroutine: a system goroutine
+    if slot >= 0:
+        pcs.pop(q[ctl.g(slot) + G_GOID], None)
     return pcs
 
 

@@ -23,7 +23,7 @@ TypeError (Go refuses them at compile time), travel as views, and compare equal 
 import pickle
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -413,7 +413,7 @@ class _View:
     def __reduce__(self):
         return (type(self), (self._c,))
 
-    def _refuse(self, what):
+    def _refuse(self, what: str) -> NoReturn:
         raise TypeError(f"invalid operation: {what} ({self._kind})")
 
 
@@ -433,16 +433,16 @@ class SendChan(_View):
     def send_only(self) -> "SendChan":
         return self
 
-    def recv(self):
+    def recv(self) -> NoReturn:
         self._refuse("receive from send-only channel")
 
-    def recv2(self):
+    def recv2(self) -> NoReturn:
         self._refuse("receive from send-only channel")
 
-    def __iter__(self):
+    def __iter__(self) -> NoReturn:
         self._refuse("range over send-only channel")
 
-    def recv_only(self):
+    def recv_only(self) -> NoReturn:
         self._refuse("cannot convert a send-only channel to receive-only")
 
     def __repr__(self):
@@ -468,13 +468,13 @@ class RecvChan(_View):
     def recv_only(self) -> "RecvChan":
         return self
 
-    def send(self, v):
+    def send(self, v: object) -> NoReturn:
         self._refuse("send to receive-only channel")
 
-    def close(self):
+    def close(self) -> NoReturn:
         self._refuse("cannot close receive-only channel")
 
-    def send_only(self):
+    def send_only(self) -> NoReturn:
         self._refuse("cannot convert a receive-only channel to send-only")
 
     def __repr__(self):

@@ -114,7 +114,9 @@ S_PROFSYNC = 48
 S_NCGOCALL = 49
 S_NFNPICK = 50
 S_FNPICKBYTES = 51
-_S_COUNT = 52
+S_TIMERS = 52          # the timer goroutine's state object (timers.py), 0 before the first timer
+S_TIMERG = 53          # its G slot + 1 (a system goroutine: NumGoroutine and tracebacks leave it out)
+_S_COUNT = 54
 SCHED_WORDS = 64
 assert _S_COUNT <= SCHED_WORDS
 
@@ -201,9 +203,9 @@ G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD = 0, 1, 2, 3, 4, 6
 
 WAIT_REASONS = ["", "chan receive", "chan send", "select", "select (no cases)", "semacquire", "sleep",
                 "chan receive (nil chan)", "chan send (nil chan)", "locked to thread", "GC assist wait",
-                "finalizer wait"]
+                "finalizer wait", "timer goroutine (idle)"]
 (W_NONE, W_CHANRECV, W_CHANSEND, W_SELECT, W_SELECTNOCASES, W_SEMACQUIRE, W_SLEEP, W_CHANRECVNIL,
- W_CHANSENDNIL, W_LOCKED, W_GCASSIST, W_FINALIZER) = range(len(WAIT_REASONS))
+ W_CHANSENDNIL, W_LOCKED, W_GCASSIST, W_FINALIZER, W_TIMERIDLE) = range(len(WAIT_REASONS))
 
 # ---- sudog rows ----
 SG_G = 0

@@ -121,6 +121,7 @@ from .ctl import (
     S_NPIDLE,
     S_NSITES,
     S_SITEBYTES,
+    S_TIMERG,
     SITEBYTES,
     W_CHANRECV,
     W_CHANSEND,
@@ -593,9 +594,15 @@ def set_max_threads(m, n):
 # ---- introspection ----
 
 def numgoroutine(m):
-    """Goroutines that exist, less the finalizer goroutine unless it is running finalizers."""
+    """Goroutines that exist, less the system goroutines: the finalizer goroutine unless it is
+    running finalizers, the timer goroutine (timers.py)."""
     mt = mstates(m)
-    return int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - fing_system(m.heap)
+    return int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - system_goroutines(m)
+
+
+def system_goroutines(m):
+    """How many of the goroutines that exist are the runtime's own (Go's isSystemGoroutine)."""
+    return fing_system(m.heap) + (m.q[m.ctl.sched + S_TIMERG] > 0)
 
 
 def wait_reason(code):

@@ -30,7 +30,7 @@ import numpy as np
 from .. import codeclass
 from ..errors import Goexit
 from ..settings import load_accel
-from ..shm.layout import GC_PHASE, fing_system
+from ..shm.layout import GC_PHASE
 from ..shm.mbarrier import shade_vec, shade_word
 from ..shm.ptr import loads
 from .ctl import (
@@ -1209,6 +1209,12 @@ def _fire_timers(m):
         due.append(heapq.heappop(m.timers)[2])
     if due:
         for g in due:
+            if type(g) is tuple:
+                # (g, guard): a wakeup another M may have made already (the timer goroutine's,
+                # timers.py); the guard claims it, or says it was taken
+                g, guard = g
+                if not guard():
+                    continue
             if m.q[m.ctl.g(g) + G_STATUS] == G_WAITING:
                 proc.ready(m, g)
         # only now: checkdead must never see neither the timer nor the goroutine it readied
@@ -1233,7 +1239,7 @@ def _checkdead_locked(m):
     for p in range(q[s + S_GOMAXPROCS]):
         if not runqempty(m, p):
             return
-    ngor = int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - fing_system(m.heap)
+    ngor = int(mt[:, M_GCREATED].sum() - mt[:, M_GEXITED].sum()) - proc.system_goroutines(m)
     # M0 prints the report while every M is still there to show its goroutines, then ends it all
     q[s + S_DEAD] = EXIT_GOEXIT if ngor == 0 else EXIT_DEADLOCK
     wakem(m, 0)

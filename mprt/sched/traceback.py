@@ -46,6 +46,7 @@ from .ctl import (
     S_EXIT,
     S_NGALLOC,
     S_PANICKING,
+    S_TIMERG,
     S_TRACEBACK,
 )
 
@@ -307,6 +308,9 @@ def collect_others(m, skip_goids, pcs=None, cpu=None):
         elif st in (G_RUNNING, G_SYSCALL, G_WAITING, G_RUNNABLE) and q[r + G_M] in want:
             got[goid] = (_header(q, ctl, g) + "\tgoroutine running on other thread; stack unavailable\n"
                          + _created_by(q, ctl, g))
+    tg = q[s + S_TIMERG] - 1
+    if tg >= 0 and q[s + S_TRACEBACK] >> 2 < 2:
+        got.pop(q[ctl.g(tg) + G_GOID], None)     # the timer goroutine: a system goroutine (timers.py)
     return got
 
 

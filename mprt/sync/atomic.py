@@ -82,7 +82,7 @@ class Ref:
         return f"mprt.ref({self._p!r}, {self._key!r}) ({self._kind.lower()})"
 
 
-def ref(obj, key) -> Ref:
+def ref(obj: Ptr, key: "str | int") -> Ref:
     """Go's &obj.field (key a field name) or &slice[i] (key an index), for sync/atomic."""
     return Ref(obj, key)
 
@@ -139,102 +139,102 @@ def _op_locked(r, op, a, b):
         _mstate.rel(lk)
 
 
-def AddInt32(ref, delta):
+def AddInt32(ref: Ref, delta: int) -> int:
     """Go's atomic.AddInt32: adds delta to the word, returns the new value."""
     return _op("AddInt32", "Int32", ref, _ADD, delta)
 
 
-def LoadInt32(ref):
+def LoadInt32(ref: Ref) -> int:
     """Go's atomic.LoadInt32."""
     return _op("LoadInt32", "Int32", ref, _LOAD)
 
 
-def StoreInt32(ref, val):
+def StoreInt32(ref: Ref, val: int) -> None:
     """Go's atomic.StoreInt32."""
     _op("StoreInt32", "Int32", ref, _STORE, val)
 
 
-def SwapInt32(ref, new):
+def SwapInt32(ref: Ref, new: int) -> int:
     """Go's atomic.SwapInt32: stores new, returns the old value."""
     return _op("SwapInt32", "Int32", ref, _SWAP, new)
 
 
-def CompareAndSwapInt32(ref, old, new):
+def CompareAndSwapInt32(ref: Ref, old: int, new: int) -> bool:
     """Go's atomic.CompareAndSwapInt32: stores new if the word is old; whether it did."""
     return _op("CompareAndSwapInt32", "Int32", ref, _CAS, old, new)
 
 
-def AddInt64(ref, delta):
+def AddInt64(ref: Ref, delta: int) -> int:
     """Go's atomic.AddInt64: adds delta to the word, returns the new value."""
     return _op("AddInt64", "Int64", ref, _ADD, delta)
 
 
-def LoadInt64(ref):
+def LoadInt64(ref: Ref) -> int:
     """Go's atomic.LoadInt64."""
     return _op("LoadInt64", "Int64", ref, _LOAD)
 
 
-def StoreInt64(ref, val):
+def StoreInt64(ref: Ref, val: int) -> None:
     """Go's atomic.StoreInt64."""
     _op("StoreInt64", "Int64", ref, _STORE, val)
 
 
-def SwapInt64(ref, new):
+def SwapInt64(ref: Ref, new: int) -> int:
     """Go's atomic.SwapInt64: stores new, returns the old value."""
     return _op("SwapInt64", "Int64", ref, _SWAP, new)
 
 
-def CompareAndSwapInt64(ref, old, new):
+def CompareAndSwapInt64(ref: Ref, old: int, new: int) -> bool:
     """Go's atomic.CompareAndSwapInt64: stores new if the word is old; whether it did."""
     return _op("CompareAndSwapInt64", "Int64", ref, _CAS, old, new)
 
 
-def AddUint32(ref, delta):
+def AddUint32(ref: Ref, delta: int) -> int:
     """Go's atomic.AddUint32: adds delta to the word, returns the new value."""
     return _op("AddUint32", "Uint32", ref, _ADD, delta)
 
 
-def LoadUint32(ref):
+def LoadUint32(ref: Ref) -> int:
     """Go's atomic.LoadUint32."""
     return _op("LoadUint32", "Uint32", ref, _LOAD)
 
 
-def StoreUint32(ref, val):
+def StoreUint32(ref: Ref, val: int) -> None:
     """Go's atomic.StoreUint32."""
     _op("StoreUint32", "Uint32", ref, _STORE, val)
 
 
-def SwapUint32(ref, new):
+def SwapUint32(ref: Ref, new: int) -> int:
     """Go's atomic.SwapUint32: stores new, returns the old value."""
     return _op("SwapUint32", "Uint32", ref, _SWAP, new)
 
 
-def CompareAndSwapUint32(ref, old, new):
+def CompareAndSwapUint32(ref: Ref, old: int, new: int) -> bool:
     """Go's atomic.CompareAndSwapUint32: stores new if the word is old; whether it did."""
     return _op("CompareAndSwapUint32", "Uint32", ref, _CAS, old, new)
 
 
-def AddUint64(ref, delta):
+def AddUint64(ref: Ref, delta: int) -> int:
     """Go's atomic.AddUint64: adds delta to the word, returns the new value."""
     return _op("AddUint64", "Uint64", ref, _ADD, delta)
 
 
-def LoadUint64(ref):
+def LoadUint64(ref: Ref) -> int:
     """Go's atomic.LoadUint64."""
     return _op("LoadUint64", "Uint64", ref, _LOAD)
 
 
-def StoreUint64(ref, val):
+def StoreUint64(ref: Ref, val: int) -> None:
     """Go's atomic.StoreUint64."""
     _op("StoreUint64", "Uint64", ref, _STORE, val)
 
 
-def SwapUint64(ref, new):
+def SwapUint64(ref: Ref, new: int) -> int:
     """Go's atomic.SwapUint64: stores new, returns the old value."""
     return _op("SwapUint64", "Uint64", ref, _SWAP, new)
 
 
-def CompareAndSwapUint64(ref, old, new):
+def CompareAndSwapUint64(ref: Ref, old: int, new: int) -> bool:
     """Go's atomic.CompareAndSwapUint64: stores new if the word is old; whether it did."""
     return _op("CompareAndSwapUint64", "Uint64", ref, _CAS, old, new)
 
@@ -259,7 +259,7 @@ class Value:
     def __reduce__(self):
         return (Value, (self._p,))
 
-    def Store(self, v) -> None:
+    def Store(self, v: object) -> None:
         if v is None:
             raise Panic("sync/atomic: store of nil value into Value")
         if isinstance(v, Ptr):
@@ -276,7 +276,7 @@ class Value:
             raise Panic("sync/atomic: store of inconsistently typed value into Value")
         self._p.p = target           # one aligned word, through the write barrier
 
-    def Load(self):
+    def Load(self) -> object:
         typ = LoadInt64(ref(self._p, "typ"))
         if typ == 0:
             return None

@@ -5,6 +5,8 @@ that the first callers queue on; the one that finds done still 0 calls f and set
 returns or panics (Go's deferred store), then unlocks.  Both words are a heap object's, so a Once
 passed to goroutines on other Ms is the same Once.
 """
+from collections.abc import Callable
+
 import numpy as np
 
 from ..sched import mstate
@@ -38,7 +40,7 @@ class Once:
     def __reduce__(self):
         return (Once, (self._p,))
 
-    def do(self, f) -> None:
+    def do(self, f: Callable[[], object]) -> None:
         if LoadInt64(self._done) == 1:
             return
         with self._m:

@@ -8,6 +8,7 @@ import numpy as np
 
 import mprt
 from mprt import runtime, sched
+from mprt import time as mtime
 from mprt.sync import Once, WaitGroup, atomic
 
 
@@ -208,6 +209,109 @@ def case_once():
     t = time.monotonic()
     q.do(lambda: spin_until(flag))
     out(n=n, panicked=panicked, again=again, preempted_in_f=time.monotonic() - t < 5)
+
+
+# ---- timers (ports of Go 1.9's time/sleep_test.go and tick_test.go where they exist) ----
+
+def stopper(t, res):
+    res.send((sched.current().mid, t.Stop()))
+
+
+def case_timers():
+    r = {}
+    t0 = time.monotonic()
+    v = mtime.After(0.05).recv()
+    r["after"] = [time.monotonic() - t0, isinstance(v, float) and abs(v - time.time()) < 1]
+    # TestAfterStop: stopped timers never fire, an unstopped one does
+    fired = mprt.chan(4)
+    t1 = mtime.AfterFunc(0.1, lambda: fired.send("afterfunc"))
+    t2 = mtime.NewTimer(0.1)
+    c1 = mtime.After(0.2)
+    r["stop_first"] = [t1.Stop(), t2.Stop()]
+    c1.recv()
+    i1, _ = mprt.select(fired.recv, mprt.default)
+    i2, _ = mprt.select(t2.C.recv, mprt.default)
+    r["stopped_never_fired"] = [i1, i2]
+    r["stop_again"] = [t1.Stop(), t2.Stop()]
+    # Stop after firing, Reset of a fired timer, Reset of an armed one (fires at the new time)
+    t3 = mtime.NewTimer(0.01)
+    t3.C.recv()
+    r["stop_fired"] = t3.Stop()
+    r["reset_fired"] = t3.Reset(0.01)
+    t3.C.recv()
+    t4 = mtime.NewTimer(10)
+    a = time.monotonic()
+    r["reset_armed"] = t4.Reset(0.03)
+    t4.C.recv()
+    r["reset_waited"] = time.monotonic() - a
+    # a timer stopped by a goroutine (on another M), passed to it as an argument
+    t5 = mtime.NewTimer(5)
+    res = mprt.chan(1)
+    mprt.go(stopper, t5, res)
+    r["stopped_elsewhere"] = res.recv()[1]
+    # AfterFunc's f runs in its own goroutine
+    gids = mprt.chan(1)
+    mprt.go(lambda: None)
+    mtime.AfterFunc(0.01, lambda: gids.send(runtime.NumGoroutine()))
+    r["afterfunc_goroutines"] = gids.recv()
+    r["numgoroutine"] = runtime.NumGoroutine()         # the timer goroutine is not counted
+    # TestTicker: ~count ticks of a 20 ms ticker in count * 20 ms; a slow receiver misses ticks
+    tk = mtime.NewTicker(0.02)
+    a = time.monotonic()
+    for _ in range(10):
+        tk.C.recv()
+    r["ticker_10"] = time.monotonic() - a
+    time.sleep(0.1)                                     # 5 periods without a receive
+    r["ticker_buffered"] = len(tk.C)
+    tk.Stop()
+    time.sleep(0.05)               # a tick being sent as Stop ran may still land (as in Go 1.9)
+    while len(tk.C):
+        tk.C.recv()
+    time.sleep(0.1)                # five periods: none after that
+    r["ticker_stopped"] = len(tk.C)
+    tk.Reset(0.01)
+    tk.C.recv()
+    tk.Stop()
+    errs = []
+    for f in (lambda: mtime.NewTicker(0), lambda: mtime.NewTicker(-1), lambda: tk.Reset(0)):
+        try:
+            f()
+        except mprt.Panic as e:
+            errs.append(e.value)
+    r["panics"] = errs
+    r["tick0"] = mtime.Tick(0)
+    try:
+        mtime.NewTimer("1s")
+    except TypeError as e:
+        r["bad"] = str(e)
+    out(**r)
+
+
+def case_timers_many():
+    """Go's TestAfterQueuing-style: timers made by goroutines on every M fire in the order of their
+    deadlines, each once; stopped ones never."""
+    res = mprt.chan(64)
+    t0 = time.monotonic()
+
+    def wait(i):
+        deadline = t0 + 0.5 + 0.02 * i           # made late by a loaded machine: same order
+        v = mtime.After(deadline - time.monotonic()).recv()
+        res.send((v, i))
+    for i in [5, 3, 9, 1, 7, 0, 8, 2, 6, 4]:
+        mprt.go(wait, i)
+    got = [i for _, i in sorted(res.recv() for _ in range(10))]     # by the time each one fired
+    timers = [mtime.NewTimer(0.5 + 0.001 * i) for i in range(50)]
+    n = sum(t.Stop() for t in timers[::2])
+    for t in timers[1::2]:
+        t.C.recv()
+    time.sleep(0.05)
+    out(order=got, stopped=n, fired_stopped=sum(len(t.C) for t in timers[::2]))
+
+
+def case_timer_deadlock():
+    t = mtime.NewTimer(0.05)
+    t.Stop()
+    t.C.recv()          # a stopped timer never fires: every goroutine asleep
 
 
 def main():
