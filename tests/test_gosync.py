@@ -125,3 +125,30 @@ def test_waiting_on_a_stopped_timer_is_a_deadlock():
     assert p.returncode == 2, p.stderr
     assert p.stderr.startswith("fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\n"), p.stderr
     assert "timer goroutine" not in p.stderr
+
+
+# ---- RWMutex and Cond ----
+
+def test_rwmutex_hammered_by_readers_and_writers_on_two_ms_excludes_as_go():
+    r = result("rwmutex_hammer")
+    assert r == {"bad": 0, "n": 0}
+
+
+def test_rwmutex_prefers_a_waiting_writer_to_new_readers():
+    assert result("rwmutex_writer_preferred")["log"] == [
+        "r1 locked", "r1 unlocking", "w locked", "w unlocking", "r2 locked"]
+
+
+def test_cond_signal_wakes_one_broadcast_the_rest_and_no_signal_is_lost():
+    r = result("cond")
+    assert len(r["signalled"]) == 3 and r["extra"] == 0
+    assert r["everyone"] == list(range(6))
+    assert "42 is not a Locker" in r["bad"]
+
+
+@pytest.mark.parametrize("case,message", [("runlock_of_unlocked", "sync: RUnlock of unlocked RWMutex"),
+                                          ("unlock_of_unlocked_rw", "sync: Unlock of unlocked RWMutex")])
+def test_rwmutex_misuse_is_gos_fatal_error(case, message):
+    p = subprocess.run([sys.executable, PROG, case], capture_output=True, text=True, timeout=60,
+                       env={k: v for k, v in os.environ.items() if k not in ("GOTRACEBACK", "GODEBUG")})
+    assert p.returncode == 2 and p.stderr.startswith(f"fatal error: {message}\n"), p.stderr

@@ -18,7 +18,7 @@ def _public_functions():
             obj = getattr(mod, name)
             if inspect.isfunction(obj) and obj.__module__.startswith("mprt"):
                 out.append((f"{mod.__name__}.{name}", obj))
-    for cls in (mprt.Chan, sync.Mutex, sync.WaitGroup, sync.Once, atomic.Value, mtime.Timer, mtime.Ticker,
+    for cls in (mprt.Chan, sync.Mutex, sync.WaitGroup, sync.Once, sync.RWMutex, sync.Cond, atomic.Value, mtime.Timer, mtime.Ticker,
                 SendChan, RecvChan):
         for name, obj in vars(cls).items():
             if inspect.isfunction(obj) and not name.startswith("_"):

@@ -1,4 +1,5 @@
-"""sync.WaitGroup and sync.Mutex over heap objects (Go's sema.go, reduced to what they need).
+"""sync.WaitGroup, sync.Mutex, sync.RWMutex and sync.Cond over heap objects (Go's sema.go and
+notifyList, reduced to what they need).
 
 Each is a heap object: a state word and a FIFO of waiting sudogs, guarded by the object's lock
 (chan.objlock: the same lock stripes as channels; nothing holds two of them except select).
@@ -13,7 +14,13 @@ Each is a heap object: a state word and a FIFO of waiting sudogs, guarded by the
                waiter, arrivals queue behind; the mode ends with a waiter that waited less, or the
                last one.  Every word is read and written under the object's lock, so Go's CAS loops
                are plain updates, and a waiter is queued in the same hold that counts it.
-Both park the goroutine, never the M, and work across Ms.  WaitGroup.done's common case (the
+    RWMutex:   Go 1.9's: readers counted (less MAXREADERS while a writer holds or waits: new
+               readers queue behind it, the writer preferred), the departing readers a pending
+               writer waits for, a queue for each side, and a Mutex the writers take first.
+    Cond:      Go 1.9's notifyList: a ticket taken before wait() unlocks L, the next ticket to
+               wake; signal() wakes the oldest ticket (a waiter that has not parked yet finds
+               itself signalled and does not park), broadcast() every one.
+All park the goroutine, never the M, and work across Ms.  WaitGroup.done's common case (the
 counter stays above zero) is in C where it was built (csched.wg_done), under the same lock.
 """
 import random
@@ -24,9 +31,10 @@ import numpy as np
 from ..panic import Panic
 from ..settings import load_accel
 from ..shm import malloc
+from ..shm.ptr import Ptr
 from ..shm.types import struct
 from . import chan, mprof, msg, mstate, proc, stw
-from .ctl import G_WAITSINCE, M_PREEMPT, NONE, S_ATTN, S_MUTEXRATE, SG_G, W_SEMACQUIRE
+from .ctl import G_WAITSINCE, M_PREEMPT, NONE, S_ATTN, S_MUTEXRATE, SG_CASEI, SG_G, SG_NEXT, W_SEMACQUIRE
 
 
 @struct
@@ -217,6 +225,266 @@ class Mutex(SemaObject):
 
     def __repr__(self):
         return f"<sync.Mutex {self._a:#x}>"
+
+
+@struct
+class rwobj:
+    readers: np.int64        # Go's readerCount: readers holding or waiting, less MAXREADERS while a writer is
+    departing: np.int64      # Go's readerWait: readers the pending writer still waits for
+    rwait_head: np.int64     # readers waiting for the writer
+    rwait_tail: np.int64
+    wwait_head: np.int64     # the writer waiting for the readers
+    wwait_tail: np.int64
+    w: Ptr                   # the writers' Mutex
+
+
+READERS, DEPARTING, RWAITQ, WWAITQ = 0, 1, 2, 4
+MAXREADERS = 1 << 30                                    # Go's rwmutexMaxReaders
+
+
+class RWMutex:
+    """sync.RWMutex (Go 1.9's): lock/unlock for one writer, rlock/runlock for many readers, and a
+    writer preferred: once a writer waits in lock(), new readers wait behind it.  Go's atomic
+    counters and semaphores are words and wait queues of one heap object under its lock; the
+    writers queue on a Mutex first, as Go's do."""
+
+    __slots__ = ("_p", "_a", "_w", "_h", "_mu")
+    _wire_fields = ()
+
+    def __init__(self, p=None):
+        if p is None:
+            mstate.current_m()
+            p = malloc.new(rwobj, safepoint=False)
+            p.w = Mutex()._p
+        self._p = p
+        self._a = p.addr
+        self._w = p.addr >> 3
+        self._h = p._t.heap
+        self._mu = Mutex(p.w)
+
+    def __reduce__(self):
+        return (RWMutex, (self._p,))
+
+    def __eq__(self, other):
+        return type(other) is RWMutex and other._a == self._a
+
+    def __hash__(self):
+        return hash(("RWMutex", self._a))
+
+    def rlock(self) -> None:
+        m = chan.here(self)
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        mstate.acq(lk)
+        hq[self._w + READERS] += 1
+        if hq[self._w + READERS] < 0:          # a writer holds or waits: queue behind it
+            chan.own_sudog(m)
+            chan.enqueue(m, hq, self._w + RWAITQ, m.curg, self._a)
+            proc.park(W_SEMACQUIRE, lk)         # woken holding the read lock (unlock counted us)
+            return
+        mstate.rel(lk)
+        stw.check_safepoint(m)
+
+    def runlock(self) -> None:
+        m = chan.here(self)
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        mstate.acq(lk)
+        r = hq[self._w + READERS] - 1
+        hq[self._w + READERS] = r
+        g = NONE
+        if r < 0:
+            if r + 1 == 0 or r + 1 == -MAXREADERS:
+                mstate.rel(lk)
+                mstate.fatal("sync: RUnlock of unlocked RWMutex")
+            hq[self._w + DEPARTING] -= 1
+            if hq[self._w + DEPARTING] == 0:   # the last reader the writer waits for
+                sg = chan.dequeue(m, hq, self._w + WWAITQ)
+                if sg != NONE:
+                    g = m.q[m.ctl.sg(sg) + SG_G]
+        mstate.rel(lk)
+        if g != NONE:
+            proc.ready(m, g)
+        stw.check_safepoint(m)
+
+    def lock(self) -> None:
+        self._mu.lock()                         # one writer at a time
+        m = chan.here(self)
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        mstate.acq(lk)
+        r = hq[self._w + READERS]
+        hq[self._w + READERS] = r - MAXREADERS  # readers arriving from now on wait
+        if r != 0:
+            hq[self._w + DEPARTING] += r
+            if hq[self._w + DEPARTING] != 0:
+                chan.own_sudog(m)
+                chan.enqueue(m, hq, self._w + WWAITQ, m.curg, self._a)
+                proc.park(W_SEMACQUIRE, lk)     # woken by the last reader's runlock
+                return
+        mstate.rel(lk)
+        stw.check_safepoint(m)
+
+    def unlock(self) -> None:
+        m = chan.here(self)
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        mstate.acq(lk)
+        r = hq[self._w + READERS] + MAXREADERS
+        if r >= MAXREADERS:
+            mstate.rel(lk)
+            mstate.fatal("sync: Unlock of unlocked RWMutex")
+        hq[self._w + READERS] = r
+        wake = []
+        for _ in range(r):                      # the readers that queued behind us, each a reader now
+            sg = chan.dequeue(m, hq, self._w + RWAITQ)
+            if sg == NONE:
+                break
+            wake.append(m.q[m.ctl.sg(sg) + SG_G])
+        mstate.rel(lk)
+        for g in wake:
+            proc.ready(m, g)
+        self._mu.unlock()
+
+    def rlocker(self) -> "RLocker":
+        """A Locker whose lock/unlock are rlock/runlock (Go's RLocker)."""
+        return RLocker(self)
+
+    def __enter__(self):
+        self.lock()
+        return self
+
+    def __exit__(self, *exc):
+        self.unlock()
+
+    def __repr__(self):
+        return f"<sync.RWMutex {self._a:#x}>"
+
+
+class RLocker:
+    """rw.rlocker(): lock() and unlock() are rw.rlock() and rw.runlock()."""
+
+    __slots__ = ("rw",)
+
+    def __init__(self, rw):
+        self.rw = rw
+
+    def __reduce__(self):
+        return (RLocker, (self.rw,))
+
+    def lock(self) -> None:
+        self.rw.rlock()
+
+    def unlock(self) -> None:
+        self.rw.runlock()
+
+    def __enter__(self):
+        self.rw.rlock()
+        return self
+
+    def __exit__(self, *exc):
+        self.rw.runlock()
+
+
+@struct
+class notifyobj:
+    wait: np.int64           # the next waiter's ticket (Go's notifyList.wait)
+    notify: np.int64         # the next ticket to wake (notifyList.notify)
+    waitq_head: np.int64
+    waitq_tail: np.int64
+
+
+WAIT, NOTIFY, NWAITQ = 0, 1, 2
+
+
+class Cond:
+    """sync.Cond(L) (Go 1.9's, over its notifyList): wait(), signal(), broadcast(); L is any Locker
+    (a Mutex, an RWMutex, rw.rlocker()).  wait() takes a ticket before it unlocks L, so a signal
+    between the unlock and the wait is not lost: it wakes the oldest ticket, waiting or not yet."""
+
+    __slots__ = ("_p", "_a", "_w", "_h", "L")
+    _wire_fields = ()
+
+    def __init__(self, L, p=None):
+        if not (callable(getattr(L, "lock", None)) and callable(getattr(L, "unlock", None))):
+            raise TypeError(f"sync.Cond: {L!r} is not a Locker (it needs lock() and unlock())")
+        if p is None:
+            mstate.current_m()
+            p = malloc.new(notifyobj, safepoint=False)
+        self.L = L
+        self._p = p
+        self._a = p.addr
+        self._w = p.addr >> 3
+        self._h = p._t.heap
+
+    def __reduce__(self):
+        return (_cond, (self.L, self._p))
+
+    def wait(self) -> None:
+        m = chan.here(self)
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        mstate.acq(lk)
+        t = hq[self._w + WAIT]
+        hq[self._w + WAIT] = t + 1
+        mstate.rel(lk)
+        self.L.unlock()
+        mstate.acq(lk)
+        if t < hq[self._w + NOTIFY]:             # signalled since it took its ticket
+            mstate.rel(lk)
+            stw.check_safepoint(m)
+        else:
+            b = chan.own_sudog(m)
+            m.q[b + SG_CASEI] = t
+            chan.enqueue(m, hq, self._w + NWAITQ, m.curg, self._a)
+            proc.park(W_SEMACQUIRE, lk)
+        self.L.lock()
+
+    def signal(self) -> None:
+        m = chan.here(self)
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        mstate.acq(lk)
+        t = hq[self._w + NOTIFY]
+        g = NONE
+        if t != hq[self._w + WAIT]:
+            hq[self._w + NOTIFY] = t + 1
+            sg = hq[self._w + NWAITQ] - 1
+            while sg != NONE:                     # the waiter holding ticket t, if it waits yet
+                b = m.ctl.sg(sg)
+                if m.q[b + SG_CASEI] == t:
+                    chan._unlink(m, hq, self._w + NWAITQ, sg)
+                    g = m.q[b + SG_G]
+                    break
+                sg = m.q[b + SG_NEXT]
+        mstate.rel(lk)
+        if g != NONE:
+            proc.ready(m, g)
+        stw.check_safepoint(m)
+
+    def broadcast(self) -> None:
+        m = chan.here(self)
+        hq = m.heap.mvq
+        lk = chan.objlock(m, self._a)
+        mstate.acq(lk)
+        hq[self._w + NOTIFY] = hq[self._w + WAIT]
+        wake = []
+        while True:
+            sg = chan.dequeue(m, hq, self._w + NWAITQ)
+            if sg == NONE:
+                break
+            wake.append(m.q[m.ctl.sg(sg) + SG_G])
+        mstate.rel(lk)
+        for g in wake:
+            proc.ready(m, g)
+        stw.check_safepoint(m)
+
+    def __repr__(self):
+        return f"<sync.Cond {self._a:#x}>"
+
+
+def _cond(L, p):
+    return Cond(L, p)
 
 
 msg.register_handle_type(SemaObject)

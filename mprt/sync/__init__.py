@@ -1,10 +1,10 @@
-"""Go's package sync: WaitGroup and Mutex (sched/sema.py), Once, and sync/atomic (atomic.py),
-usable from every goroutine on every M."""
-from ..sched.sema import Mutex, WaitGroup
+"""Go's package sync: WaitGroup, Mutex, RWMutex and Cond (sched/sema.py), Once (once.py), and
+sync/atomic (atomic.py), usable from every goroutine on every M."""
+from ..sched.sema import Cond, Mutex, RWMutex, WaitGroup
 from . import atomic
 from .once import Once
 
-__all__ = ["Mutex", "Once", "WaitGroup", "atomic"]
+__all__ = ["Cond", "Mutex", "Once", "RWMutex", "WaitGroup", "atomic"]
 
 
 from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)

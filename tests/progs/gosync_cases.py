@@ -9,7 +9,7 @@ import numpy as np
 import mprt
 from mprt import runtime, sched
 from mprt import time as mtime
-from mprt.sync import Once, WaitGroup, atomic
+from mprt.sync import Cond, Mutex, Once, RWMutex, WaitGroup, atomic
 
 
 def out(**kw):
@@ -312,6 +312,160 @@ def case_timer_deadlock():
     t = mtime.NewTimer(0.05)
     t.Stop()
     t.C.recv()          # a stopped timer never fires: every goroutine asleep
+
+
+# ---- RWMutex and Cond (ports of Go 1.9's sync/rwmutex_test.go and cond_test.go) ----
+
+@mprt.struct
+class Activity:
+    n: np.int32
+    bad: np.int64
+
+
+def hammer_reader(rw, act, k, wg):
+    r = mprt.ref(act, "n")
+    for i in range(k):
+        rw.rlock()
+        n = atomic.AddInt32(r, 1)
+        if n < 1 or n >= 10000:
+            atomic.AddInt64(mprt.ref(act, "bad"), 1)
+        for _ in range(50):
+            pass
+        atomic.AddInt32(r, -1)
+        rw.runlock()
+    wg.done()
+
+
+def hammer_writer(rw, act, k, wg):
+    r = mprt.ref(act, "n")
+    for i in range(k):
+        rw.lock()
+        n = atomic.AddInt32(r, 10000)
+        if n != 10000:
+            atomic.AddInt64(mprt.ref(act, "bad"), 1)
+        for _ in range(50):
+            pass
+        atomic.AddInt32(r, -10000)
+        rw.unlock()
+    wg.done()
+
+
+def case_rwmutex_hammer():
+    rw, act, wg = RWMutex(), mprt.new(Activity), WaitGroup()
+    wg.add(8)
+    mprt.go(hammer_writer, rw, act, 300, wg)
+    for _ in range(6):
+        mprt.go(hammer_reader, rw, act, 300, wg)
+    mprt.go(hammer_writer, rw, act, 300, wg)
+    wg.wait()
+    out(bad=int(act.bad), n=int(act.n))
+
+
+def early_reader(rw, log, held, release):
+    rw.rlock()
+    log.send("r1 locked")
+    held.send(1)
+    release.recv()
+    log.send("r1 unlocking")
+    rw.runlock()
+
+
+def writer(rw, log, done):
+    rw.lock()
+    log.send("w locked")
+    mprt.sleep(0.05)
+    log.send("w unlocking")
+    rw.unlock()
+    done.send(1)
+
+
+def late_reader(rw, log, done):
+    rw.rlock()
+    log.send("r2 locked")
+    rw.runlock()
+    done.send(1)
+
+
+def case_rwmutex_writer_preferred():
+    rw = RWMutex()
+    log, held, release, done = mprt.chan(16), mprt.chan(1), mprt.chan(1), mprt.chan(2)
+    mprt.go(early_reader, rw, log, held, release)
+    held.recv()
+    mprt.go(writer, rw, log, done)
+    time.sleep(0.1)                        # the writer waits for r1
+    mprt.go(late_reader, rw, log, done)
+    time.sleep(0.1)                        # r2 must wait behind the writer, not join r1
+    release.send(1)
+    done.recv()
+    done.recv()
+    lines = [log.recv() for _ in range(len(log))]
+    with rw.rlocker():                     # rlocker / context managers
+        pass
+    with rw:
+        pass
+    out(log=lines)
+
+
+def cond_waiter(c, mu, st, i, awake):
+    mu.lock()
+    st.n = st.n + 1
+    c.wait()
+    awake.send(i)
+    mu.unlock()
+
+
+def case_cond():
+    mu = Mutex()
+    c = Cond(mu)
+    st = mprt.new(Activity)
+    awake = mprt.chan(16)
+    for i in range(6):
+        mprt.go(cond_waiter, c, mu, st, i, awake)
+    while True:                            # all six waiting (each counted itself under mu)
+        with mu:
+            if st.n == 6:
+                break
+        mprt.sleep(0.005)
+    signalled = []
+    for _ in range(3):                     # TestCondSignal: one at a time
+        c.signal()
+        signalled.append(awake.recv())
+    time.sleep(0.05)
+    extra = len(awake)
+    c.broadcast()                          # TestCondBroadcast: the rest
+    rest = sorted(awake.recv() for _ in range(3))
+    c.signal()                             # nobody waits: nothing happens
+    # TestRace-like: a signal between wait's unlock and its park is not lost
+    flag = mprt.make(np.int64, 1)
+    done = mprt.chan(1)
+
+    def waiter():
+        mu.lock()
+        while flag.np[0] == 0:
+            c.wait()
+        mu.unlock()
+        done.send(1)
+    mprt.go(waiter)
+    for _ in range(50):
+        mu.lock()
+        flag.np[0] = 1
+        mu.unlock()
+        c.signal()
+    done.recv()
+    try:
+        Cond(42)
+        bad = None
+    except TypeError as e:
+        bad = str(e)
+    out(signalled=signalled, extra=extra, rest=rest, everyone=sorted(signalled + rest), bad=bad)
+
+
+def case_runlock_of_unlocked():
+    RWMutex().runlock()
+
+
+def case_unlock_of_unlocked_rw():
+    RWMutex().unlock()
 
 
 def main():
