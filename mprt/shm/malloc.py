@@ -101,6 +101,7 @@ from .types import (
     K_SLICE,
     K_STRUCT,
     PTR_CODE,
+    STR_CODE,
     elem_code,
     layout_of,
     read_desc,
@@ -343,15 +344,15 @@ class Heap(ObjectQueries):
         if d["k"] == "struct":
             fields = {}
             for fname, code, off in d["fields"]:
-                fields[fname] = (code, off, None if code == PTR_CODE else np.dtype(code))
+                fields[fname] = (code, off, None if code in (PTR_CODE, STR_CODE) else np.dtype(code))
             t = TypeInfo(self, tid, K_STRUCT, d["name"], d["size"], fields=fields,
                          ptroffs=read_ptroffs(self, tid))
         else:
             code = d["elem"]
-            dt = None if code == PTR_CODE else np.dtype(code)
-            name = "[]" + ("mprt.Ptr" if dt is None else dt.name)
+            dt = None if code in (PTR_CODE, STR_CODE) else np.dtype(code)
+            name = "[]" + ("string" if code == STR_CODE else "mprt.Ptr" if dt is None else dt.name)
             t = SliceTypeInfo(self, tid, K_SLICE, name, 8 if dt is None else dt.itemsize, elem=dt,
-                         elemsize=8 if dt is None else dt.itemsize)
+                         elemsize=8 if dt is None else dt.itemsize, strs=code == STR_CODE)
         self.types[tid] = t
         return t
 

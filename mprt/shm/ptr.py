@@ -33,7 +33,7 @@ from . import mbarrier as _mb
 from .layout import GC_GEN, GC_PHASE, PR_ROOTBYTES
 from .segment import Segment, shm_name
 from .sizeclasses import PAGE_SHIFT, class_to_nobjs, class_to_size
-from .types import K_STRUCT, PTR_CODE, set_ptr_class, size_class
+from .types import K_STRUCT, PTR_CODE, STR_CODE, set_ptr_class, size_class
 
 _cptr = load_accel("mprt.shm.cptr")   # handles and pointer fields in C (cptr.c), where it was built
 
@@ -142,7 +142,8 @@ class SlicePtr(Ptr):
     def np(self):
         t = self._t
         if t.elem is None:
-            raise TypeError(f"{self!r} is a slice of pointers and has no numpy view; index it")
+            what = "strings" if t.strs else "pointers"
+            raise TypeError(f"{self!r} is a slice of {what} and has no numpy view; index it")
         if not t.heap.alive:
             raise ended(t.heap)
         return np.ndarray((self._n,), dtype=t.elem, buffer=t.heap.arena.mm, offset=self._a)
@@ -159,6 +160,8 @@ class SlicePtr(Ptr):
     def __getitem__(self, i):
         a = self._index(i)
         t = self._t
+        if t.strs:
+            return load_str(t.heap, a)
         if t.elem is None:
             v = t.mvq[a >> 3]
             return t.heap.ptr_at(v) if v else None
@@ -167,7 +170,9 @@ class SlicePtr(Ptr):
     def __setitem__(self, i, v):
         a = self._index(i)
         t = self._t
-        if t.elem is None:
+        if t.strs:
+            store_str(t.heap, a, v, f"element {i} of {self!r}")
+        elif t.elem is None:
             store_ptr(t.heap, a, ptr_value(t.heap, v, f"element {i} of {self!r}"))
         else:
             write_value(t, a, t.elem, v, f"element {i} of {self!r}")
@@ -193,6 +198,45 @@ def ptr_value(h, v, where):
             return v._a
         raise ValueError(f"mprt: cannot store {v!r} in {where}: it belongs to another runtime")
     raise TypeError(f"mprt: cannot store {v!r} (type {type(v).__name__}) in {where}: want mprt.Ptr or None")
+
+
+# ---- strings ----
+#
+# A string on the heap (a str field, a str slice's element) is a pointer word to a string object:
+# a byte slice ([]uint8) whose first word is the string's length in bytes and whose bytes follow,
+# UTF-8.  String objects are immutable: a store makes a new one (Go's strings are values), so
+# every process reads the same text without a lock, and the collector frees one that nothing
+# points to.  "" is the nil word.
+
+def load_str(h, slot):
+    """The str at the string word at byte address slot."""
+    try:
+        a = h.mvq[slot >> 3]
+    except ValueError:
+        raise ended(h) from None
+    if not a:
+        return ""
+    n = h.mvq[a >> 3]
+    return bytes(h.arena.mm[a + 8:a + 8 + n]).decode("utf-8", "surrogatepass")
+
+
+def store_str(h, slot, v, where):
+    """Store str v into the string word at byte address slot (a new string object, through the
+    write barrier)."""
+    if not isinstance(v, str):
+        raise TypeError(f"mprt: cannot store {v!r} (type {type(v).__name__}) in {where}: want str")
+    if not h.alive:
+        raise ended(h)
+    if not v:
+        store_ptr(h, slot, 0)
+        return
+    b = v.encode("utf-8", "surrogatepass")
+    s = _malloc.make(np.uint8, len(b) + 8, safepoint=False)
+    a = s._a
+    h.mvq[a >> 3] = len(b)
+    h.arena.mm[a + 8:a + 8 + len(b)] = b
+    store_ptr(h, slot, a)
+    del s                            # the word holds it from here
 
 
 def store_ptr(h, slot, a):
@@ -263,10 +307,11 @@ class TypeInfo:
     """A type as one attached process uses it: the shared type id plus local accessors."""
 
     __slots__ = ("heap", "roots", "mvq", "tid", "kind", "name", "size", "elem", "elemsize",
-                 "noscan", "ptroffs", "fields", "cls", "sizeclass", "spanclass", "objsize", "stride", "cx")
+                 "noscan", "ptroffs", "fields", "cls", "sizeclass", "spanclass", "objsize", "stride", "cx", "strs")
 
-    def __init__(self, h, tid, kind, name, size, fields=None, elem=None, elemsize=0, ptroffs=()):
+    def __init__(self, h, tid, kind, name, size, fields=None, elem=None, elemsize=0, ptroffs=(), strs=False):
         self.heap, self.roots, self.mvq, self.cx = h, h.roots, h.mvq, h.cx
+        self.strs = strs            # a slice of strings (its pointer words are string objects')
         self.tid, self.kind, self.name, self.size = tid, kind, name, size
         self.elem, self.elemsize = elem, elemsize
         self.ptroffs = np.asarray(ptroffs, dtype=np.int64)
@@ -323,6 +368,13 @@ def _field(t, fname, code, off, dt):
     where = f"field {t.name}.{fname}"
     if code == PTR_CODE and h.cx is not None:
         return _cptr.PtrField(h.cx, off, lambda v: ptr_value(h, v, where), f"{fname}: mprt.Ptr")
+    if code == STR_CODE:
+        def get(self):
+            return load_str(h, self._a + off)
+
+        def set_(self, v):
+            store_str(h, self._a + off, v, where)
+        return property(get, set_, doc=f"{fname}: str")
     if code == PTR_CODE:
         mvq, ptr_at = h.mvq, h.ptr_at
 
@@ -428,6 +480,8 @@ class Batch:
         """The values of `field` across the batch (addresses for a pointer field), as a new array."""
         code, off, dt = self._field(field)
         h = self._t.heap
+        if code == STR_CODE:
+            return [load_str(h, int(a)) for a in self.addrs + off]
         if code == PTR_CODE:
             return h.arena_i64[(self.addrs + off) >> 3]
         return h.gather(self.addrs + off, dt)
@@ -438,6 +492,13 @@ class Batch:
         h = self._t.heap
         where = f"field {self._t.name}.{field}"
         n = len(self.addrs)
+        if code == STR_CODE:
+            vals = [values] * n if isinstance(values, str) else list(values)
+            if len(vals) != n:
+                raise ValueError(f"mprt: Batch.set({field!r}): {len(vals)} strings for {n} objects")
+            for a, v in zip(self.addrs.tolist(), vals):
+                store_str(h, a + off, v, where)
+            return
         if code == PTR_CODE:
             v = np.asarray(values)
             if v.dtype.kind not in "iu":

@@ -1,6 +1,8 @@
 """Object types: @mprt.struct layouts and the shared type table.
 
-A struct type is a class whose annotations are numpy scalar types or mprt.Ptr.  Its layout is Go's:
+A struct type is a class whose annotations are numpy scalar types, str or mprt.Ptr.  A str field
+(and a str slice's element) is a pointer word to an immutable string object (ptr.py), "" when nil:
+the collector traces it like any pointer.  Its layout is Go's:
 fields in declaration order, each aligned to its own alignment (its size, at most 8), the struct's
 size rounded up to its largest alignment.  A slice is a heap object holding its elements from its
 address on and its length in the last word of its block; its type is "slice of <elem>".
@@ -32,6 +34,7 @@ def set_ptr_class(cls):
 
 K_STRUCT, K_SLICE = 1, 2
 PTR_CODE = "P"
+STR_CODE = "S"   # a string: a pointer word to an immutable string object (ptr.py), "" when 0
 WORD = 8
 RESERVED_FIELDS = frozenset({"addr", "np"})
 
@@ -45,7 +48,7 @@ class StructLayout:
         self.name = name
         self.fields = fields            # [(fname, code, offset, dtype or None)]
         self.size = size
-        self.ptroffs = [off for _, code, off, _ in fields if code == PTR_CODE]
+        self.ptroffs = [off for _, code, off, _ in fields if code in (PTR_CODE, STR_CODE)]
         self.desc = json.dumps({"k": "struct", "name": name, "size": size,
                                 "fields": [[f, c, o] for f, c, o, _ in fields]},
                                separators=(",", ":")).encode()
@@ -54,6 +57,8 @@ class StructLayout:
 def _field_code(cls, fname, ann):
     if ann is _Ptr and ann is not None:
         return PTR_CODE, None
+    if ann is str:
+        return STR_CODE, None
     try:
         if isinstance(ann, type) and issubclass(ann, np.generic):
             dt = np.dtype(ann)
@@ -61,7 +66,7 @@ def _field_code(cls, fname, ann):
             raise TypeError
     except TypeError:
         raise TypeError(f"mprt.struct {cls.__qualname__}: field {fname!r} has type {ann!r}; "
-                        f"fields must be numpy scalar types (np.int64, np.float32, ...) or mprt.Ptr") from None
+                        f"fields must be numpy scalar types (np.int64, np.float32, ...), str or mprt.Ptr") from None
     if dt.kind not in "biufc" or dt.itemsize > 16:
         raise TypeError(f"mprt.struct {cls.__qualname__}: field {fname!r} has type {ann!r}; "
                         f"only numpy bool, integer, float and complex scalars are allowed")
@@ -105,12 +110,14 @@ def elem_code(elem):
     """The element code of a slice element spec: mprt.Ptr or a numpy dtype-like."""
     if elem is _Ptr and elem is not None:
         return PTR_CODE, None
+    if elem is str:
+        return STR_CODE, None
     try:
         dt = None if elem is None else np.dtype(elem)
     except TypeError:
         dt = None
     if dt is None or dt.kind not in "biufc" or dt.itemsize > 16:
-        raise TypeError(f"mprt.make: element type {elem!r} is not a numpy scalar dtype or mprt.Ptr")
+        raise TypeError(f"mprt.make: element type {elem!r} is not a numpy scalar dtype, str or mprt.Ptr")
     return dt.str, dt
 
 

@@ -294,18 +294,24 @@ def case_timers_many():
     t0 = time.monotonic()
 
     def wait(i):
-        deadline = t0 + 0.5 + 0.02 * i           # made late by a loaded machine: same order
-        v = mtime.After(deadline - time.monotonic()).recv()
-        res.send((v, i))
+        d = t0 + 0.5 + 0.02 * i - time.monotonic()
+        made = time.time()
+        v = mtime.After(d).recv()
+        res.send((i, made, made + d, v))
     for i in [5, 3, 9, 1, 7, 0, 8, 2, 6, 4]:
         mprt.go(wait, i)
-    got = [i for _, i in sorted(res.recv() for _ in range(10))]     # by the time each one fired
+    rows = sorted(res.recv() for _ in range(10))
+    # each fired at or after its deadline, and before any timer of a later deadline that was
+    # already made by then (a goroutine started late on a loaded machine makes its timer late)
+    early = [i for i, _, dl, v in rows if v < dl - 0.002]
+    order = [(a[0], b[0]) for a in rows for b in rows
+             if a[2] < b[2] and b[1] <= a[2] and a[3] > b[3] + 0.001]
     timers = [mtime.NewTimer(0.5 + 0.001 * i) for i in range(50)]
     n = sum(t.Stop() for t in timers[::2])
     for t in timers[1::2]:
         t.C.recv()
     time.sleep(0.05)
-    out(order=got, stopped=n, fired_stopped=sum(len(t.C) for t in timers[::2]))
+    out(early=early, out_of_order=order, stopped=n, fired_stopped=sum(len(t.C) for t in timers[::2]))
 
 
 def case_timer_deadlock():
@@ -466,6 +472,77 @@ def case_runlock_of_unlocked():
 
 def case_unlock_of_unlocked_rw():
     RWMutex().unlock()
+
+
+# ---- strings on the heap ----
+
+@mprt.struct
+class Person:
+    name: str
+    age: np.int64
+    next: mprt.Ptr
+
+
+def read_people(p, res):
+    res.send((sched.current().mid, p.name, p.next.name))
+
+
+def rename(people, names, k, who, wg):
+    for r in range(k):
+        for i in range(len(people)):
+            p = people[i]
+            p.name = f"{who}:{r}:{i}:" + "é" * (i % 7)
+            names[i] = p.name.upper()
+            if i % 50 == 0:
+                mprt.new(Person)             # garbage, for the collector
+    wg.done()
+
+
+def case_strings():
+    p = mprt.new(Person)
+    r = {"zero": p.name}
+    p.name = "Ana"
+    q = mprt.new(Person)
+    q.name = "Bé ünïcode ✓ 日本 \U0001f600"
+    p.next = q
+    res = mprt.chan(1)
+    mprt.go(read_people, p, res)
+    r["other_goroutine"] = res.recv()[1:]
+    s = mprt.make(str, 3)
+    s[0] = "x"
+    s[2] = "yz" * 1000
+    r["slice"] = [s[0], s[1], len(s[2]), len(s)]
+    errs = []
+    for f in (lambda: setattr(p, "name", 5), lambda: s.__setitem__(0, b"bytes"), lambda: s.np):
+        try:
+            f()
+        except TypeError as e:
+            errs.append(str(e))
+    r["errors"] = errs
+    b = mprt.new_batch(Person, 3)
+    b.set("name", ["a", "b", "c"])
+    r["batch"] = b.get("name")
+    p.name = ""
+    r["emptied"] = p.name
+    # two goroutines on two Ms rewrite every name over and over while the collector runs (GOGC=1,
+    # gccheckmark): the names read at the end are the last written, whole
+    people = mprt.make(mprt.Ptr, 200)
+    names = mprt.make(str, 200)
+    for i in range(200):
+        people[i] = mprt.new(Person)
+    wg = WaitGroup()
+    wg.add(2)
+    mprt.go(rename, people, names, 30, "a", wg)
+    mprt.go(rename, people, names, 30, "b", wg)
+    wg.wait()
+    last = [people[i].name for i in range(200)]
+    upper = [names[i] for i in range(200)]
+    r["churn_ok"] = (all(x.split(":")[1:3] == ["29", str(i)] and x.endswith("é" * (i % 7)) for i, x in enumerate(last))
+                     and all(x.split(":")[1:3] == ["29", str(i)] and x.endswith("É" * (i % 7)) for i, x in enumerate(upper)))
+    ms = runtime.MemStats()
+    runtime.ReadMemStats(ms)
+    r["numgc"] = ms.NumGC
+    out(**r)
 
 
 def main():
