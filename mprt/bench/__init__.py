@@ -19,6 +19,8 @@ never meet, and nothing warmed by one measurement helps the next.
     binarytrees  examples/binarytrees.py vs the same algorithm on plain objects over each peer
     idioms       Go's idioms (a worker pool, a pipeline, fan-in with select, a Mutex-protected
                  counter) vs multiprocessing's nearest equivalents
+    sync         sync/atomic adds across 2 Ms vs a multiprocessing.Value and its lock, and a 1 ms
+                 Ticker's jitter; Go itself on both where a go toolchain is on PATH
 
 The goals of the scheduler and the collector are checked where a suite measures them.
 """
@@ -31,11 +33,13 @@ import time
 
 from . import peers
 
-SUITES = ("spawn", "chan", "cpu", "array", "gc", "boot", "binarytrees", "idioms")
+SUITES = ("spawn", "chan", "cpu", "array", "gc", "boot", "binarytrees", "idioms", "sync")
 QUICK = {"spawn": 2000, "chan": 500, "cpu": (40, 0.005), "array": (1 << 22, 3), "gc": (1.0, 1 << 18),
-         "boot": 3, "binarytrees": 12, "idioms": (2000, 10000, 4000, 8, 200)}
+         "boot": 3, "binarytrees": 12, "idioms": (2000, 10000, 4000, 8, 200),
+         "sync": (5000, 200)}
 FULL = {"spawn": 20000, "chan": 5000, "cpu": (200, 0.010), "array": (1 << 25, 5), "gc": (5.0, 1 << 20),
-        "boot": 5, "binarytrees": 16, "idioms": (20000, 100000, 20000, 8, 2000)}
+        "boot": 5, "binarytrees": 16, "idioms": (20000, 100000, 20000, 8, 2000),
+        "sync": (50000, 2000)}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(ROOT, "examples", "binarytrees.py")
 
@@ -206,6 +210,9 @@ def _plan(suite, size, procs, vs, ncpu, iters):
         return [("boot", rt, top, {"reps": size}) for rt in ["mprt", *vs]]
     if suite == "binarytrees":
         return [("binarytrees", rt, top, {"depth": size, "example": EXAMPLE}) for rt in ["mprt", *vs]]
+    if suite == "sync":
+        rts = ("mprt", "mp") + (("go",) if shutil.which("go") else ())
+        return [("sync", rt, 2, {"k": size[0], "ticks": size[1]}) for rt in rts]
     if suite == "idioms":
         n_pool, n_pipe, n_fanin, g, k = size
         return [("idioms", rt, top, {"n_pool": n_pool, "n_pipe": n_pipe, "n_fanin": n_fanin, "goroutines": g, "k": k})
@@ -471,9 +478,30 @@ def _report_idioms(results, size, procs, vs, ncpu):
                   cols, rows, goals)
 
 
+def _report_sync(results, size, procs, vs, ncpu):
+    k, ticks = size
+    runs = {rt: results.get(("sync", rt, 2)) for rt in ("mprt", "mp", "go")}
+    cols = [rt for rt in ("mprt", "mp", "go") if runs[rt] is not None]
+    _errors(results, "sync")
+
+    def val(rt, f):
+        r = runs[rt]
+        if r is None or "error" in r:
+            return "failed" if r is not None else None
+        return f(r)
+    rows = [("atomic adds across 2 Ms (/s)", False,
+             {rt: val(rt, lambda r: 2 * k / r["atomic_s"] if r["atomic_ok"] else "wrong count") for rt in cols}),
+            ("1 ms ticker, |interval - 1 ms| p50 (us)", True, {rt: val(rt, lambda r: r["jitter"][0]) for rt in cols}),
+            ("1 ms ticker, |interval - 1 ms| p99 (us)", True, {rt: val(rt, lambda r: r["jitter"][1]) for rt in cols})]
+    return _table(f"sync: atomic.AddInt64 on one word by 2 goroutines on 2 Ms, {k} each (mp: a multiprocessing.Value "
+                  f"and its lock in 2 processes; go: Go itself, GOMAXPROCS=2); the intervals between {ticks} ticks "
+                  f"of a 1 ms Ticker as a goroutine receives them (mp: a thread's time.sleep loop to absolute "
+                  f"deadlines; go: time.NewTicker)", cols, rows)
+
+
 _REPORT = {"spawn": _report_spawn, "chan": _report_chan, "cpu": _report_cpu, "array": _report_array,
            "gc": _report_gc, "boot": _report_boot, "binarytrees": _report_binarytrees,
-           "idioms": _report_idioms}
+           "idioms": _report_idioms, "sync": _report_sync}
 
 
 def _plot(cpu, procs, ncpu, path):

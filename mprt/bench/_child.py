@@ -206,6 +206,14 @@ def idioms(rt, procs, n_pool, n_pipe, n_fanin, goroutines, k):
     return work.mp_idioms(n_pool, n_pipe, n_fanin, goroutines, k, procs)
 
 
+def sync(rt, procs, k, ticks):
+    if rt == "mprt":
+        return _mprt(work.mprt_sync, k, ticks)
+    if rt == "go":
+        return work.go_sync(k, ticks)
+    return work.mp_sync(k, ticks)
+
+
 def main():
     spec = json.loads(sys.argv[1])
     fn = globals()[spec.pop("suite")]

@@ -638,3 +638,151 @@ def mp_idioms(n_pool, n_pipe, n_fanin, goroutines, k, workers):
         return v.value
     out["mutex"] = _timed(mutex)
     return out
+
+
+# ---- sync: atomics across Ms, a Ticker's jitter ----
+
+@mprt.struct
+class Word:
+    n: np.int64
+
+
+def _atomic_adder(r, k, wg):
+    from mprt.sync import atomic
+    for _ in range(k):
+        atomic.AddInt64(r, 1)
+    wg.done()
+
+
+def _jitter(intervals, period):
+    """(p50, p99) of |interval - period| in microseconds."""
+    d = sorted(abs(x - period) * 1e6 for x in intervals)
+    return d[len(d) // 2], d[min(len(d) - 1, int(len(d) * 0.99))]
+
+
+def mprt_sync(k, ticks):
+    """atomic.AddInt64 on one heap word by 2 goroutines on 2 Ms (k each), and the intervals a
+    goroutine sees between the ticks of a 1 ms Ticker."""
+    from mprt import time as mtime
+    from mprt.sync import WaitGroup
+    w = mprt.new(Word)
+    r = mprt.ref(w, "n")
+    wg = WaitGroup()
+    wg.add(2)
+    t = time.perf_counter()
+    for _ in range(2):
+        mprt.go(_atomic_adder, r, k, wg)
+    wg.wait()
+    s = time.perf_counter() - t
+    tk = mtime.NewTicker(0.001)
+    tk.C.recv()
+    seen = []
+    for _ in range(ticks):
+        tk.C.recv()
+        seen.append(time.monotonic())
+    tk.Stop()
+    return {"atomic_s": s, "atomic_ok": int(w.n) == 2 * k,
+            "jitter": _jitter([b - a for a, b in zip(seen, seen[1:])], 0.001)}
+
+
+def _mp_adder(v, k):
+    for _ in range(k):
+        with v.get_lock():
+            v.value += 1
+
+
+def mp_sync(k, ticks):
+    """The peer: a multiprocessing.Value and its lock, incremented by 2 processes (k each); a
+    thread's time.sleep(0.001) loop as the nearest thing to a ticker."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    v = ctx.Value("q", 0)
+    ps = [ctx.Process(target=_mp_adder, args=(v, k)) for _ in range(2)]
+    t = time.perf_counter()
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    s = time.perf_counter() - t
+    seen = []
+    nxt = time.monotonic()
+    for _ in range(ticks + 1):
+        nxt += 0.001
+        time.sleep(max(0.0, nxt - time.monotonic()))
+        seen.append(time.monotonic())
+    return {"atomic_s": s, "atomic_ok": v.value == 2 * k,
+            "jitter": _jitter([b - a for a, b in zip(seen, seen[1:])], 0.001)}
+
+
+GO_SYNC = """package main
+
+import (
+\t"fmt"
+\t"os"
+\t"sort"
+\t"strconv"
+\t"sync"
+\t"sync/atomic"
+\t"time"
+)
+
+func main() {
+\tk, _ := strconv.Atoi(os.Args[1])
+\tticks, _ := strconv.Atoi(os.Args[2])
+\tvar n int64
+\tvar wg sync.WaitGroup
+\tt := time.Now()
+\tfor g := 0; g < 2; g++ {
+\t\twg.Add(1)
+\t\tgo func() {
+\t\t\tfor i := 0; i < k; i++ {
+\t\t\t\tatomic.AddInt64(&n, 1)
+\t\t\t}
+\t\t\twg.Done()
+\t\t}()
+\t}
+\twg.Wait()
+\ts := time.Since(t).Seconds()
+\ttk := time.NewTicker(time.Millisecond)
+\t<-tk.C
+\tlast := time.Now()
+\td := make([]float64, 0, ticks)
+\tfor i := 0; i < ticks; i++ {
+\t\t<-tk.C
+\t\tnow := time.Now()
+\t\tx := now.Sub(last).Seconds() - 0.001
+\t\tif x < 0 {
+\t\t\tx = -x
+\t\t}
+\t\td = append(d, x*1e6)
+\t\tlast = now
+\t}
+\tsort.Float64s(d)
+\tfmt.Println(s, n == int64(2*k), d[len(d)/2], d[len(d)*99/100])
+}
+"""
+
+
+def go_sync(k, ticks):
+    """GO_SYNC built and run at GOMAXPROCS=2: the same atomics and a 1 ms time.Ticker's jitter."""
+    import shutil
+    import subprocess
+    import tempfile
+    go = shutil.which("go")
+    if go is None:
+        return {"error": "no go toolchain on PATH"}
+    with tempfile.TemporaryDirectory(prefix="mprt-bench-go-") as d:
+        with open(os.path.join(d, "main.go"), "w") as f:
+            f.write(GO_SYNC)
+        with open(os.path.join(d, "go.mod"), "w") as f:
+            f.write("module gosync\n\ngo 1.13\n")
+        b = subprocess.run([go, "build", "-o", "gosync", "."], cwd=d, capture_output=True, text=True,
+                           env=dict(os.environ, GOFLAGS="-mod=mod"))
+        if b.returncode:
+            return {"error": f"go build: {b.stderr.strip()[-200:]}"}
+        r = subprocess.run([os.path.join(d, "gosync"), str(k), str(ticks)], capture_output=True, text=True,
+                           env=dict(os.environ, GOMAXPROCS="2"))
+    if r.returncode:
+        return {"error": f"exit status {r.returncode}: {r.stderr.strip()[-200:]}"}
+    s, ok, p50, p99 = r.stdout.split()
+    return {"atomic_s": float(s), "atomic_ok": ok == "true", "jitter": [float(p50), float(p99)]}
