@@ -25,6 +25,13 @@ def test_readme_program_example_runs(tmp_path):
     assert _run(tmp_path, code).split() == ["100", "1", "late", "True"]
 
 
+def test_readme_go_programs_example_runs(tmp_path):
+    code = [b for b in _blocks() if "stateful goroutines" in b][0]
+    assert _run(tmp_path, code).splitlines() == [
+        "[2, 4, 6, 8, 10]", "request 0", "request 1", "request 2", "stateful goroutines 50000",
+        "stopped: True", "3 ticks"]
+
+
 def test_readme_heap_example_runs(tmp_path):
     code = [b for b in _blocks() if "malloc.create()" in b][0]
     assert _run(tmp_path, code).split()[:1] == ["4999950000"]
