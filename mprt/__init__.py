@@ -28,15 +28,30 @@ from . import sync, time
 from .boot import run
 from .errors import Goexit
 from .panic import Panic, panic
+from .sched import hashmap as _hashmap
 from .sched.chan import Chan, default, select
 from .sched.chan import make_chan as chan
+from .sched.hashmap import Map
+from .sched.hashmap import map_type as map
 from .sched.proc import go_entry as go
 from .sched.proc import sleep, syscall
-from .shm.malloc import make, new, new_batch, sizeof
+from .shm import malloc as _malloc
+from .shm.malloc import new, new_batch, sizeof
 from .shm.ptr import Batch, Ptr
 from .shm.types import struct
 from .sync.atomic import ref
 
-__all__ = ["Batch", "Chan", "Goexit", "Panic", "Ptr", "chan", "default", "go", "make", "new", "new_batch",
+__all__ = ["Batch", "Chan", "Goexit", "Map", "Panic", "Ptr", "chan", "default", "go", "make", "map", "new", "new_batch",
            "panic", "ref", "run", "select", "sizeof", "sleep", "struct", "sync", "syscall", "time"]
 __version__ = "0.1.0"
+
+
+def make(elem: object, n: int = 0, safepoint: bool = True) -> "Ptr | Map":
+    """mprt.make(elem, n): a zeroed slice of n elements of elem (a numpy scalar dtype, str or
+    mprt.Ptr); mprt.make(mprt.map(K, V)[, hint]): an empty map (Go's make(map[K]V, hint))."""
+    if isinstance(elem, _MapType):
+        return _hashmap.make_map(elem, n)
+    return _malloc.make(elem, n, safepoint)
+
+
+from .shm.types import MapType as _MapType  # noqa: E402

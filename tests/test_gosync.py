@@ -170,3 +170,42 @@ def test_strings_in_structs_and_slices_are_shared_and_collected(env):
     assert r["churn_ok"] is True
     if env:
         assert r["numgc"] > 5
+
+
+# ---- maps ----
+
+def test_maps_keep_gos_semantics():
+    r = result("maps")
+    assert r["wordcount"] == [["brown", 1], ["dog", 1], ["end", 1], ["fox", 1], ["jumps", 1], ["lazy", 1],
+                              ["over", 1], ["quick", 1], ["the", 3]]
+    assert r["missing"] == [0, False, -1, True]
+    assert r["after_delete"] == [8, False]
+    assert r["orders"] > 1 and r["small_ok"] is True        # iteration order randomized
+    assert r["big_ok"] is True
+    seen_unique, only_allowed, n = r["iter_grow"]
+    assert seen_unique and only_allowed and n == 1001
+    assert r["floats"] == [3, "absent", "negzero", ["a", "b", "negzero"]]   # two NaNs, one zero
+    assert r["kinds"] == ["n", None, "by address", True, 7]
+    e = r["errors"]
+    assert "1 (type int) is not a key of" in e[0] and "cannot use 'v' (type str) as int64 in a value of" in e[1]
+    assert "key type <class 'list'> is not one of" in e[2] and "value type <class 'complex'> is not" in e[3]
+    assert "want a map of its type or None" in e[4]
+
+
+@pytest.mark.parametrize("env", [{}, {"GOGC": "1", "GODEBUG": "gccheckmark=1"}], ids=["default", "gccheckmark"])
+def test_a_map_shared_under_a_mutex_by_two_ms_counts_exactly(env):
+    r = result("maps_shared", env, timeout=110)
+    assert r["counts"] == [60] * 50
+    assert r["rest"] == 1500 and r["total"] == 1550
+
+
+def test_concurrent_map_writes_are_gos_fatal_error():
+    e = dict(os.environ)
+    for k in ("GOTRACEBACK", "GODEBUG", "GOGC"):
+        e.pop(k, None)
+    e["GOMAXPROCS"] = "2"
+    p = subprocess.run([sys.executable, PROG, "map_concurrent_writes"], capture_output=True, text=True, timeout=100,
+                       env=e)
+    assert p.returncode == 2, (p.stdout, p.stderr[-2000:])
+    assert p.stderr.startswith(("fatal error: concurrent map writes\n",
+                                "fatal error: concurrent map read and map write\n")), p.stderr[:500]

@@ -29,7 +29,7 @@ def test_readme_go_programs_example_runs(tmp_path):
     code = [b for b in _blocks() if "stateful goroutines" in b][0]
     assert _run(tmp_path, code).splitlines() == [
         "[2, 4, 6, 8, 10]", "request 0", "request 1", "request 2", "stateful goroutines 50000",
-        "stopped: True", "3 ticks"]
+        "stopped: True", "3 ticks", "[('cat', 1), ('dog', 1), ('saw', 1), ('the', 2)]"]
 
 
 def test_readme_heap_example_runs(tmp_path):

@@ -100,8 +100,8 @@ from .sizeclasses import PAGE_SHIFT, PAGE_SIZE, class_to_nobjs, class_to_size
 from .types import (
     K_SLICE,
     K_STRUCT,
-    PTR_CODE,
     STR_CODE,
+    code_is_data,
     elem_code,
     layout_of,
     read_desc,
@@ -344,12 +344,12 @@ class Heap(ObjectQueries):
         if d["k"] == "struct":
             fields = {}
             for fname, code, off in d["fields"]:
-                fields[fname] = (code, off, None if code in (PTR_CODE, STR_CODE) else np.dtype(code))
+                fields[fname] = (code, off, None if not code_is_data(code) else np.dtype(code))
             t = TypeInfo(self, tid, K_STRUCT, d["name"], d["size"], fields=fields,
                          ptroffs=read_ptroffs(self, tid))
         else:
             code = d["elem"]
-            dt = None if code in (PTR_CODE, STR_CODE) else np.dtype(code)
+            dt = None if not code_is_data(code) else np.dtype(code)
             name = "[]" + ("string" if code == STR_CODE else "mprt.Ptr" if dt is None else dt.name)
             t = SliceTypeInfo(self, tid, K_SLICE, name, 8 if dt is None else dt.itemsize, elem=dt,
                          elemsize=8 if dt is None else dt.itemsize, strs=code == STR_CODE)

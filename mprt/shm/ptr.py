@@ -33,7 +33,7 @@ from . import mbarrier as _mb
 from .layout import GC_GEN, GC_PHASE, PR_ROOTBYTES
 from .segment import Segment, shm_name
 from .sizeclasses import PAGE_SHIFT, class_to_nobjs, class_to_size
-from .types import K_STRUCT, PTR_CODE, STR_CODE, set_ptr_class, size_class
+from .types import BYTES_CODE, K_STRUCT, MAP_PREFIX, PTR_CODE, STR_CODE, set_ptr_class, size_class
 
 _cptr = load_accel("mprt.shm.cptr")   # handles and pointer fields in C (cptr.c), where it was built
 
@@ -208,29 +208,39 @@ def ptr_value(h, v, where):
 # every process reads the same text without a lock, and the collector frees one that nothing
 # points to.  "" is the nil word.
 
-def load_str(h, slot):
-    """The str at the string word at byte address slot."""
+_map_handle = None     # (hmap Ptr, type code) -> the map's handle: sched/hashmap.py sets it
+
+
+def set_map_handle(fn):
+    global _map_handle
+    _map_handle = fn
+
+
+def load_str(h, slot, raw=False):
+    """The str (raw: bytes) at the string word at byte address slot."""
     try:
         a = h.mvq[slot >> 3]
     except ValueError:
         raise ended(h) from None
     if not a:
-        return ""
+        return b"" if raw else ""
     n = h.mvq[a >> 3]
-    return bytes(h.arena.mm[a + 8:a + 8 + n]).decode("utf-8", "surrogatepass")
+    b = bytes(h.arena.mm[a + 8:a + 8 + n])
+    return b if raw else b.decode("utf-8", "surrogatepass")
 
 
-def store_str(h, slot, v, where):
-    """Store str v into the string word at byte address slot (a new string object, through the
-    write barrier)."""
-    if not isinstance(v, str):
-        raise TypeError(f"mprt: cannot store {v!r} (type {type(v).__name__}) in {where}: want str")
+def store_str(h, slot, v, where, raw=False):
+    """Store str v (raw: bytes) into the string word at byte address slot (a new string object,
+    through the write barrier)."""
+    if not isinstance(v, bytes if raw else str):
+        raise TypeError(f"mprt: cannot store {v!r} (type {type(v).__name__}) in {where}: "
+                        f"want {'bytes' if raw else 'str'}")
     if not h.alive:
         raise ended(h)
     if not v:
         store_ptr(h, slot, 0)
         return
-    b = v.encode("utf-8", "surrogatepass")
+    b = v if raw else v.encode("utf-8", "surrogatepass")
     s = _malloc.make(np.uint8, len(b) + 8, safepoint=False)
     a = s._a
     h.mvq[a >> 3] = len(b)
@@ -368,13 +378,30 @@ def _field(t, fname, code, off, dt):
     where = f"field {t.name}.{fname}"
     if code == PTR_CODE and h.cx is not None:
         return _cptr.PtrField(h.cx, off, lambda v: ptr_value(h, v, where), f"{fname}: mprt.Ptr")
-    if code == STR_CODE:
+    if code in (STR_CODE, BYTES_CODE):
+        raw = code == BYTES_CODE
+
         def get(self):
-            return load_str(h, self._a + off)
+            return load_str(h, self._a + off, raw)
 
         def set_(self, v):
-            store_str(h, self._a + off, v, where)
-        return property(get, set_, doc=f"{fname}: str")
+            store_str(h, self._a + off, v, where, raw)
+        return property(get, set_, doc=f"{fname}: {'bytes' if raw else 'str'}")
+    if code.startswith(MAP_PREFIX):
+        def get(self):
+            try:
+                a = h.mvq[(self._a + off) >> 3]
+            except ValueError:
+                raise ended(h) from None
+            return _map_handle(h.ptr_at(a), code) if a else None
+
+        def set_(self, v):
+            if v is not None and getattr(v, "_code", None) != code:
+                raise TypeError(f"mprt: cannot store {v!r} in {where}: want a map of its type or None")
+            if not h.alive:
+                raise ended(h)
+            store_ptr(h, self._a + off, 0 if v is None else ptr_value(h, v._p, where))
+        return property(get, set_, doc=f"{fname}: map")
     if code == PTR_CODE:
         mvq, ptr_at = h.mvq, h.ptr_at
 

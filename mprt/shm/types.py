@@ -28,6 +28,52 @@ _T = TypeVar("_T")
 _Ptr = None      # mprt.Ptr, the pointer field and element type: ptr.py sets it (set_ptr_class)
 
 
+def code_is_data(code):
+    """Whether a field or element code is plain data (a numpy dtype's), not a pointer word."""
+    return not (code in (PTR_CODE, STR_CODE, BYTES_CODE) or code.startswith(MAP_PREFIX))
+
+
+class MapType:
+    """mprt.map(K, V): Go's map[K]V as a type (a struct field's annotation, mprt.make's element).
+    Keys: np.int64, np.float64, str, bytes, mprt.Ptr; values: numpy scalars of at most 8 bytes,
+    mprt.Ptr, str."""
+
+    __slots__ = ("key", "value", "kcode", "vcode", "code")
+
+    def __init__(self, key, value):
+        keys = {np.int64: "<i8", np.float64: "<f8", str: STR_CODE, bytes: BYTES_CODE}
+        kc = keys.get(key) if not (key is _Ptr and key is not None) else PTR_CODE
+        if kc is None:
+            raise TypeError(f"mprt.map: key type {key!r} is not one of np.int64, np.float64, str, bytes, mprt.Ptr")
+        if value is _Ptr and value is not None:
+            vc = PTR_CODE
+        elif value is str:
+            vc = STR_CODE
+        else:
+            try:
+                dt = np.dtype(value) if isinstance(value, type) and issubclass(value, np.generic) else None
+            except TypeError:
+                dt = None
+            if dt is None or dt.kind not in "biuf" or dt.itemsize > 8:
+                raise TypeError(f"mprt.map: value type {value!r} is not a numpy scalar type of at most 8 bytes, "
+                                f"str or mprt.Ptr")
+            vc = dt.str
+        self.key, self.value, self.kcode, self.vcode = key, value, kc, vc
+        self.code = f"{MAP_PREFIX}{kc},{vc}"
+
+    def __eq__(self, other):
+        return isinstance(other, MapType) and other.code == self.code
+
+    def __hash__(self):
+        return hash(self.code)
+
+    def __repr__(self):
+        def name(t):
+            return "mprt.Ptr" if t is _Ptr else getattr(t, "__name__", repr(t))
+        return f"mprt.map({name(self.key)}, {name(self.value)})"
+
+
+
 def set_ptr_class(cls):
     global _Ptr
     _Ptr = cls
@@ -35,6 +81,8 @@ def set_ptr_class(cls):
 K_STRUCT, K_SLICE = 1, 2
 PTR_CODE = "P"
 STR_CODE = "S"   # a string: a pointer word to an immutable string object (ptr.py), "" when 0
+BYTES_CODE = "Y"  # bytes: the same, read as bytes (a map's bytes keys), b"" when 0
+MAP_PREFIX = "M"  # "M<key code>,<value code>": a pointer word to a map (sched/hashmap.py), None when 0
 WORD = 8
 RESERVED_FIELDS = frozenset({"addr", "np"})
 
@@ -48,7 +96,7 @@ class StructLayout:
         self.name = name
         self.fields = fields            # [(fname, code, offset, dtype or None)]
         self.size = size
-        self.ptroffs = [off for _, code, off, _ in fields if code in (PTR_CODE, STR_CODE)]
+        self.ptroffs = [off for _, code, off, _ in fields if not code_is_data(code)]
         self.desc = json.dumps({"k": "struct", "name": name, "size": size,
                                 "fields": [[f, c, o] for f, c, o, _ in fields]},
                                separators=(",", ":")).encode()
@@ -59,6 +107,10 @@ def _field_code(cls, fname, ann):
         return PTR_CODE, None
     if ann is str:
         return STR_CODE, None
+    if ann is bytes:
+        return BYTES_CODE, None
+    if isinstance(ann, MapType):
+        return ann.code, None
     try:
         if isinstance(ann, type) and issubclass(ann, np.generic):
             dt = np.dtype(ann)

@@ -545,6 +545,129 @@ def case_strings():
     out(**r)
 
 
+# ---- maps (ports of Go 1.9's runtime/map_test.go where they exist) ----
+
+@mprt.struct
+class Registry:
+    counts: mprt.map(str, np.int64)
+    owner: str
+
+
+def case_maps():
+    r = {}
+    m = mprt.make(mprt.map(str, np.int64))
+    for w in "the quick brown fox jumps over the lazy dog the end".split():
+        m[w] += 1                                          # Go's m[w]++: a missing key is 0
+    r["wordcount"] = sorted((k, int(v)) for k, v in m.items())
+    r["missing"] = [int(m["nope"]), "nope" in m, m.get("nope", -1), "fox" in m]
+    del m["fox"]
+    del m["fox"]                                           # deleting a missing key does nothing
+    r["after_delete"] = [len(m), "fox" in m]
+    # TestMapIteration-like: the order of a 20-key map's iteration is not always the same
+    small = mprt.make(mprt.map(np.int64, np.int64))
+    for i in range(20):
+        small[i] = i * i
+    orders = {tuple(small) for _ in range(20)}
+    r["orders"] = len(orders)
+    r["small_ok"] = sorted(small) == list(range(20)) and all(small[i] == i * i for i in range(20))
+    # growth with deletes against a dict
+    big = mprt.make(mprt.map(np.int64, np.int64), 10)
+    ref, rng = {}, np.random.default_rng(1)
+    for i in range(4000):
+        k = int(rng.integers(-10 ** 15, 10 ** 15))
+        big[k] = i
+        ref[k] = i
+        if i % 3 == 0:
+            d = list(ref)[int(rng.integers(len(ref)))]
+            del big[d]
+            del ref[d]
+    r["big_ok"] = len(big) == len(ref) and all(big[k] == v for k, v in ref.items()) and sorted(big) == sorted(ref)
+    # TestIterGrowAndDelete: growth and deletes in the middle of an iteration
+    g = mprt.make(mprt.map(np.int64, np.int64))
+    for i in range(100):
+        g[i] = i
+    seen, first = [], None
+    for k in g:
+        if first is None:
+            first = k
+            for i in range(100, 1100):
+                g[i] = i                                   # forces the map to grow
+            for i in range(100):
+                if i != k:
+                    del g[i]
+        seen.append(int(k))
+    r["iter_grow"] = [len(seen) == len(set(seen)), all(k == first or k >= 100 for k in seen), len(g)]
+    # TestNaNKeys / TestNegativeZero
+    f = mprt.make(mprt.map(np.float64, str))
+    f[float("nan")] = "a"
+    f[float("nan")] = "b"
+    f[0.0] = "zero"
+    f[-0.0] = "negzero"
+    r["floats"] = [len(f), f.get(float("nan"), "absent"), f[0.0], sorted(v for _, v in f.items())]
+    # other key and value types; a map in a struct field; the types refused
+    b = mprt.make(mprt.map(bytes, mprt.Ptr))
+    node = mprt.new(Person)
+    node.name = "n"
+    b[b"\x00\xff"] = node
+    pk = mprt.make(mprt.map(mprt.Ptr, str))
+    pk[node] = "by address"
+    reg = mprt.new(Registry)
+    none_before = reg.counts is None
+    reg.counts = mprt.make(mprt.map(str, np.int64))
+    reg.counts["x"] = 7
+    r["kinds"] = [b[b"\x00\xff"].name, b[b"zz"], pk[node], none_before, int(reg.counts["x"])]
+    errs = []
+    for bad in (lambda: m.__setitem__(1, 2), lambda: m.__setitem__("k", "v"), lambda: mprt.map(list, int),
+                lambda: mprt.map(str, complex), lambda: setattr(reg, "counts", small)):
+        try:
+            bad()
+            errs.append(None)
+        except TypeError as e:
+            errs.append(str(e))
+    r["errors"] = errs
+    out(**r)
+
+
+def map_adder(m, mu, who, k, wg):
+    for i in range(k):
+        key = f"k{i % 50}"
+        with mu:
+            m[key] += 1
+            m[f"{who}:{i}"] = i
+            if i % 2:
+                del m[f"{who}:{i - 1}"]
+    wg.done()
+
+
+def case_maps_shared():
+    """A map shared by goroutines on two Ms under a Mutex, strings for keys (run with GOGC=1 and
+    gccheckmark by the test): every count exact."""
+    m = mprt.make(mprt.map(str, np.int64))
+    mu, wg = Mutex(), WaitGroup()
+    wg.add(2)
+    mprt.go(map_adder, m, mu, "a", 1500, wg)
+    mprt.go(map_adder, m, mu, "b", 1500, wg)
+    wg.wait()
+    counts = [int(m[f"k{i}"]) for i in range(50)]
+    rest = sorted(k for k in m if ":" in k)
+    out(counts=counts, rest=len(rest), total=len(m))
+
+
+def map_writer(m, k):
+    for i in range(k):
+        m[i] = i
+
+
+def case_map_concurrent_writes():
+    m = mprt.make(mprt.map(np.int64, np.int64))
+    done = mprt.chan(2)
+    for _ in range(2):
+        mprt.go(lambda: (map_writer(m, 200000), done.send(1)))
+    done.recv()
+    done.recv()
+    out(finished=True)
+
+
 def main():
     globals()["case_" + sys.argv[1]](*sys.argv[2:])
 
