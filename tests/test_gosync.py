@@ -209,3 +209,15 @@ def test_concurrent_map_writes_are_gos_fatal_error():
     assert p.returncode == 2, (p.stdout, p.stderr[-2000:])
     assert p.stderr.startswith(("fatal error: concurrent map writes\n",
                                 "fatal error: concurrent map read and map write\n")), p.stderr[:500]
+
+
+def test_sync_map_from_goroutines_on_two_ms():
+    r = result("syncmap")
+    assert r["empty"] == [None, False]
+    assert r["winners"] == 1 and r["first"] == [True, True]     # load_or_store: one stored
+    assert r["n"] == 4 * 100 - 4 + 1 + 4                          # 4 deleted; "first"; 4 nodes
+    assert r["sample"] == {"who": 3, "i": 99}
+    assert r["nodes"] == [f"node of {w}" for w in range(4)]
+    assert r["deleted"] == [False] * 4 and r["stopped"] == 1
+    assert r["int_float"] == [True, False]                       # 1 and 1.0 are different keys
+    assert r["bad"] == "sync.Map: key [1] (type list) is not an int, float, str, bytes or Ptr"

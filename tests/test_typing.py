@@ -19,7 +19,7 @@ def _public_functions():
             if inspect.isfunction(obj) and obj.__module__.startswith("mprt"):
                 out.append((f"{mod.__name__}.{name}", obj))
     for cls in (mprt.Chan, sync.Mutex, sync.WaitGroup, sync.Once, sync.RWMutex, sync.Cond, atomic.Value, mtime.Timer, mtime.Ticker,
-                SendChan, RecvChan, mprt.Map):
+                SendChan, RecvChan, mprt.Map, sync.Map):
         for name, obj in vars(cls).items():
             if inspect.isfunction(obj) and not name.startswith("_"):
                 out.append((f"{cls.__name__}.{name}", obj))

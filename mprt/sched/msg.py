@@ -130,6 +130,13 @@ def store_message(words, i, data, ptrs):
         _check.made(a)
 
 
+def message_of(v, what):
+    """A new heap message holding value v (as a channel carries it): its handle.  Whoever keeps
+    the handle's address in a traced word keeps the value and its Ptrs alive (sync.Map's values)."""
+    data, ptrs = encode_value(v, what)
+    return _new_message(data, ptrs)
+
+
 def _new_message(data, ptrs):
     b = malloc.make(np.uint8, len(data), safepoint=False)
     b.np[:] = np.frombuffer(data, dtype=np.uint8)

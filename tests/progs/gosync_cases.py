@@ -9,7 +9,7 @@ import numpy as np
 import mprt
 from mprt import runtime, sched
 from mprt import time as mtime
-from mprt.sync import Cond, Mutex, Once, RWMutex, WaitGroup, atomic
+from mprt.sync import Cond, Map, Mutex, Once, RWMutex, WaitGroup, atomic
 
 
 def out(**kw):
@@ -666,6 +666,49 @@ def case_map_concurrent_writes():
     done.recv()
     done.recv()
     out(finished=True)
+
+
+# ---- sync.Map ----
+
+def syncmap_user(sm, who, wg, winners):
+    for i in range(100):
+        sm.store((who * 1000 + i), {"who": who, "i": i})
+    node = mprt.new(Person)
+    node.name = f"node of {who}"
+    actual, loaded = sm.load_or_store("first", node)      # one of the goroutines stores
+    if not loaded:
+        winners.send(who)
+    sm.store(f"node {who}", node)
+    wg.done()
+
+
+def case_syncmap():
+    sm = Map()
+    r = {"empty": list(sm.load("x"))}
+    wg, winners = WaitGroup(), mprt.chan(8)
+    wg.add(4)
+    for who in range(4):
+        mprt.go(syncmap_user, sm, who, wg, winners)
+    wg.wait()
+    del_keys = [k for k in range(0, 4000, 1000)]
+    for k in del_keys:
+        sm.delete(k)
+    sm.delete("never there")
+    runtime.GC()
+    runtime.GC()                                           # the values' Ptrs are kept by the map
+    seen = {}
+    sm.range(lambda k, v: seen.__setitem__(repr(k), v))
+    stopped = []
+    sm.range(lambda k, v: stopped.append(k) or False)
+    first, ok = sm.load("first")
+    r.update(winners=len(winners), first=[first.name.startswith("node of "), ok], n=len(seen),
+             sample=sm.load(3099)[0], nodes=sorted(sm.load(f"node {w}")[0].name for w in range(4)),
+             deleted=[sm.load(k)[1] for k in del_keys], stopped=len(stopped), int_float=[sm.load(1)[1], sm.load(1.0)[1]])
+    try:
+        sm.store([1], 2)
+    except TypeError as e:
+        r["bad"] = str(e)
+    out(**r)
 
 
 def main():
