@@ -19,8 +19,9 @@ never meet, and nothing warmed by one measurement helps the next.
     binarytrees  examples/binarytrees.py vs the same algorithm on plain objects over each peer
     idioms       Go's idioms (a worker pool, a pipeline, fan-in with select, a Mutex-protected
                  counter) vs multiprocessing's nearest equivalents
-    sync         sync/atomic adds across 2 Ms vs a multiprocessing.Value and its lock, and a 1 ms
-                 Ticker's jitter; Go itself on both where a go toolchain is on PATH
+    sync         sync/atomic adds across 2 Ms vs a multiprocessing.Value and its lock, a heap map
+                 vs a Manager().dict(), and a 1 ms Ticker's jitter; Go itself where a go toolchain
+                 is on PATH
 
 The goals of the scheduler and the collector are checked where a suite measures them.
 """
@@ -491,12 +492,20 @@ def _report_sync(results, size, procs, vs, ncpu):
         return f(r)
     rows = [("atomic adds across 2 Ms (/s)", False,
              {rt: val(rt, lambda r: 2 * k / r["atomic_s"] if r["atomic_ok"] else "wrong count") for rt in cols}),
+            ("map insert + lookup, 1 goroutine (/s)", False,
+             {rt: val(rt, lambda r: 2 * r["map_n"] / r["map1_s"]) for rt in cols}),
+            ("map insert + lookup, 2 goroutines on 2 Ms, a Mutex (/s)", False,
+             {rt: val(rt, lambda r: 2 * r["map_n"] / r["map2_s"]) for rt in cols}),
             ("1 ms ticker, |interval - 1 ms| p50 (us)", True, {rt: val(rt, lambda r: r["jitter"][0]) for rt in cols}),
             ("1 ms ticker, |interval - 1 ms| p99 (us)", True, {rt: val(rt, lambda r: r["jitter"][1]) for rt in cols})]
+    mp = runs.get("mp") or {}
+    ceiling = (f"; a plain dict in one process: {_fmt(2 * mp['map_n'] / mp['plain_s'])}/s"
+               if mp.get("plain_s") else "")
     return _table(f"sync: atomic.AddInt64 on one word by 2 goroutines on 2 Ms, {k} each (mp: a multiprocessing.Value "
-                  f"and its lock in 2 processes; go: Go itself, GOMAXPROCS=2); the intervals between {ticks} ticks "
-                  f"of a 1 ms Ticker as a goroutine receives them (mp: a thread's time.sleep loop to absolute "
-                  f"deadlines; go: time.NewTicker)", cols, rows)
+                  f"and its lock in 2 processes; go: Go itself, GOMAXPROCS=2); {k // 10} str keys inserted into a "
+                  f"heap map and looked up (mp: a Manager().dict(), from one process and shared by two{ceiling}); "
+                  f"the intervals between {ticks} ticks of a 1 ms Ticker as a goroutine receives them (mp: a "
+                  f"thread's time.sleep loop to absolute deadlines; go: time.NewTicker)", cols, rows)
 
 
 _REPORT = {"spawn": _report_spawn, "chan": _report_chan, "cpu": _report_cpu, "array": _report_array,

@@ -660,9 +660,34 @@ def _jitter(intervals, period):
     return d[len(d) // 2], d[min(len(d) - 1, int(len(d) * 0.99))]
 
 
+def _map_ops(m, keys, mu=None):
+    """Insert every key (its index as the value), then look each up: the seconds it took."""
+    t = time.perf_counter()
+    for i, key in enumerate(keys):
+        if mu is None:
+            m[key] = i
+        else:
+            with mu:
+                m[key] = i
+    for i, key in enumerate(keys):
+        if mu is None:
+            v = m[key]
+        else:
+            with mu:
+                v = m[key]
+        assert v == i
+    return time.perf_counter() - t
+
+
+def _map_half(m, mu, keys, wg, res):
+    res.send(_map_ops(m, keys, mu))
+    wg.done()
+
+
 def mprt_sync(k, ticks):
-    """atomic.AddInt64 on one heap word by 2 goroutines on 2 Ms (k each), and the intervals a
-    goroutine sees between the ticks of a 1 ms Ticker."""
+    """atomic.AddInt64 on one heap word by 2 goroutines on 2 Ms (k each), a heap map's inserts and
+    lookups (one goroutine; two on 2 Ms sharing it under a Mutex), and the intervals a goroutine
+    sees between the ticks of a 1 ms Ticker."""
     from mprt import time as mtime
     from mprt.sync import WaitGroup
     w = mprt.new(Word)
@@ -674,6 +699,18 @@ def mprt_sync(k, ticks):
         mprt.go(_atomic_adder, r, k, wg)
     wg.wait()
     s = time.perf_counter() - t
+    from mprt.sync import Mutex
+    n = k // 10
+    keys = [f"key{i}" for i in range(n)]
+    map1 = _map_ops(mprt.make(mprt.map(str, np.int64)), keys)
+    shared, mu, res = mprt.make(mprt.map(str, np.int64)), Mutex(), mprt.chan(2)
+    wg = WaitGroup()
+    wg.add(2)
+    t = time.perf_counter()
+    mprt.go(_map_half, shared, mu, keys[::2], wg, res)
+    mprt.go(_map_half, shared, mu, keys[1::2], wg, res)
+    wg.wait()
+    map2 = time.perf_counter() - t
     tk = mtime.NewTicker(0.001)
     tk.C.recv()
     seen = []
@@ -681,7 +718,7 @@ def mprt_sync(k, ticks):
         tk.C.recv()
         seen.append(time.monotonic())
     tk.Stop()
-    return {"atomic_s": s, "atomic_ok": int(w.n) == 2 * k,
+    return {"atomic_s": s, "atomic_ok": int(w.n) == 2 * k, "map_n": n, "map1_s": map1, "map2_s": map2,
             "jitter": _jitter([b - a for a, b in zip(seen, seen[1:])], 0.001)}
 
 
@@ -691,9 +728,14 @@ def _mp_adder(v, k):
             v.value += 1
 
 
+def _mp_map_half(d, keys):
+    _map_ops(d, keys)
+
+
 def mp_sync(k, ticks):
     """The peer: a multiprocessing.Value and its lock, incremented by 2 processes (k each); a
-    thread's time.sleep(0.001) loop as the nearest thing to a ticker."""
+    Manager().dict() (one process, then shared by two), a plain dict (one process: the ceiling);
+    a thread's time.sleep(0.001) loop as the nearest thing to a ticker."""
     import multiprocessing as mp
     ctx = mp.get_context("fork")
     v = ctx.Value("q", 0)
@@ -704,14 +746,27 @@ def mp_sync(k, ticks):
     for p in ps:
         p.join()
     s = time.perf_counter() - t
+    n = k // 10
+    keys = [f"key{i}" for i in range(n)]
+    plain = _map_ops({}, keys)
+    with ctx.Manager() as man:
+        map1 = _map_ops(man.dict(), keys)
+        d = man.dict()
+        ps = [ctx.Process(target=_mp_map_half, args=(d, keys[j::2])) for j in range(2)]
+        t = time.perf_counter()
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+        map2 = time.perf_counter() - t
     seen = []
     nxt = time.monotonic()
     for _ in range(ticks + 1):
         nxt += 0.001
         time.sleep(max(0.0, nxt - time.monotonic()))
         seen.append(time.monotonic())
-    return {"atomic_s": s, "atomic_ok": v.value == 2 * k,
-            "jitter": _jitter([b - a for a, b in zip(seen, seen[1:])], 0.001)}
+    return {"atomic_s": s, "atomic_ok": v.value == 2 * k, "map_n": n, "map1_s": map1, "map2_s": map2,
+            "plain_s": plain, "jitter": _jitter([b - a for a, b in zip(seen, seen[1:])], 0.001)}
 
 
 GO_SYNC = """package main
@@ -729,20 +784,66 @@ import (
 func main() {
 \tk, _ := strconv.Atoi(os.Args[1])
 \tticks, _ := strconv.Atoi(os.Args[2])
-\tvar n int64
+\tvar cnt int64
 \tvar wg sync.WaitGroup
 \tt := time.Now()
 \tfor g := 0; g < 2; g++ {
 \t\twg.Add(1)
 \t\tgo func() {
 \t\t\tfor i := 0; i < k; i++ {
-\t\t\t\tatomic.AddInt64(&n, 1)
+\t\t\t\tatomic.AddInt64(&cnt, 1)
 \t\t\t}
 \t\t\twg.Done()
 \t\t}()
 \t}
 \twg.Wait()
 \ts := time.Since(t).Seconds()
+\tn := k / 10
+\tkeys := make([]string, n)
+\tfor i := range keys {
+\t\tkeys[i] = "key" + strconv.Itoa(i)
+\t}
+\tops := func(m map[string]int, mu *sync.Mutex, ks []string) {
+\t\tfor i, key := range ks {
+\t\t\tmu.Lock()
+\t\t\tm[key] = i
+\t\t\tmu.Unlock()
+\t\t}
+\t\tfor i, key := range ks {
+\t\t\tmu.Lock()
+\t\t\tif m[key] != i {
+\t\t\t\tpanic("lost")
+\t\t\t}
+\t\t\tmu.Unlock()
+\t\t}
+\t}
+\tone := map[string]int{}
+\tt = time.Now()
+\tfor i, key := range keys {
+\t\tone[key] = i
+\t}
+\tfor i, key := range keys {
+\t\tif one[key] != i {
+\t\t\tpanic("lost")
+\t\t}
+\t}
+\tmap1 := time.Since(t).Seconds()
+\tshared := map[string]int{}
+\tvar mu sync.Mutex
+\tvar halves [2][]string
+\tfor i, key := range keys {
+\t\thalves[i%2] = append(halves[i%2], key)
+\t}
+\tt = time.Now()
+\tfor g := 0; g < 2; g++ {
+\t\twg.Add(1)
+\t\tgo func(ks []string) {
+\t\t\tops(shared, &mu, ks)
+\t\t\twg.Done()
+\t\t}(halves[g])
+\t}
+\twg.Wait()
+\tmap2 := time.Since(t).Seconds()
 \ttk := time.NewTicker(time.Millisecond)
 \t<-tk.C
 \tlast := time.Now()
@@ -758,7 +859,7 @@ func main() {
 \t\tlast = now
 \t}
 \tsort.Float64s(d)
-\tfmt.Println(s, n == int64(2*k), d[len(d)/2], d[len(d)*99/100])
+\tfmt.Println(s, cnt == int64(2*k), d[len(d)/2], d[len(d)*99/100], n, map1, map2)
 }
 """
 
@@ -784,5 +885,6 @@ def go_sync(k, ticks):
                            env=dict(os.environ, GOMAXPROCS="2"))
     if r.returncode:
         return {"error": f"exit status {r.returncode}: {r.stderr.strip()[-200:]}"}
-    s, ok, p50, p99 = r.stdout.split()
-    return {"atomic_s": float(s), "atomic_ok": ok == "true", "jitter": [float(p50), float(p99)]}
+    s, ok, p50, p99, n, map1, map2 = r.stdout.split()
+    return {"atomic_s": float(s), "atomic_ok": ok == "true", "jitter": [float(p50), float(p99)],
+            "map_n": int(n), "map1_s": float(map1), "map2_s": float(map2)}

@@ -34,7 +34,18 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..shm import malloc
-from ..shm.ptr import Ptr, load_str, ptr_value, read_value, set_map_handle, store_ptr, store_str, write_value
+from ..shm.ptr import (
+    _FMT,
+    Ptr,
+    ended,
+    load_str,
+    ptr_value,
+    read_value,
+    set_map_handle,
+    store_ptr,
+    store_str,
+    write_value,
+)
 from ..shm.types import BYTES_CODE, MAP_PREFIX, PTR_CODE, STR_CODE, MapType, struct
 from . import mstate
 
@@ -93,7 +104,8 @@ class Map:
     """A map on the heap (Go's map[K]V): m[k], m[k] = v, del m[k], k in m, len(m), iteration,
     m.items(), m.get(k, d).  Made by mprt.make(mprt.map(K, V))."""
 
-    __slots__ = ("_p", "_a", "_h", "_code", "_kc", "_vc", "_bt", "_koff", "_voff", "_vdt", "_seed")
+    __slots__ = ("_p", "_a", "_h", "_code", "_kc", "_vc", "_bt", "_koff", "_voff", "_vdt", "_vmv", "_hw", "_q",
+                 "_bcls")
 
     def __init__(self, p, code):
         self._p, self._a, self._h, self._code = p, p.addr, p._t.heap, code
@@ -105,7 +117,11 @@ class Map:
         self._koff = [f[f"k{i}"][1] for i in range(BUCKETCNT)]
         self._voff = [f[f"v{i}"][1] for i in range(BUCKETCNT)]
         self._vdt = None if vc in (STR_CODE, PTR_CODE) else np.dtype(vc)
-        self._seed = None
+        fmt = _FMT.get(self._vdt) if self._vdt is not None and self._vdt.kind != "b" else None
+        self._vmv = self._h.mv[fmt] if fmt else None       # the values' words as their type, if plain
+        self._hw = self._a >> 3
+        self._q = self._h.mvq
+        self._bcls = cls
 
     def __reduce__(self):
         return (Map, (self._p, self._code))
@@ -122,12 +138,45 @@ class Map:
     # ---- words ----
 
     def _w(self, name):
-        return int(self._h.mvq[(self._a >> 3) + _HM[name]])
+        try:
+            return int(self._q[self._hw + _HM[name]])
+        except ValueError:
+            raise ended(self._h) from None
 
     def _set(self, name, v):
-        self._h.mvq[(self._a >> 3) + _HM[name]] = v
+        self._q[self._hw + _HM[name]] = v
 
     # ---- keys and values in buckets ----
+
+    def _hash_at(self, b, i):
+        """The hash of the key in slot i of bucket b, from its words (an evacuation moves keys
+        without making them again)."""
+        kc = self._kc
+        h, a = self._h, b + self._koff[i]
+        if kc in (STR_CODE, BYTES_CODE):
+            return self._hash_bytes(load_str(h, a, True))
+        if kc == "<f8":
+            f = float(read_value(self._bt, a, np.dtype(np.float64)))
+            return self._hash(f)
+        w = int(h.mvq[a >> 3]) & M64
+        return _mix(w ^ (self._w("hash0") & M64))
+
+    def _hash_bytes(self, b):
+        seed = self._w("hash0") & M64
+        d = hashlib.blake2b(b, digest_size=8, key=seed.to_bytes(8, "little")).digest()
+        return int.from_bytes(d, "little")
+
+    def _copy_slot(self, src, i, dst, j):
+        """Move slot i of bucket src to slot j of bucket dst: its words (a string or pointer word
+        through the write barrier), not its values made again."""
+        h = self._h
+        for off, ptrs in ((self._koff, self._kc in (STR_CODE, BYTES_CODE, PTR_CODE)),
+                          (self._voff, self._vc in (STR_CODE, PTR_CODE))):
+            sa, da = src + off[i], dst + off[j]
+            if ptrs:
+                store_ptr(h, da, int(h.mvq[sa >> 3]))
+            else:
+                h.arena_u8[da:da + 8] = h.arena_u8[sa:sa + 8]
 
     def _hash(self, k):
         kc = self._kc
@@ -143,12 +192,13 @@ class Map:
             return _mix(_struct.unpack("<Q", _struct.pack("<d", f))[0] ^ seed)
         if kc == PTR_CODE:
             return _mix((k._a ^ seed) & M64)
-        b = k.encode("utf-8", "surrogatepass") if kc == STR_CODE else bytes(k)
-        d = hashlib.blake2b(b, digest_size=8, key=seed.to_bytes(8, "little")).digest()
-        return int.from_bytes(d, "little")
+        return self._hash_bytes(k.encode("utf-8", "surrogatepass") if kc == STR_CODE else bytes(k))
 
     def _check_key(self, k):
         kc = self._kc
+        t = type(k)
+        if t is int and kc == "<i8" and -(1 << 63) <= k < (1 << 63) or t is str and kc == STR_CODE:
+            return                                      # the common cases
         ok = (isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) if kc == "<i8"
               else isinstance(k, (int, float, np.integer, np.floating)) and not isinstance(k, (bool, np.bool_))
               if kc == "<f8" else isinstance(k, str) if kc == STR_CODE else isinstance(k, bytes)
@@ -191,6 +241,8 @@ class Map:
 
     def _val_at(self, b, i):
         h, a = self._h, b + self._voff[i]
+        if self._vmv is not None:
+            return self._vdt.type(self._vmv[a // self._vdt.itemsize])
         if self._vc == STR_CODE:
             return load_str(h, a)
         if self._vc == PTR_CODE:
@@ -200,6 +252,13 @@ class Map:
 
     def _put_val(self, b, i, v):
         h, a = self._h, b + self._voff[i]
+        mv = self._vmv
+        if mv is not None and type(v) in (int, float):
+            try:
+                mv[a // self._vdt.itemsize] = v
+                return
+            except (TypeError, ValueError, OverflowError):
+                pass                                    # write_value says what is wrong
         if self._vc == STR_CODE:
             store_str(h, a, v, f"a value of {self!r}")
         elif self._vc == PTR_CODE:
@@ -234,22 +293,24 @@ class Map:
     # ---- the bucket arrays ----
 
     def _array(self, name):
-        a = self._w(name)
-        return self._h.ptr_at(a) if a else None
+        """The address of a bucket array (0: nil).  Raw addresses are held only between the map's
+        own words and its buckets, in runtime code with no safe point between (no stop of the
+        world, so no sweep, can come while one is held)."""
+        return self._w(name)
 
     def _bucket(self, arr, i, make=False):
-        """Bucket i of a bucket array (its address), made if asked; 0 if it was never made."""
+        """Bucket i of the bucket array at arr (its address), made if asked; 0 if never made."""
         h = self._h
-        slot = arr.addr + 8 * i
-        b = int(h.mvq[slot >> 3])
+        slot = arr + 8 * i
+        b = int(self._q[slot >> 3])
         if not b and make:
-            nb = malloc.new(_bucket_class(self._kc, self._vc), safepoint=False)
+            nb = malloc.new(self._bcls, safepoint=False)
             store_ptr(h, slot, nb.addr)
             b = nb.addr
         return b
 
     def _new_overflow(self, b):
-        nb = malloc.new(_bucket_class(self._kc, self._vc), safepoint=False)
+        nb = malloc.new(self._bcls, safepoint=False)
         store_ptr(self._h, b + self._bt.size - 8, nb.addr)
         self._set("noverflow", self._w("noverflow") + 1)
         return nb.addr
@@ -267,7 +328,7 @@ class Map:
         arr = self._array("buckets")
         b = self._bucket(arr, hsh & ((1 << B) - 1))
         old = self._array("oldbuckets")
-        if old is not None:
+        if old:
             ob_n = 1 << B if self._w("flags") & SAMESIZEGROW else 1 << (B - 1)
             ob = self._bucket(old, hsh & (ob_n - 1))
             if ob and not self._evacuated(ob):
@@ -429,12 +490,10 @@ class Map:
                     if t == EMPTY:
                         self._set_tophash(b, i, EVAC_EMPTY)
                         continue
-                    k = self._key_at(b, i)
-                    key = self._h.ptr_at(k) if self._kc == PTR_CODE else k
-                    hsh = self._hash(key)
-                    xy = EVAC_Y if not same and hsh & n else EVAC_X
-                    if self._kc == "<f8" and k != k:
+                    if self._kc == "<f8" and self._key_at(b, i) != self._key_at(b, i):
                         xy = EVAC_Y if not same and t & 1 else EVAC_X      # NaN: by the tophash's bit (Go's)
+                    else:
+                        xy = EVAC_Y if not same and self._hash_at(b, i) & n else EVAC_X
                     d = dest[xy]
                     db, di = d
                     while True:                    # the next empty slot of the destination chain
@@ -445,8 +504,7 @@ class Map:
                         if self._tophash(db)[di] == EMPTY:
                             break
                         di += 1
-                    self._put_key(db, di, key)
-                    self._put_val(db, di, self._val_at(b, i))
+                    self._copy_slot(b, i, db, di)
                     self._set_tophash(db, di, t)
                     d[0], d[1] = db, di + 1
                     self._clear_slot(b, i)
@@ -489,7 +547,7 @@ class Map:
         for j in range(nb):
             bi = (start + j) & (nb - 1)
             chains = []
-            if old is not None:
+            if old:
                 osz = self._oldsize()
                 ob = self._bucket(old, bi & (osz - 1))
                 if ob and not self._evacuated(ob):
