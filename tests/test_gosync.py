@@ -190,6 +190,7 @@ def test_maps_keep_gos_semantics():
     assert "1 (type int) is not a key of" in e[0] and "cannot use 'v' (type str) as int64 in a value of" in e[1]
     assert "key type <class 'list'> is not one of" in e[2] and "value type <class 'complex'> is not" in e[3]
     assert "want a map of its type or None" in e[4]
+    assert r["same_type"] == "mprt.map(float64, str)"
 
 
 @pytest.mark.parametrize("env", [{}, {"GOGC": "1", "GODEBUG": "gccheckmark=1"}], ids=["default", "gccheckmark"])

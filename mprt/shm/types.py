@@ -35,12 +35,15 @@ def code_is_data(code):
 
 class MapType:
     """mprt.map(K, V): Go's map[K]V as a type (a struct field's annotation, mprt.make's element).
-    Keys: np.int64, np.float64, str, bytes, mprt.Ptr; values: numpy scalars of at most 8 bytes,
-    mprt.Ptr, str."""
+    Keys: np.int64 (or int), np.float64 (or float), str, bytes, mprt.Ptr; values: numpy scalars of
+    at most 8 bytes (int, float), mprt.Ptr, str."""
 
     __slots__ = ("key", "value", "kcode", "vcode", "code")
 
     def __init__(self, key, value):
+        # Python's int and float name Go's int and float64 (mprt.map(str, int) is map[string]int)
+        key = {int: np.int64, float: np.float64}.get(key, key)
+        value = {int: np.int64, float: np.float64}.get(value, value)
         keys = {np.int64: "<i8", np.float64: "<f8", str: STR_CODE, bytes: BYTES_CODE}
         kc = keys.get(key) if not (key is _Ptr and key is not None) else PTR_CODE
         if kc is None:

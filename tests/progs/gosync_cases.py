@@ -555,7 +555,7 @@ class Registry:
 
 def case_maps():
     r = {}
-    m = mprt.make(mprt.map(str, np.int64))
+    m = mprt.make(mprt.map(str, int))                      # Go's make(map[string]int)
     for w in "the quick brown fox jumps over the lazy dog the end".split():
         m[w] += 1                                          # Go's m[w]++: a missing key is 0
     r["wordcount"] = sorted((k, int(v)) for k, v in m.items())
@@ -625,6 +625,7 @@ def case_maps():
         except TypeError as e:
             errs.append(str(e))
     r["errors"] = errs
+    r["same_type"] = mprt.map(str, int) == mprt.map(str, np.int64) and repr(mprt.map(float, str))
     out(**r)
 
 
