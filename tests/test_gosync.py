@@ -185,6 +185,7 @@ def test_maps_keep_gos_semantics():
     seen_unique, only_allowed, n = r["iter_grow"]
     assert seen_unique and only_allowed and n == 1001
     assert r["floats"] == [3, "absent", "negzero", ["a", "b", "negzero"]]   # two NaNs, one zero
+    assert r["nan_after_growth"] == ["a", "b"]
     assert r["kinds"] == ["n", None, "by address", True, 7]
     e = r["errors"]
     assert "1 (type int) is not a key of" in e[0] and "cannot use 'v' (type str) as int64 in a value of" in e[1]

@@ -564,9 +564,14 @@ class Map:
                             continue
                         k = self._key_at(b, i)
                         key = self._h.ptr_at(k) if self._kc == PTR_CODE else k
-                        if want is not None and not (self._kc == "<f8" and k != k) \
-                                and self._hash(key) & (nb - 1) != want:
-                            continue
+                        if want is not None:       # an old bucket's entry: only those bound for bi
+                            if self._kc == "<f8" and k != k:
+                                # a NaN goes by its tophash's low bit, as evacuate sends it
+                                same = self._w("flags") & SAMESIZEGROW
+                                if not same and bool(th[i] & 1) != bool(want & self._oldsize()):
+                                    continue
+                            elif self._hash(key) & (nb - 1) != want:
+                                continue
                         out.append((key, b, i))
                     b = self._overflow(b)
         return out

@@ -604,6 +604,9 @@ def case_maps():
     f[0.0] = "zero"
     f[-0.0] = "negzero"
     r["floats"] = [len(f), f.get(float("nan"), "absent"), f[0.0], sorted(v for _, v in f.items())]
+    for i in range(1, 300):
+        f[float(i)] = str(i)                               # grows past the NaNs: each still once
+    r["nan_after_growth"] = sorted(v for k, v in f.items() if k != k)
     # other key and value types; a map in a struct field; the types refused
     b = mprt.make(mprt.map(bytes, mprt.Ptr))
     node = mprt.new(Person)
