@@ -370,10 +370,9 @@ func main() {
 """
 
 
-def go_gc(seconds):
-    """GO_CHURN built and run with GOMAXPROCS=2 and gctrace=1: its stop-the-world pauses and
-    allocations per second, and the toolchain's version."""
-    import re
+def _go_run(source, args, **env):
+    """Build a Go program (the go toolchain on PATH) and run it at GOMAXPROCS=2 with env added:
+    (the finished process, the toolchain's version), or {"error": ...}."""
     import shutil
     import subprocess
     import tempfile
@@ -382,18 +381,29 @@ def go_gc(seconds):
         return {"error": "no go toolchain on PATH"}
     with tempfile.TemporaryDirectory(prefix="mprt-bench-go-") as d:
         with open(os.path.join(d, "main.go"), "w") as f:
-            f.write(GO_CHURN)
+            f.write(source)
         with open(os.path.join(d, "go.mod"), "w") as f:
-            f.write("module churn\n\ngo 1.13\n")
-        env = dict(os.environ, GOFLAGS="-mod=mod", GO111MODULE="on")
-        b = subprocess.run([go, "build", "-o", "churn", "."], cwd=d, capture_output=True, text=True, env=env)
+            f.write("module bench\n\ngo 1.13\n")
+        b = subprocess.run([go, "build", "-o", "prog", "."], cwd=d, capture_output=True, text=True,
+                           env=dict(os.environ, GOFLAGS="-mod=mod", GO111MODULE="on"))
         if b.returncode:
             return {"error": f"go build: {b.stderr.strip()[-200:]}"}
-        r = subprocess.run([os.path.join(d, "churn"), str(seconds)], capture_output=True, text=True,
-                           env=dict(os.environ, GOMAXPROCS="2", GODEBUG="gctrace=1"))
+        r = subprocess.run([os.path.join(d, "prog"), *args], capture_output=True, text=True,
+                           env=dict(os.environ, GOMAXPROCS="2", **env))
         ver = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
     if r.returncode:
         return {"error": f"exit status {r.returncode}: {r.stderr.strip()[-200:]}"}
+    return r, ver or "go"
+
+
+def go_gc(seconds):
+    """GO_CHURN built and run with GOMAXPROCS=2 and gctrace=1: its stop-the-world pauses and
+    allocations per second, and the toolchain's version."""
+    import re
+    r = _go_run(GO_CHURN, [str(seconds)], GODEBUG="gctrace=1")
+    if isinstance(r, dict):
+        return r
+    r, ver = r
     stops = []
     for ln in r.stderr.splitlines():
         m = re.search(r": ([0-9.]+)\+([0-9.]+)\+([0-9.]+) ms clock", ln)
@@ -866,25 +876,10 @@ func main() {
 
 def go_sync(k, ticks):
     """GO_SYNC built and run at GOMAXPROCS=2: the same atomics and a 1 ms time.Ticker's jitter."""
-    import shutil
-    import subprocess
-    import tempfile
-    go = shutil.which("go")
-    if go is None:
-        return {"error": "no go toolchain on PATH"}
-    with tempfile.TemporaryDirectory(prefix="mprt-bench-go-") as d:
-        with open(os.path.join(d, "main.go"), "w") as f:
-            f.write(GO_SYNC)
-        with open(os.path.join(d, "go.mod"), "w") as f:
-            f.write("module gosync\n\ngo 1.13\n")
-        b = subprocess.run([go, "build", "-o", "gosync", "."], cwd=d, capture_output=True, text=True,
-                           env=dict(os.environ, GOFLAGS="-mod=mod"))
-        if b.returncode:
-            return {"error": f"go build: {b.stderr.strip()[-200:]}"}
-        r = subprocess.run([os.path.join(d, "gosync"), str(k), str(ticks)], capture_output=True, text=True,
-                           env=dict(os.environ, GOMAXPROCS="2"))
-    if r.returncode:
-        return {"error": f"exit status {r.returncode}: {r.stderr.strip()[-200:]}"}
+    r = _go_run(GO_SYNC, [str(k), str(ticks)])
+    if isinstance(r, dict):
+        return r
+    r, _ = r
     s, ok, p50, p99, n, map1, map2 = r.stdout.split()
     return {"atomic_s": float(s), "atomic_ok": ok == "true", "jitter": [float(p50), float(p99)],
             "map_n": int(n), "map1_s": float(map1), "map2_s": float(map2)}

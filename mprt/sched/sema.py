@@ -50,6 +50,33 @@ WAITER = 1 << WAITER_SHIFT
 STARVATION_NS = 1_000_000                               # Go's starvationThresholdNs
 
 
+def _park_on(m, hq, qw, obj, lk, ticket=None, first=False):
+    """Queue the calling goroutine on the wait queue at word qw of object obj (its lock lk held;
+    `first`: at the head; `ticket`: kept in its sudog, Cond's), release the lock, park."""
+    b = chan.own_sudog(m)
+    if ticket is not None:
+        m.q[b + SG_CASEI] = ticket
+    (chan.enqueue_front if first else chan.enqueue)(m, hq, qw, m.curg, obj)
+    proc.park(W_SEMACQUIRE, lk)
+
+
+def _take_waiters(m, hq, qw, n=None):
+    """Take up to n (all: None) goroutines off the wait queue at word qw (the object's lock held):
+    their G slots, to ready once the lock is released."""
+    out = []
+    while n is None or len(out) < n:
+        sg = chan.dequeue(m, hq, qw)
+        if sg == NONE:
+            break
+        out.append(m.q[m.ctl.sg(sg) + SG_G])
+    return out
+
+
+def _ready_all(m, gs):
+    for g in gs:
+        proc.ready(m, g)
+
+
 class SemaObject:
     __slots__ = ("_p", "_a", "_w", "_h")
     _wire_fields = __slots__     # what __init__(p) sets: csched.c builds a received handle from them
@@ -74,9 +101,7 @@ class SemaObject:
 
     def _wait_locked(self, m, lk, first=False):
         """Queue the calling goroutine (lock held; `first`: at the head), release the lock, park."""
-        chan.own_sudog(m)
-        (chan.enqueue_front if first else chan.enqueue)(m, m.heap.mvq, self._w + WAITQ, m.curg, self._a)
-        proc.park(W_SEMACQUIRE, lk)
+        _park_on(m, m.heap.mvq, self._w + WAITQ, self._a, lk, first=first)
 
 
 class WaitGroup(SemaObject):
@@ -96,16 +121,9 @@ class WaitGroup(SemaObject):
         if v < 0:
             mstate.rel(lk)
             raise Panic("sync: negative WaitGroup counter")
-        wake = []
-        if v == 0:
-            while True:
-                sg = chan.dequeue(m, hq, self._w + WAITQ)
-                if sg == NONE:
-                    break
-                wake.append(m.q[m.ctl.sg(sg) + SG_G])
+        wake = _take_waiters(m, hq, self._w + WAITQ) if v == 0 else []
         mstate.rel(lk)
-        for g in wake:
-            proc.ready(m, g)
+        _ready_all(m, wake)
         stw.check_safepoint(m)
 
     def done(self) -> None:
@@ -278,9 +296,7 @@ class RWMutex:
         mstate.acq(lk)
         hq[self._w + READERS] += 1
         if hq[self._w + READERS] < 0:          # a writer holds or waits: queue behind it
-            chan.own_sudog(m)
-            chan.enqueue(m, hq, self._w + RWAITQ, m.curg, self._a)
-            proc.park(W_SEMACQUIRE, lk)         # woken holding the read lock (unlock counted us)
+            _park_on(m, hq, self._w + RWAITQ, self._a, lk)   # woken holding the read lock (unlock counted us)
             return
         mstate.rel(lk)
         stw.check_safepoint(m)
@@ -292,19 +308,16 @@ class RWMutex:
         mstate.acq(lk)
         r = hq[self._w + READERS] - 1
         hq[self._w + READERS] = r
-        g = NONE
+        wake = []
         if r < 0:
             if r + 1 == 0 or r + 1 == -MAXREADERS:
                 mstate.rel(lk)
                 mstate.fatal("sync: RUnlock of unlocked RWMutex")
             hq[self._w + DEPARTING] -= 1
             if hq[self._w + DEPARTING] == 0:   # the last reader the writer waits for
-                sg = chan.dequeue(m, hq, self._w + WWAITQ)
-                if sg != NONE:
-                    g = m.q[m.ctl.sg(sg) + SG_G]
+                wake = _take_waiters(m, hq, self._w + WWAITQ, 1)
         mstate.rel(lk)
-        if g != NONE:
-            proc.ready(m, g)
+        _ready_all(m, wake)
         stw.check_safepoint(m)
 
     def lock(self) -> None:
@@ -318,9 +331,7 @@ class RWMutex:
         if r != 0:
             hq[self._w + DEPARTING] += r
             if hq[self._w + DEPARTING] != 0:
-                chan.own_sudog(m)
-                chan.enqueue(m, hq, self._w + WWAITQ, m.curg, self._a)
-                proc.park(W_SEMACQUIRE, lk)     # woken by the last reader's runlock
+                _park_on(m, hq, self._w + WWAITQ, self._a, lk)   # woken by the last reader's runlock
                 return
         mstate.rel(lk)
         stw.check_safepoint(m)
@@ -335,15 +346,9 @@ class RWMutex:
             mstate.rel(lk)
             mstate.fatal("sync: Unlock of unlocked RWMutex")
         hq[self._w + READERS] = r
-        wake = []
-        for _ in range(r):                      # the readers that queued behind us, each a reader now
-            sg = chan.dequeue(m, hq, self._w + RWAITQ)
-            if sg == NONE:
-                break
-            wake.append(m.q[m.ctl.sg(sg) + SG_G])
+        wake = _take_waiters(m, hq, self._w + RWAITQ, r)   # the readers queued behind us, readers now
         mstate.rel(lk)
-        for g in wake:
-            proc.ready(m, g)
+        _ready_all(m, wake)
         self._mu.unlock()
 
     def rlocker(self) -> "RLocker":
@@ -434,10 +439,7 @@ class Cond:
             mstate.rel(lk)
             stw.check_safepoint(m)
         else:
-            b = chan.own_sudog(m)
-            m.q[b + SG_CASEI] = t
-            chan.enqueue(m, hq, self._w + NWAITQ, m.curg, self._a)
-            proc.park(W_SEMACQUIRE, lk)
+            _park_on(m, hq, self._w + NWAITQ, self._a, lk, ticket=t)
         self.L.lock()
 
     def signal(self) -> None:
@@ -468,15 +470,9 @@ class Cond:
         lk = chan.objlock(m, self._a)
         mstate.acq(lk)
         hq[self._w + NOTIFY] = hq[self._w + WAIT]
-        wake = []
-        while True:
-            sg = chan.dequeue(m, hq, self._w + NWAITQ)
-            if sg == NONE:
-                break
-            wake.append(m.q[m.ctl.sg(sg) + SG_G])
+        wake = _take_waiters(m, hq, self._w + NWAITQ)
         mstate.rel(lk)
-        for g in wake:
-            proc.ready(m, g)
+        _ready_all(m, wake)
         stw.check_safepoint(m)
 
     def __repr__(self):
