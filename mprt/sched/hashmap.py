@@ -35,7 +35,6 @@ import numpy as np
 
 from ..shm import malloc
 from ..shm.ptr import (
-    _FMT,
     Ptr,
     ended,
     load_str,
@@ -44,6 +43,7 @@ from ..shm.ptr import (
     set_map_handle,
     store_ptr,
     store_str,
+    typed_view,
     write_value,
 )
 from ..shm.types import BYTES_CODE, MAP_PREFIX, PTR_CODE, STR_CODE, MapType, struct
@@ -117,8 +117,7 @@ class Map:
         self._koff = [f[f"k{i}"][1] for i in range(BUCKETCNT)]
         self._voff = [f[f"v{i}"][1] for i in range(BUCKETCNT)]
         self._vdt = None if vc in (STR_CODE, PTR_CODE) else np.dtype(vc)
-        fmt = _FMT.get(self._vdt) if self._vdt is not None and self._vdt.kind != "b" else None
-        self._vmv = self._h.mv[fmt] if fmt else None       # the values' words as their type, if plain
+        self._vmv = typed_view(self._h, self._vdt)     # the values' words as their type, if plain
         self._hw = self._a >> 3
         self._q = self._h.mvq
         self._bcls = cls

@@ -274,6 +274,13 @@ def _bad_value(where, dt, v, why=None):
         + (f": {why}" if why else ""))
 
 
+def typed_view(h, dt):
+    """The heap arena's words as dtype dt (a memoryview indexed by address // itemsize), or None
+    for a dtype with no plain view (bool, complex)."""
+    fmt = _FMT.get(dt) if dt is not None and dt.kind != "b" else None
+    return h.mv[fmt] if fmt else None
+
+
 def write_value(t, a, dt, v, where):
     """Write numeric v at byte address a as dtype dt, refusing values that do not fit."""
     h = t.heap
