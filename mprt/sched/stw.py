@@ -64,6 +64,7 @@ from .ctl import (
     NPAUSE,
     P_DEAD,
     P_GCSTOP,
+    P_IDLE,
     P_LINK,
     P_M,
     P_RQHEAD,
@@ -124,6 +125,7 @@ STW_SIGNAL_NS = 50_000    # how long a stopper waits for the Ms' safe points bef
 STW_SPIN_NS = 20_000      # how long a stopper polls for the Ms to stop before sleeping on note.stw
 STW_YIELD_NS = 2_000_000  # ... and a stopper holding no P (the collector), yielding the CPU meanwhile
 STW_RESIGNAL_NS = 300_000  # and how long it waits before signalling the Ms that have not stopped again
+STW_RECOUNT_NS = 10_000_000  # and before it counts the running Ps again from their rows
 
 
 # ---- stop the world: the one path ----
@@ -138,7 +140,7 @@ def stop_the_world(m, reason=""):
         # the request and the first spin in C (csched.stw_stop); None: it did nothing
         wait = _csched.stw_stop(m.p, min(STW_SIGNAL_NS, STW_YIELD_NS if nop else STW_SPIN_NS))
         if wait is not None:
-            if wait > 0:
+            if wait > 0 or not _all_stopped(m):
                 _stop_wait(m, t0)
             return t0
     while True:
@@ -185,15 +187,58 @@ def stop_the_world(m, reason=""):
     # stop at an allocation, in C, takes it with a try and goes the slow way when it is held)
     q[s + S_ATTN] = 1
     rel(m.schedlock)
-    if wait > 0:
+    if wait > 0 or not _all_stopped(m):
         if nop:
             os.sched_yield()   # with every CPU busy the collector shares one with a running M
         _stop_wait(m, t0)
     return t0
 
 
+def _all_stopped(m):
+    """Whether every P but the stopper's own is stopped (P_GCSTOP): what a stop of the world
+    waits for, read from the Ps themselves.  STOPWAIT, the count the Ms take down as they stop,
+    only says when to look: the stopper ends its wait on this, so a count that went wrong can
+    neither hang it (every P stopped, the count still above zero: a stop waited forever, 3 runs
+    in 20 of the stw_deadlock program, cause not found) nor end it early."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    for p in range(q[s + S_GOMAXPROCS]):
+        if p != m.p and q[ctl.p(p) + P_STATUS] != P_GCSTOP:
+            return False
+    return True
+
+
+def _recount_locked(m):
+    """The stop's count made again from the Ps (sched lock held): a P idle or in a system call
+    is taken for the stopper as the request takes them, the running ones are counted.  Returns
+    them; STOPWAIT is set to it."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    running = 0
+    while q[s + S_PIDLE] != NONE:
+        q[ctl.p(pidleget_locked(m)) + P_STATUS] = P_GCSTOP
+    for p in range(q[s + S_GOMAXPROCS]):
+        b = ctl.p(p)
+        st = q[b + P_STATUS]
+        if p == m.p or st == P_GCSTOP:
+            continue
+        if st == P_SYSCALL or st == P_IDLE:
+            q[b + P_STATUS] = P_GCSTOP
+            mid = q[b + P_M]
+            if mid != NONE and q[ctl.m(mid) + M_P] == p:
+                q[ctl.m(mid) + M_P] = NONE
+            q[b + P_M] = NONE
+        else:
+            running += 1
+    if running != q[s + S_STOPWAIT] and m.schedcheck:
+        rel(m.schedlock)
+        fatal(f"schedcheck: stop of the world counts {q[s + S_STOPWAIT]} Ps running, {running} are")
+    q[s + S_STOPWAIT] = running
+    return running
+
+
 def _stop_wait(m, t0):
-    """The stopper's wait for the Ps still running (the request was made at about t0)."""
+    """The stopper's wait for the Ps still running (the request was made at about t0): until every
+    P is stopped (_all_stopped), the count STOPWAIT saying when to look, made again from the Ps
+    if they disagree (_recount_locked)."""
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     n = q[s + S_GOMAXPROCS]
 
@@ -220,7 +265,17 @@ def _stop_wait(m, t0):
             signal_pids(unstopped())
             last = nanotime()
     # (a brief poll: the Ms often stop within a signal's delivery; a sleep and wakeup costs more)
-    while q[s + S_STOPWAIT] > 0:
+    recount = nanotime() + STW_RECOUNT_NS
+    while True:
+        if q[s + S_STOPWAIT] <= 0 or nanotime() > recount:
+            if q[s + S_STOPWAIT] <= 0 and _all_stopped(m):
+                return
+            acq(m.schedlock)
+            left = _recount_locked(m)
+            rel(m.schedlock)
+            if left == 0:
+                return
+            recount = nanotime() + STW_RECOUNT_NS
         if m.stw_hook is not None:
             m.stw_hook()        # the coordinator forks Ms: one may be owed a P we wait for
         try:
