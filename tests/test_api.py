@@ -219,12 +219,17 @@ def test_mprt_trace_rejects_what_is_not_a_trace(tmp_path):
 # ---- the rest ----
 
 def test_the_remaining_names(tmp_path):
+    import platform
     r = result("misc", tmp_path)
-    assert (r["version"], r["goos"], r["goarch"], r["compiler"]) == ("go1.9.2", "linux", "amd64", "gc")
+    want_arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    assert (r["version"], r["goos"], r["goarch"], r["compiler"]) == ("go1.9.2", "linux", want_arch, "gc")
     assert r["cgo"][1] - r["cgo"][0] == 3          # three `with mprt.syscall()` blocks
     assert r["cgo_version"] == "unsupported version"
     assert r["tae"] == "interface conversion: interface {} is string, not int" and r["tae_is"]
     assert r["goroot"] and r["rate"] == 512 * 1024
+    if GO:                                              # Go's own names for this host
+        goenv = subprocess.run([GO, "env", "GOOS", "GOARCH"], capture_output=True, text=True).stdout.split()
+        assert goenv == [r["goos"], r["goarch"]]
     r = result("misc", tmp_path, {"GODEBUG": "memprofilerate=4096"})
     assert r["rate"] == 4096
 

@@ -31,8 +31,28 @@ from ..shm import malloc as _malloc
 from ..shm import mstats as _mstats
 
 Compiler = "gc"
-GOARCH = "amd64"
-GOOS = "linux"
+
+
+def _goarch(machine):
+    """The host's architecture as Go names it (platform.machine() spells it the kernel's way)."""
+    m = machine.lower()
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i386": "386",
+            "i486": "386", "i586": "386", "i686": "386", "x86": "386", "ppc64le": "ppc64le",
+            "ppc64": "ppc64", "s390x": "s390x", "mips64": "mips64", "mips64el": "mips64le",
+            "mips": "mips", "mipsel": "mipsle", "riscv64": "riscv64"}.get(m, "arm" if m.startswith("arm") else m)
+
+
+def _goos(platform):
+    """The host's operating system as Go names it."""
+    for prefix, name in (("linux", "linux"), ("darwin", "darwin"), ("win", "windows"), ("freebsd", "freebsd"),
+                         ("openbsd", "openbsd"), ("netbsd", "netbsd"), ("sunos", "solaris")):
+        if platform.startswith(prefix):
+            return name
+    return platform
+
+
+GOARCH = _goarch(__import__("platform").machine())
+GOOS = _goos(_sys.platform)
 
 
 class MemStatsBySize:
