@@ -38,6 +38,7 @@ from .sched.proc import sleep, syscall
 from .shm import malloc as _malloc
 from .shm.malloc import new, new_batch, sizeof
 from .shm.ptr import Batch, Ptr
+from .shm.types import MapType as _MapType
 from .shm.types import struct
 from .sync.atomic import ref
 
@@ -53,5 +54,3 @@ def make(elem: object, n: int = 0, safepoint: bool = True) -> "Ptr | Map":
         return _hashmap.make_map(elem, n)
     return _malloc.make(elem, n, safepoint)
 
-
-from .shm.types import MapType as _MapType  # noqa: E402

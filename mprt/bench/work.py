@@ -742,6 +742,26 @@ def _mp_map_half(d, keys):
     _map_ops(d, keys)
 
 
+def _gated(go, fn, args):
+    go.wait()
+    fn(*args)
+
+
+def _timed_procs(ctx, fn, argss):
+    """Seconds for processes running fn(*args), one per args, all started and waiting before the
+    clock starts (as mprt's Ms are running before its goroutines start)."""
+    go = ctx.Event()
+    ps = [ctx.Process(target=_gated, args=(go, fn, args)) for args in argss]
+    for p in ps:
+        p.start()
+    time.sleep(0.05)                     # every process at the gate
+    t = time.perf_counter()
+    go.set()
+    for p in ps:
+        p.join()
+    return time.perf_counter() - t
+
+
 def mp_sync(k, ticks):
     """The peer: a multiprocessing.Value and its lock, incremented by 2 processes (k each); a
     Manager().dict() (one process, then shared by two), a plain dict (one process: the ceiling);
@@ -749,26 +769,14 @@ def mp_sync(k, ticks):
     import multiprocessing as mp
     ctx = mp.get_context("fork")
     v = ctx.Value("q", 0)
-    ps = [ctx.Process(target=_mp_adder, args=(v, k)) for _ in range(2)]
-    t = time.perf_counter()
-    for p in ps:
-        p.start()
-    for p in ps:
-        p.join()
-    s = time.perf_counter() - t
+    s = _timed_procs(ctx, _mp_adder, [(v, k)] * 2)
     n = k // 10
     keys = [f"key{i}" for i in range(n)]
     plain = _map_ops({}, keys)
     with ctx.Manager() as man:
         map1 = _map_ops(man.dict(), keys)
         d = man.dict()
-        ps = [ctx.Process(target=_mp_map_half, args=(d, keys[j::2])) for j in range(2)]
-        t = time.perf_counter()
-        for p in ps:
-            p.start()
-        for p in ps:
-            p.join()
-        map2 = time.perf_counter() - t
+        map2 = _timed_procs(ctx, _mp_map_half, [(d, keys[j::2]) for j in range(2)])
     seen = []
     nxt = time.monotonic()
     for _ in range(ticks + 1):

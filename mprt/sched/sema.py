@@ -72,6 +72,15 @@ def _take_waiters(m, hq, qw, n=None):
     return out
 
 
+def _hold(obj):
+    """The current M, the heap's words and obj's lock, taken (obj: a heap sync object of this
+    runtime)."""
+    m = chan.here(obj)
+    lk = chan.objlock(m, obj._a)
+    mstate.acq(lk)
+    return m, m.heap.mvq, lk
+
+
 def _ready_all(m, gs):
     for g in gs:
         proc.ready(m, g)
@@ -290,10 +299,7 @@ class RWMutex:
         return hash(("RWMutex", self._a))
 
     def rlock(self) -> None:
-        m = chan.here(self)
-        hq = m.heap.mvq
-        lk = chan.objlock(m, self._a)
-        mstate.acq(lk)
+        m, hq, lk = _hold(self)
         hq[self._w + READERS] += 1
         if hq[self._w + READERS] < 0:          # a writer holds or waits: queue behind it
             _park_on(m, hq, self._w + RWAITQ, self._a, lk)   # woken holding the read lock (unlock counted us)
@@ -302,10 +308,7 @@ class RWMutex:
         stw.check_safepoint(m)
 
     def runlock(self) -> None:
-        m = chan.here(self)
-        hq = m.heap.mvq
-        lk = chan.objlock(m, self._a)
-        mstate.acq(lk)
+        m, hq, lk = _hold(self)
         r = hq[self._w + READERS] - 1
         hq[self._w + READERS] = r
         wake = []
@@ -322,10 +325,7 @@ class RWMutex:
 
     def lock(self) -> None:
         self._mu.lock()                         # one writer at a time
-        m = chan.here(self)
-        hq = m.heap.mvq
-        lk = chan.objlock(m, self._a)
-        mstate.acq(lk)
+        m, hq, lk = _hold(self)
         r = hq[self._w + READERS]
         hq[self._w + READERS] = r - MAXREADERS  # readers arriving from now on wait
         if r != 0:
@@ -337,10 +337,7 @@ class RWMutex:
         stw.check_safepoint(m)
 
     def unlock(self) -> None:
-        m = chan.here(self)
-        hq = m.heap.mvq
-        lk = chan.objlock(m, self._a)
-        mstate.acq(lk)
+        m, hq, lk = _hold(self)
         r = hq[self._w + READERS] + MAXREADERS
         if r >= MAXREADERS:
             mstate.rel(lk)
@@ -426,10 +423,7 @@ class Cond:
         return (_cond, (self.L, self._p))
 
     def wait(self) -> None:
-        m = chan.here(self)
-        hq = m.heap.mvq
-        lk = chan.objlock(m, self._a)
-        mstate.acq(lk)
+        m, hq, lk = _hold(self)
         t = hq[self._w + WAIT]
         hq[self._w + WAIT] = t + 1
         mstate.rel(lk)
@@ -443,10 +437,7 @@ class Cond:
         self.L.lock()
 
     def signal(self) -> None:
-        m = chan.here(self)
-        hq = m.heap.mvq
-        lk = chan.objlock(m, self._a)
-        mstate.acq(lk)
+        m, hq, lk = _hold(self)
         t = hq[self._w + NOTIFY]
         g = NONE
         if t != hq[self._w + WAIT]:
@@ -465,10 +456,7 @@ class Cond:
         stw.check_safepoint(m)
 
     def broadcast(self) -> None:
-        m = chan.here(self)
-        hq = m.heap.mvq
-        lk = chan.objlock(m, self._a)
-        mstate.acq(lk)
+        m, hq, lk = _hold(self)
         hq[self._w + NOTIFY] = hq[self._w + WAIT]
         wake = _take_waiters(m, hq, self._w + NWAITQ)
         mstate.rel(lk)
