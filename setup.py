@@ -4,4 +4,5 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[Extension(name, [src], optional=True, extra_compile_args=["-O2"])
                    for name, src in [("mprt.gc.cmark", "mprt/gc/cmark.c"), ("mprt.shm.cptr", "mprt/shm/cptr.c"),
-                                     ("mprt.sched.csched", "mprt/sched/csched.c")]])
+                                     ("mprt.sched.csched", "mprt/sched/csched.c"),
+                                     ("mprt.sched.ctrace", "mprt/sched/ctrace.c")]])

@@ -32,6 +32,7 @@ from . import codeclass
 from .errors import Goexit
 from .gc import mgc
 from .sched import mprof, msg, mstate, proc, schedule, stw, symtab, sysmon, traceback
+from .sched import trace as _trace
 from .sched.chan import NLOCKS
 from .sched.chaos import CHAOS_ROUND_S, Chaos
 from .sched.ctl import (
@@ -82,6 +83,7 @@ from .sched.ctl import (
     S_SGFREE,
     S_STARTNS,
     S_STOPPER,
+    S_TRACE,
     S_TRACEBACK,
     Ctl,
 )
@@ -532,6 +534,8 @@ def _coordinator_main(m0):
         must_do()
         now = time.monotonic_ns()
         acted = sysmon.retake(sm, now)
+        if q[s + S_TRACE] or _trace.active():
+            acted += _trace.poll(sm)
         st = q[s + S_SCHEDTRACE]
         if st > 0 and now >= trace[0]:
             if trace[0]:
@@ -569,6 +573,8 @@ def _coordinator_main(m0):
                 delay = min(delay * 2, sysmon.SYSMON_MAX_S)
         if st > 0:
             delay = min(delay, max(sysmon.SYSMON_MIN_S, (trace[0] - now) / 1e9))
+        if q[s + S_TRACE] or _trace.active():
+            delay = min(delay, _trace.TRACE_ROUND_S)
         if chaos is not None:
             chaos.step()
             delay = min(delay, CHAOS_ROUND_S)

@@ -12,7 +12,10 @@ machine is shared and noisy: compare the ratios, not the absolute figures).
                number of Python objects
     cpuprof    pure-Python CPU work on 2 Ms, without and with StartCPUProfile (100 Hz SIGPROF);
                the peer is cProfile on the same work in one process
-    trace      20k goroutines fanned out over 2 Ms, without and with runtime/trace running
+    trace      20k goroutines fanned out over 2 Ms, without and with runtime/trace running (the
+               fan-out's rate; also counting Stop, which waits for the conversion to Go's format);
+               the size of the Go-format trace per 10k of its events
+    labels     CPU-bound goroutines under StartCPUProfile, plain and inside pprof.Do with labels
     block      channel round trips between 2 Ms with SetBlockProfileRate(0) and (1)
 
 Each mprt figure comes from a fresh program (a subprocess), so runtimes never meet.
@@ -161,7 +164,36 @@ def child_trace(on):
     dt = time.perf_counter() - t
     if on == "1":
         trace.Stop()
-    return {"on": on == "1", "goroutines_per_s": n / dt, "trace_bytes": len(f.getvalue())}
+    whole = time.perf_counter() - t          # with Stop: the coordinator's conversion finished
+    nev = 0
+    if on == "1":
+        from mprt.sched import tracefmt
+        nev = len(tracefmt.parse(f.getvalue()).events)
+    return {"on": on == "1", "goroutines_per_s": n / dt, "whole_per_s": n / whole, "trace_bytes": len(f.getvalue()),
+            "events": nev}
+
+
+def child_labels(on, n):
+    import mprt
+    from mprt.runtime import pprof
+    f = io.BytesIO()
+    pprof.StartCPUProfile(f)
+    done = mprt.chan()
+
+    def labelled(i):
+        if on == "1":
+            pprof.Do(None, pprof.Labels("worker", str(i % 4), "stage", "spin"), lambda ctx: _spin(int(n), done))
+        else:
+            _spin(int(n), done)
+
+    t = time.perf_counter()
+    for i in range(8):
+        mprt.go(labelled, i)
+    for _ in range(8):
+        done.recv()
+    dt = time.perf_counter() - t
+    pprof.StopCPUProfile()
+    return {"on": on == "1", "s": dt, "profile_bytes": len(f.getvalue())}
 
 
 def _echo(a, b, n):
@@ -254,9 +286,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", default=None)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("only", nargs="*", choices=["callers", "stack", "memprof", "cpuprof", "trace", "block", []])
+    ap.add_argument("only", nargs="*", choices=["callers", "stack", "memprof", "cpuprof", "trace", "labels", "block",
+                                                       []])
     a = ap.parse_args()
-    want = set(a.only) or {"callers", "stack", "memprof", "cpuprof", "trace", "block"}
+    want = set(a.only) or {"callers", "stack", "memprof", "cpuprof", "trace", "labels", "block"}
     out = {}
     med = statistics.median
     if "callers" in want:
@@ -298,15 +331,30 @@ def main():
         print(f"cpuprof    8 goroutines of pure Python on 2 Ms: {off:.2f} s, profiled at 100 Hz {on:.2f} s "
               f"({on / off:.3f}x); cProfile on the same loop {cp:.2f}x")
     if "trace" in want:
-        offs, ons = [], []
+        offs, ons, wholes = [], [], []
         for _ in range(a.rounds):
             offs.append(sub("trace", 0)["goroutines_per_s"])
             r = sub("trace", 1)
             ons.append(r["goroutines_per_s"])
+            wholes.append(r["whole_per_s"])
+        off, on, whole = med(offs), med(ons), med(wholes)
+        per10k = r["trace_bytes"] / r["events"] * 10_000
+        out["trace"] = {"off_per_s": off, "on_per_s": on, "slowdown": off / on, "with_stop_per_s": whole,
+                        "slowdown_with_stop": off / whole, "trace_bytes": r["trace_bytes"], "events": r["events"],
+                        "bytes_per_10k_events": per10k}
+        print(f"trace      20k goroutines on 2 Ms: {off:,.0f}/s, traced {on:,.0f}/s ({off / on:.2f}x; "
+              f"{off / whole:.2f}x counting Stop), {r['trace_bytes'] / 2**20:.2f} MB of Go trace for "
+              f"{r['events']:,} events ({per10k / 1024:.0f} KiB per 10k events)")
+    if "labels" in want:
+        n = 1_000_000
+        offs, ons = [], []
+        for _ in range(a.rounds):
+            offs.append(sub("labels", 0, n)["s"])
+            ons.append(sub("labels", 1, n)["s"])
         off, on = med(offs), med(ons)
-        out["trace"] = {"off_per_s": off, "on_per_s": on, "slowdown": off / on, "trace_bytes": r["trace_bytes"]}
-        print(f"trace      20k goroutines on 2 Ms: {off:,.0f}/s, traced {on:,.0f}/s ({off / on:.2f}x), "
-              f"{r['trace_bytes'] / 2**20:.1f} MB of trace")
+        out["labels"] = {"off_s": off, "on_s": on, "slowdown": on / off}
+        print(f"labels     8 goroutines of pure Python on 2 Ms, CPU-profiled: {off:.2f} s, inside pprof.Do "
+              f"with 2 labels {on:.2f} s ({on / off:.3f}x)")
     if "block" in want:
         offs, ons = [], []
         for _ in range(a.rounds):

@@ -209,11 +209,111 @@ def test_trace_of_a_fan_out_shows_both_ms_and_a_gc_and_makes_a_picture(tmp_path)
     assert len(ev2) > 0 and meta2["gomaxprocs"] == 2
 
 
+@pytest.mark.skipif(GO is None, reason="the go toolchain is not on PATH (apt-get install golang-go)")
+def test_go_tool_trace_reads_the_trace_of_a_fan_out(tmp_path):
+    result("trace", tmp_path)
+    path = str(tmp_path / "trace.bin")
+    # -d: Go's parser checked the whole trace and prints its events
+    p = subprocess.run([GO, "tool", "trace", "-d", path], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    creates = re.findall(r"GoCreate p=-?\d+ g=\d+ off=\d+ g=(\d+)", p.stdout)
+    assert len(set(creates)) >= 41 and " GCStart " in p.stdout and " GoEnd " in p.stdout
+    assert " ProcStart p=1 " in p.stdout      # both Ps ran goroutines
+    for mode, fn in (("sched", "case_trace"), ("sync", "fan_worker")):
+        prof = tmp_path / f"{mode}.pb"
+        with open(prof, "wb") as f:
+            p = subprocess.run([GO, "tool", "trace", f"-pprof={mode}", path], stdout=f, stderr=subprocess.PIPE,
+                               timeout=120)
+        assert p.returncode == 0, p.stderr[-2000:]
+        top = subprocess.run([GO, "tool", "pprof", "-top", str(prof)], capture_output=True, text=True,
+                             timeout=120).stdout
+        assert "Type: delay" in top and fn in top, top
+
+
+def test_read_trace_from_a_goroutine_on_another_m(tmp_path):
+    r = result("trace_reader", tmp_path, {"GOMAXPROCS": "2"})
+    assert r["n"] == 6000 and r["after"] is None and r["again"] == "ok"
+    assert r["reader_mid"] != r["main_mid"] and r["size"] > 1000
+    from mprt.sched import tracefmt
+    t = tracefmt.parse((tmp_path / "trace3.bin").read_bytes())
+    starts = {e[4][0] for e in t.events if e[1] == tracefmt.EvGoStart}
+    assert len(starts) >= 31
+    if GO:
+        p = subprocess.run([GO, "tool", "trace", "-d", str(tmp_path / "trace3.bin")], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0, p.stderr[-2000:]
+
+
 def test_mprt_trace_rejects_what_is_not_a_trace(tmp_path):
     bad = tmp_path / "x.bin"
     bad.write_bytes(b"hello")
     p = subprocess.run([sys.executable, "-m", "mprt", "trace", str(bad)], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 1 and "not an mprt trace" in p.stderr
+    assert p.returncode == 1 and "not a Go execution trace" in p.stderr
+
+
+# ---- runtime/debug's and runtime/pprof's remaining names ----
+
+def test_stack_overflow_is_gos_fatal_error(tmp_path):
+    # Go's TestStackOverflow: past SetMaxStack's limit a goroutine's recursion ends the program
+    rc, out, err = run("stack_overflow", tmp_path)
+    assert rc == 2
+    assert json.loads(out.splitlines()[0]) == {"old": 1000000000, "again": 1474560}
+    assert err.startswith("runtime: goroutine stack exceeds 1474560-byte limit\nfatal error: stack overflow\n\n"
+                          "goroutine 1 [running]:\n__main__.case_stack_overflow.<locals>.f(...)\n"), err[:500]
+    assert err.count("case_stack_overflow.<locals>.f(...)") == 100 and "...additional frames elided...\n" in err
+
+
+def test_set_max_stack_limits_every_goroutine(tmp_path):
+    r = result("stack_limit", tmp_path)
+    assert r["old"] == 1000000000
+    assert r["before"] > 800                          # the interpreter's own limit (1000 frames)
+    assert 150 <= r["after"] <= 240 and 150 <= r["main"] <= 240, r    # 200 KiB = 200 frames of 1 KiB
+
+
+def test_set_panic_on_fault_returns_the_previous_setting(tmp_path):
+    assert result("panic_on_fault", tmp_path)["seq"] == [False, True, False]
+
+
+def test_write_heap_dump_in_gos_format(tmp_path):
+    r = result("heap_dump", tmp_path)
+    assert r["params"][:2] == [0, 8] and r["params"][4] == r["params"][4].lower() and r["params"][6] >= 1
+    assert r["nodes"] == 50 and r["linked"] == 50     # each node's pointer field, at offset 8
+    assert 1 in r["goroutines"] and r["threads"] >= 1
+
+
+def test_profiler_labels_and_custom_profiles(tmp_path):
+    # Go's TestContextLabels, TestCPUProfileLabel (labels on the samples of a labelled goroutine,
+    # and of the goroutine it starts), and a NewProfile
+    r = result("labels", tmp_path, {"GOMAXPROCS": "2"})
+    assert r["background"] == [] and r["one"] == [["value", True], [["key", "value"]]]
+    assert r["replaced"] == [["key", "value3"], ["key2", "value2"], ["key4", "value4b"]]
+    assert r["missing"] == ["", False] and r["inside"] == ["value", True]
+    assert r["odd"] == "uneven number of arguments to pprof.Labels"
+    assert r["dup"] == "pprof: Profile.Add of duplicate value"
+    assert r["again"] == "pprof: NewProfile name already in use: mprt.test/widgets"
+    assert r["builtin"] == "pprof: Add called on built-in Profile heap"
+    assert r["count"] == 2 and r["name"] == "mprt.test/widgets" and r["listed"] and r["lookup"]
+    assert r["text"].startswith("mprt.test/widgets profile: total 2\n2 @ ") and "__main__.case_labels+" in r["text"]
+    p, _ = parse(str(tmp_path / "cpu.pb.gz"))
+    st = p.string_table
+    fname = {fn.id: st[fn.name] for fn in p.function}
+    locf = {loc.id: {fname[ln.function_id] for ln in loc.line} for loc in p.location}
+    by = {}
+    for smp in p.sample:
+        names = set().union(*(locf[lid] for lid in smp.location_id)) if smp.location_id else set()
+        labels = tuple(sorted((st[lb.key], st[lb.str]) for lb in smp.label))
+        for where in ("labelled", "child", "case_labels"):
+            if f"__main__.case_labels.<locals>.{where}" in names or (where == "case_labels" and names and
+                                                                     not any("<locals>" in n for n in names)):
+                by.setdefault(where, {}).setdefault(labels, 0)
+                by[where][labels] += smp.value[0]
+    assert set(by["labelled"]) == {(("key", "value"),)}, by
+    assert set(by["child"]) == {(("key", "value"),)}, by        # inherited by the goroutine it started
+    assert sum(by["case_labels"].get((), 0) for _ in [0]) > 0, by  # main after Do: none again
+    if GO:
+        tags = subprocess.run([GO, "tool", "pprof", "-tags", str(tmp_path / "cpu.pb.gz")], capture_output=True,
+                              text=True, timeout=100).stdout
+        assert "key: Total" in tags and "value" in tags, tags
 
 
 # ---- the rest ----

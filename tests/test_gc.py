@@ -66,6 +66,12 @@ def test_pacer_goal_follows_the_live_heap_and_gogc():
     assert r["old"] == 100
 
 
+def test_setgcpercent_below_the_live_heap_starts_a_cycle():
+    r, _ = result("setgcpercent_below_live")
+    assert r["ngc2"] > r["ngc1"], r
+    assert r["waited"] < 2, r            # the allocation kicks the collector; no 2-minute forced GC
+
+
 def test_gogc_off_means_no_goal_yet_gc_still_collects():
     r, _ = result("gogc_off", env={"GOGC": "off"})
     assert r["next"] == 2 ** 64 - 1

@@ -125,6 +125,38 @@ def test_deadlock_gotraceback_none():
     assert err == "fatal error: all goroutines are asleep - deadlock!\n"
 
 
+def test_locked_deadlock_says_locked_to_thread():
+    # Go's TestLockedDeadlock and TestLockedDeadlock2, and the header Go prints for a goroutine
+    # with a locked M
+    rc, out, err = run("locked_deadlock")
+    assert rc == 2
+    assert err.startswith("fatal error: all goroutines are asleep - deadlock!\n\n"
+                          "goroutine 1 [select (no cases), locked to thread]:\n"), err
+    rc, out, err = run("locked_deadlock2", {"GOMAXPROCS": "2"})
+    assert rc == 2
+    assert err.startswith("fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [select (no cases)]:\n"), err
+    assert re.search(r"\ngoroutine \d+ \[select \(no cases\), locked to thread\]:\n", err), err
+
+
+def test_nested_panics_print_oldest_first():
+    # Go's TestPanicTraceback: a deferred call (a finally block) that panics while panicking
+    rc, out, err = run("panic_traceback")
+    assert rc == 2
+    assert err.startswith("panic: hello\n\tpanic: panic pt2\n\tpanic: panic pt1\n\ngoroutine 1 [running]:\n"), err
+    assert "__main__.pt1(...)" in err and "__main__.case_panic_traceback(...)" in err
+
+
+@pytest.mark.parametrize("level", ["single", "all"])
+def test_no_helper_goroutines_in_a_panic_report(level):
+    # Go's TestNoHelperGoroutines: the finalizer goroutine (waiting) and the timer goroutine are
+    # the runtime's, shown only from GOTRACEBACK=system on
+    rc, out, err = run("no_helper_goroutines", {"GOTRACEBACK": level})
+    assert rc == 2 and err.startswith("panic: oops\n\ngoroutine 1 [running]:\n"), err
+    assert re.findall(r"goroutine \d+ \[", err) == ["goroutine 1 ["], err
+    rc, out, err = run("no_helper_goroutines", {"GOTRACEBACK": "system"})
+    assert "[finalizer wait]" in err and "[timer goroutine (idle)]" in err, err
+
+
 def test_main_goexit_then_no_goroutines():
     rc, out, err = run("goexit")
     assert rc == 2

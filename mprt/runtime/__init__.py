@@ -535,20 +535,23 @@ def CPUProfile() -> NoReturn:
     raise Panic("CPUProfile no longer available")
 
 
-# ---- the execution tracer (trace.go; format in mprt/sched/trace.py) ----
+# ---- the execution tracer (trace.go; Go 1.9's format: mprt/sched/trace.py and tracefmt.py) ----
 
 def StartTrace() -> None:
-    """Start tracing every M; RuntimeError("tracing is already enabled") if it is on."""
+    """Start tracing every M; RuntimeError("tracing is already enabled") if it is on, or if a
+    stopped trace has not been read to its end."""
     _trace.start(_mstate.current_m())
 
 
 def StopTrace() -> None:
-    """Stop tracing; what was traced stays readable with ReadTrace."""
+    """Stop tracing.  If a goroutine reads this trace, wait until it has read everything (Go's
+    StopTrace); otherwise return at once and the trace stays readable with ReadTrace."""
     _trace.stop(_mstate.current_m())
 
 
 def ReadTrace() -> bytes | None:
-    """The next chunk of the trace (bytes); None once tracing stopped and everything was read."""
+    """The next chunk of the trace in Go 1.9's binary format, from any goroutine on any M: waits
+    while tracing is on and nothing is new; None once the trace was stopped and everything read."""
     return _trace.read(_mstate.current_m())
 
 

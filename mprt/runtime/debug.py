@@ -1,10 +1,20 @@
-"""Go's runtime/debug: SetMaxThreads, SetTraceback, Stack, PrintStack (the scheduler's part);
-SetGCPercent, FreeOSMemory, GCStats and ReadGCStats (the collector's)."""
+"""Go's runtime/debug: SetMaxThreads, SetMaxStack, SetPanicOnFault, SetTraceback, Stack, PrintStack
+(the scheduler's part); SetGCPercent, FreeOSMemory, GCStats, ReadGCStats and WriteHeapDump (the
+collector's).
+
+SetMaxStack: a goroutine's stack is its Python frames; each counts as stw.FRAME_BYTES (1 KiB) of
+Go's stack, so the limit is a depth, applied on every M as the process's recursion limit, and never
+above the interpreter's own (sys.getrecursionlimit() at the M's start): Go's default of 1 GB is that
+limit.  A goroutine that goes past it ends the program as Go's does (`runtime: goroutine stack
+exceeds N-byte limit`, `fatal error: stack overflow`, exit status 2), unless it catches the
+RecursionError itself.
+"""
 import sys
 
 from ..gc import mgc as _mgc
 from ..sched import mstate as _mstate
 from ..sched import proc as _proc
+from ..sched import stw as _stw
 from ..sched import traceback as _tb
 from ..sched.ctl import S_TRACEBACK as _S_TRACEBACK
 from ..shm import malloc as _malloc
@@ -17,6 +27,36 @@ def SetMaxThreads(n):
         raise TypeError(f"debug.SetMaxThreads: {n!r} is not an integer")
     m = _mstate.current_m()
     return _proc.set_max_threads(m, n)
+
+
+def SetMaxStack(n):
+    """Set the largest stack a goroutine may use, in bytes (Go's default 1000000000); returns the
+    previous setting."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"debug.SetMaxStack: {n!r} is not an integer")
+    m = _mstate.current_m()
+    return _stw.set_max_stack(m, n)
+
+
+def SetPanicOnFault(enabled):
+    """Whether a fault at an unexpected address panics (instead of crashing) in the calling
+    goroutine; returns the previous setting.  mprt's faults are Go's already: a nil or freed
+    pointer's use panics with `invalid memory address or nil pointer dereference`."""
+    m = _mstate.current_m()
+    g = m.curg
+    old = m.panic_on_fault.get(g, False)
+    if enabled:
+        m.panic_on_fault[g] = True
+    else:
+        m.panic_on_fault.pop(g, None)
+    return old
+
+
+def WriteHeapDump(fd):
+    """Write a description of the heap and the objects in it to the file descriptor fd, in Go 1.9's
+    heap dump format (mprt/runtime/heapdump.py); the world is stopped while it is written."""
+    from . import heapdump
+    heapdump.write(fd)
 
 
 def SetTraceback(level):

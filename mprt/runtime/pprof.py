@@ -15,13 +15,16 @@ StopCPUProfile must be called in the process (on the M) that called StartCPUProf
 an object of that process.
 """
 import gzip
+import json
 import math
 import sys
 import time
 
 from .. import runtime
+from ..panic import Panic
 from ..sched import ctl as _ctl
 from ..sched import mstate as _mstate
+from ..sched import proc as _proc
 from ..sched import symtab as _symtab
 from ._profile_pb import Profile as _PB
 
@@ -78,9 +81,13 @@ class _Builder:
             lid = self.loc(pc)
             if lid:
                 smp.location_id.append(lid)
-        for key, num, unit in labels:
+        for key, val, unit in labels:
             lb = smp.label.add()
-            lb.key, lb.num = self.s(key), num
+            lb.key = self.s(key)
+            if isinstance(val, str):
+                lb.str = self.s(val)
+            else:
+                lb.num = val
             if unit:
                 lb.num_unit = self.s(unit)
 
@@ -268,23 +275,50 @@ def _mutex(f, debug):
 
 
 class Profile:
-    """A named profile (Go's *pprof.Profile): Name(), Count(), WriteTo(f, debug)."""
+    """A named profile (Go's *pprof.Profile): Name(), Count(), WriteTo(f, debug); a profile made
+    by NewProfile also Add(value, skip) and Remove(value)."""
 
-    def __init__(self, name, count, write):
+    def __init__(self, name, count=None, write=None):
         self._name, self._count, self._write = name, count, write
+        self._m = {} if write is None else None       # a custom profile's values -> their stacks
 
     def Name(self):
         return self._name
 
     def Count(self):
-        return self._count()
+        return len(self._m) if self._m is not None else self._count()
+
+    def Add(self, value, skip):
+        """Record the caller's stack (skip=0: the function that calls Add; 1: its caller) with
+        value, which must not be in the profile already (Go's panic otherwise)."""
+        if self._m is None:
+            raise Panic("pprof: Add called on built-in Profile " + self._name)
+        if isinstance(skip, bool) or not isinstance(skip, int):
+            raise TypeError(f"pprof: Profile.Add: skip {skip!r} is not an integer")
+        try:
+            f = sys._getframe(1 + max(skip, 0))
+            stk = _symtab.callers(f, 32)
+        except ValueError:
+            stk = []
+        key = _value_key(value)
+        if key in self._m:
+            raise Panic("pprof: Profile.Add of duplicate value")
+        self._m[key] = stk or [_symtab.FUNC_BASE]
+
+    def Remove(self, value):
+        """Forget value's stack (nothing if it is not in the profile)."""
+        if self._m is not None:
+            self._m.pop(_value_key(value), None)
 
     def WriteTo(self, f, debug):
         """Write the profile to f (a binary or text file object): debug=0 a gzipped profile.proto,
         debug=1 Go's text form (debug=2 on goroutine: every goroutine's stack)."""
         if isinstance(debug, bool) or not isinstance(debug, int):
             raise TypeError(f"pprof: debug {debug!r} is not an integer")
-        self._write(f, debug)
+        if self._m is not None:
+            _count_profile(f, debug, self._name, list(self._m.values()))
+        else:
+            self._write(f, debug)
 
     def __repr__(self):
         return f"<pprof.Profile {self._name}>"
@@ -303,9 +337,144 @@ _PROFILES = {
 }
 
 
+def _value_key(value):
+    """Go keys a custom profile by the value (an interface): equal values are one entry.  A value
+    Python cannot hash is its own entry (its identity)."""
+    try:
+        hash(value)
+        return (0, value)
+    except TypeError:
+        return (1, id(value))
+
+
+def NewProfile(name):
+    """A new custom profile, listed by Profiles() and found by Lookup(name).  A custom profile is
+    the process's (its M's) object, as any Python object: Add on another M counts there."""
+    if not isinstance(name, str):
+        raise TypeError(f"pprof.NewProfile: name {name!r} is not a string")
+    if name == "":
+        raise Panic("pprof: NewProfile with empty name")
+    if name in _PROFILES:
+        raise Panic("pprof: NewProfile name already in use: " + name)
+    p = _PROFILES[name] = Profile(name)
+    return p
+
+
 def Lookup(name):
     """The profile of that name, or None."""
     return _PROFILES.get(name)
+
+
+# ---- profiler labels (Go's label.go, runtime/proflabel.go) ----
+
+class LabelSet:
+    """Labels(k, v, ...)'s result: key-value pairs, a later pair replacing an earlier one's key."""
+
+    __slots__ = ("list",)
+
+    def __init__(self, pairs):
+        self.list = tuple(pairs)
+
+    def __repr__(self):
+        return "LabelSet(" + ", ".join(f"{k}={v}" for k, v in self.list) + ")"
+
+
+class LabelContext:
+    """The context that WithLabels and Do hand on (Go's context.Context carrying labels; None
+    stands for context.Background())."""
+
+    __slots__ = ("labels",)
+
+    def __init__(self, labels):
+        self.labels = dict(labels)
+
+    def __repr__(self):
+        return f"LabelContext({self.labels!r})"
+
+
+def _ctx_labels(ctx):
+    if ctx is None:
+        return {}
+    if not isinstance(ctx, LabelContext):
+        raise TypeError(f"pprof: {ctx!r} is not a context from WithLabels or Do (nor None)")
+    return ctx.labels
+
+
+def Labels(*args):
+    """A LabelSet from an even number of strings: key, value, key, value, ..."""
+    if len(args) % 2:
+        raise Panic("uneven number of arguments to pprof.Labels")
+    for a in args:
+        if not isinstance(a, str):
+            raise TypeError(f"pprof.Labels: {a!r} is not a string")
+    return LabelSet(zip(args[0::2], args[1::2]))
+
+
+def WithLabels(ctx, labels):
+    """A new context: ctx's labels with labels added (replacing those with the same keys)."""
+    if not isinstance(labels, LabelSet):
+        raise TypeError(f"pprof.WithLabels: {labels!r} is not a LabelSet (pprof.Labels)")
+    child = dict(_ctx_labels(ctx))
+    for k, v in labels.list:
+        child[k] = v
+    return LabelContext(child)
+
+
+def Label(ctx, key):
+    """(value, True) for the label of that key on ctx, ("", False) if there is none."""
+    labels = _ctx_labels(ctx)
+    return (labels[key], True) if key in labels else ("", False)
+
+
+def ForLabels(ctx, f):
+    """Call f(key, value) for each label on ctx until it returns False."""
+    for k, v in list(_ctx_labels(ctx).items()):
+        if not f(k, v):
+            break
+
+
+_label_ids = {}          # this process's label-set texts -> their ids in the runtime's text table
+
+
+def SetGoroutineLabels(ctx):
+    """The calling goroutine's labels become ctx's: its CPU profile samples carry them, and the
+    goroutines it starts from now on inherit them."""
+    labels = _ctx_labels(ctx)
+    m = _mstate.current_m()
+    if m.curg == _ctl.NONE:
+        return
+    word = 0
+    if labels:
+        text = json.dumps(sorted(labels.items()), separators=(",", ":"))
+        sid = _label_ids.get(text)
+        if sid is None:
+            sid = _proc.add_text(m, text)
+            if sid != _ctl.NONE:
+                _label_ids[text] = sid
+        word = sid + 1 if sid is not None and sid != _ctl.NONE else 0
+    m.q[m.ctl.g(m.curg) + _ctl.G_LABELS] = word
+
+
+def Do(ctx, labels, f):
+    """Call f(ctx2), ctx2 being ctx with labels added, with the goroutine's labels set to ctx2's
+    for the call (and to ctx's after it, as Go's Do)."""
+    ctx2 = WithLabels(ctx, labels)
+    SetGoroutineLabels(ctx2)
+    try:
+        f(ctx2)
+    finally:
+        SetGoroutineLabels(ctx)
+
+
+def _labels_of(word, ctl):
+    """The labels a G_LABELS word names: [(key, value)]."""
+    if word <= 0:
+        return []
+    text = _proc.site_text(ctl, word - 1)
+    try:
+        return [tuple(kv) for kv in json.loads(text)]
+    except (TypeError, ValueError):
+        return []
 
 
 def Profiles():
@@ -354,7 +523,11 @@ def StopCPUProfile():
     b.p.period = period
     b.p.duration_nanos = time.time_ns() - t0
     for stk, n in merged.items():
-        b.sample([n, n * period], stk)
+        labels = ()
+        if stk and stk[0] < 0:           # a labelled goroutine's sample (stw._on_sigprof)
+            labels = [(k, v, None) for k, v in _labels_of(-stk[0], m.ctl)]
+            stk = stk[1:]
+        b.sample([n, n * period], stk, labels)
     _write(f, b.bytes())
     try:
         f.flush()
@@ -362,7 +535,8 @@ def StopCPUProfile():
         pass
 
 
-__all__ = ["Lookup", "Profile", "Profiles", "StartCPUProfile", "StopCPUProfile", "WriteHeapProfile"]
+__all__ = ["Do", "ForLabels", "Label", "LabelContext", "LabelSet", "Labels", "Lookup", "NewProfile", "Profile",
+           "Profiles", "SetGoroutineLabels", "StartCPUProfile", "StopCPUProfile", "WithLabels", "WriteHeapProfile"]
 
 
 from .. import codeclass as _codeclass  # noqa: E402  (last: marks every function above)

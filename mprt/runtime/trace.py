@@ -1,13 +1,13 @@
 """Go's runtime/trace: Start(f) and Stop() over runtime.StartTrace/ReadTrace/StopTrace.
 
 Start begins tracing and starts a thread in the calling process that copies the trace into f as
-it is produced (Go starts a goroutine for this; a thread here, because the file object lives in
-this process and reading the rings needs no goroutine).  Stop ends tracing, writes what is left
-and the trailer, and returns when f has everything.  The format is mprt's own (mprt/sched/trace.py);
-`mprt trace FILE` turns it into a picture and a Chrome/Perfetto trace-event JSON.
+the coordinator produces it (Go starts a goroutine for this; a thread here, because the file object
+lives in this process).  Stop stops tracing and returns when f has everything: the thread reads to
+the trace's end (StopTrace waits for it, as Go's does).  The file is Go 1.9's binary trace format
+(mprt/sched/tracefmt.py): `go tool trace FILE` opens it, and `mprt trace FILE` turns it into a
+picture and a Chrome/Perfetto trace-event JSON.
 """
 import threading
-import time
 
 from .. import runtime
 from ..sched import mstate as _mstate
@@ -19,7 +19,6 @@ __all__ = ["Start", "Stop"]
 class _State:
     f = None
     thread = None
-    stop = None
     error = None
 
 
@@ -27,20 +26,23 @@ def Start(f):
     """Trace every M into f (a binary file object) until Stop."""
     runtime.StartTrace()
     m = _mstate.current_m()
-    _State.f, _State.stop, _State.error = f, threading.Event(), None
+    _State.f, _State.error = f, None
+    _trace.will_read(m)                    # StopTrace waits for this reader
 
     def copy():
+        import time
         try:
-            while not _State.stop.is_set():
-                data = _trace.drain(m)
+            while True:
+                data = _trace.read(m, block=False)
+                if data is None:
+                    return
                 if data:
                     f.write(data)
-                time.sleep(0.02)
+                else:
+                    time.sleep(0.01)
         except Exception as e:          # reported by Stop
             _State.error = e
 
-    f.write(_trace.header(m))
-    _trace.reader.header_sent = True
     _State.thread = threading.Thread(target=copy, name="mprt-trace", daemon=True)
     _State.thread.start()
 
@@ -50,15 +52,9 @@ def Stop():
     if _State.f is None:
         return
     runtime.StopTrace()
-    _State.stop.set()
     _State.thread.join()
     f = _State.f
     _State.f = None
-    while True:
-        data = runtime.ReadTrace()
-        if data is None:
-            break
-        f.write(data)
     try:
         f.flush()
     except (AttributeError, OSError):

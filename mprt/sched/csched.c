@@ -17,7 +17,7 @@
  * pointer already) and the status.  Then runqput(p, g, next=True) under the P's lock, taken with a
  * try and held only where no Python code runs; wakep and the safe point in Python when due.
  *
- * Everything else is proc.go's, called with the same arguments: keyword arguments, tracing, a
+ * Everything else is proc.go's, called with the same arguments: keyword arguments, a
  * running mark (the barrier's shading), an argument that needs a pickle, a payload longer than the
  * row, a creation site not seen yet (go enters it), any Exception on the way (cleared: the
  * Python path meets it again and reports it with its own frames).  An exception that is not an
@@ -51,7 +51,7 @@ static PyObject *s_gfree, *s_goid_next, *s_goid_end, *s_curgoid, *s_sites, *s_ro
 enum { C_TYPED, C_TYPED_MAX, C_G_WORDS, C_G_GOID, C_G_PARENT, C_G_SITE, C_G_FNLEN, C_G_INLINE, C_G_INLINE_BYTES,
        C_G_NPTRS, C_G_PTR0, C_G_PAYLEN, C_G_NPTR, C_G_STATUS, C_G_RUNNABLE, C_M_GCREATED, C_NONE, C_P_WORDS,
        C_P_RUNNEXT, C_P_RQHEAD, C_P_RQTAIL, C_P_RUNQ, C_RUNQ, C_S_NPIDLE, C_S_NMSPINNING, C_S_ATTN, C_M_PREEMPT,
-       C_GC_PHASE, C_N };
+       C_GC_PHASE, C_G_LABELS, C_N };
 /* payload(m, g)'s constants (setup_payload) */
 enum { D_G_WORDS, D_G_PAYLEN, D_G_NPTR, D_G_FNLEN, D_G_INLINE, D_G_PTR0, D_GC_PHASE, D_TYPED, D_N };
 static long long D[D_N];
@@ -63,6 +63,7 @@ enum { E_G_WORDS, E_G_STATUS, E_G_LOCKEDM, E_G_M, E_G_GOID, E_G_DEAD, E_G_RUNNIN
 static long long E[E_N];
 static int eready;
 static PyObject *gput_py, *start_here_py, *refill_py;
+static PyObject *trace_go_py;       /* proc._trace_go: a traced go's GoCreate event (set_trace_hook) */
 /* wg_done(wg)'s constants and hooks (setup_wg) */
 static long long W_NLOCKS, W_STATE, W_S_ATTN, W_M_PREEMPT;
 static int wready;
@@ -318,7 +319,7 @@ static long long row_impl(PyObject *m, PyObject *fn, PyObject *const *argv, Py_s
     int64_t sid = site_of(m);
     if (sid < -1 || PyErr_Occurred())
         goto out;                   /* not seen yet: the Python path enters it */
-    int64_t curgoid = attr_int(m, s_curgoid), mrow = attr_int(m, s_row);
+    int64_t curgoid = attr_int(m, s_curgoid), mrow = attr_int(m, s_row), curg = attr_int(m, s_curg);
     ctl = PyObject_GetAttr(m, s_ctl);
     int64_t gbase = ctl ? attr_int(ctl, s_gbase) : -1;
     if (PyErr_Occurred())
@@ -352,6 +353,9 @@ static long long row_impl(PyObject *m, PyObject *fn, PyObject *const *argv, Py_s
     q[r + K[C_G_GOID]] = goid;
     q[r + K[C_G_PARENT]] = curgoid;
     q[r + K[C_G_SITE]] = sid;
+    /* the creator's profiler labels are the new goroutine's (Go's newproc) */
+    q[r + K[C_G_LABELS]] = curg >= 0 && (gbase + curg * K[C_G_WORDS] + K[C_G_LABELS] + 1) * 8 <= b.len
+                           ? q[gbase + curg * K[C_G_WORDS] + K[C_G_LABELS]] : 0;
     q[r + K[C_G_FNLEN]] = nfb;
     memcpy((uint8_t *)b.buf + (r + K[C_G_INLINE]) * 8, buf, o);
     for (int i = 0; i < nptr; i++)
@@ -495,7 +499,8 @@ static int put_new(PyObject *m, long long g) {
 }
 
 /* go(fn, *args, **kwargs): the program's go statement (mprt.go).  The common case here; anything
- * else (keyword arguments, no runtime, tracing, a running mark, what row_impl leaves) is proc.go's. */
+ * else (keyword arguments, no runtime, a running mark, what row_impl leaves) is proc.go's; while tracing
+ * the GoCreate event is written by proc._trace_go. */
 static PyObject *go(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (!ready || nargs < 1 || (kwnames && PyTuple_GET_SIZE(kwnames)))
@@ -510,7 +515,9 @@ static PyObject *go(PyObject *mod, PyObject *const *args, size_t nargsf, PyObjec
     int tracing = tr ? PyObject_IsTrue(tr) : -1;
     Py_XDECREF(tr);
     int64_t phase = -1;
-    PyObject *heap = tracing == 0 ? PyObject_GetAttr(m, s_heap) : NULL;
+    /* tracing: the same path, with the GoCreate event written by trace_go_py (the function's entry
+     * and the caller's stack are Python's to name) before the goroutine can be taken */
+    PyObject *heap = tracing == 0 || (tracing == 1 && trace_go_py) ? PyObject_GetAttr(m, s_heap) : NULL;
     PyObject *gcq = heap ? PyObject_GetAttr(heap, s_gcq) : NULL;
     Py_buffer b;
     if (gcq && PyObject_GetBuffer(gcq, &b, PyBUF_SIMPLE) == 0) {
@@ -520,7 +527,7 @@ static PyObject *go(PyObject *mod, PyObject *const *args, size_t nargsf, PyObjec
     }
     Py_XDECREF(gcq);
     Py_XDECREF(heap);
-    if (phase != 0) {         /* tracing, a mark (the barrier's shading), or an error: Python */
+    if (phase != 0) {         /* a mark (the barrier's shading), tracing with no hook, or an error: Python */
         Py_DECREF(m);
         if (clear_exception() < 0)
             return NULL;
@@ -536,6 +543,14 @@ static PyObject *go(PyObject *mod, PyObject *const *args, size_t nargsf, PyObjec
         goto slow;
     }
     nfast++;
+    if (tracing == 1) {
+        PyObject *gobj = PyLong_FromLongLong(g);
+        PyObject *tr2 = gobj ? PyObject_CallFunctionObjArgs(trace_go_py, m, gobj, args[0], NULL) : NULL;
+        Py_XDECREF(gobj);
+        if (!tr2)
+            PyErr_Clear();          /* the row is taken: the goroutine is queued, its event lost */
+        Py_XDECREF(tr2);
+    }
     int r = put_new(m, g);
     Py_DECREF(m);
     if (r < 0)
@@ -791,7 +806,7 @@ static PyObject *setup_payload(PyObject *mod, PyObject *args) {
  *
  * exit_next(m, g): goroutine g ended on M m.  When the next goroutine can start in this very
  * greenlet (_goexit0's fast path: no goroutine of this M readied or bound, no timer, no safe point
- * or root scan due, not the fairness tick, not tracing, not locked, no other goroutine alive on
+ * or root scan due, not the fairness tick, not locked, no other goroutine alive on
  * this M, so none to spread), take it from the P's runnext or ring under the P's lock taken with a
  * try, then do what _goexit0, execute_mark and _start_here do: g's row dead, its greenlet now g2's,
  * its slot back in the M's cache, g2's row running, the P's schedtick, the M's curg.  Returns g2;
@@ -831,7 +846,7 @@ static PyObject *exit_next(PyObject *mod, PyObject *const *args, Py_ssize_t narg
     int64_t lockedg = getattr_i64(m, s_lockedg, &err), p = getattr_i64(m, s_p_idx, &err);
     int64_t tick = getattr_i64(m, s_tick, &err), row = getattr_i64(m, s_row, &err), mid = getattr_i64(m, s_id, &err);
     Py_ssize_t nlocal = attr_len(m, s_localq, &err), ntimers = attr_len(m, s_timers, &err);
-    if (err || tracing != 0 || lockedg != E[E_NONE] || p == E[E_NONE] || nlocal || ntimers ||
+    if (err || tracing < 0 || lockedg != E[E_NONE] || p == E[E_NONE] || nlocal || ntimers ||
         (tick + 1) % E[E_FAIRNESS] == 0)
         goto out;
     greenlets = PyObject_GetAttr(m, s_greenlets);
@@ -1521,7 +1536,17 @@ static PyObject *counts(PyObject *mod, PyObject *unused) {
                          "stop", nstop, "stw", nstw);
 }
 
+static PyObject *set_trace_hook(PyObject *mod, PyObject *fn) {
+    Py_INCREF(fn);
+    Py_XSETREF(trace_go_py, fn == Py_None ? NULL : fn);
+    if (fn == Py_None)
+        Py_DECREF(fn);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"set_trace_hook", set_trace_hook, METH_O,
+     "set_trace_hook(fn): fn(m, g, goroutine function) writes a traced go's GoCreate event"},
     {"counts", counts, METH_NOARGS,
      "{'go', 'payload', 'exit_next', 'wg_done', 'stop', 'stw'}: how often each fast path ran in this process (the tests check them)"},
     {"go", (PyCFunction)(void (*)(void))go, METH_FASTCALL | METH_KEYWORDS,

@@ -14,6 +14,7 @@ One segment, /mprt.<rtid>.ctl, mapped by every process of the runtime and read a
     func    the functions that PCs name (symtab.py)
     prof    profile buckets, their hash index and the sampled heap objects (mprof.py)
     trace   the execution tracer's event rings, committed while tracing (trace.py)
+    traceout  the trace in Go's format, written by the coordinator, read by ReadTrace on any M
     stw     the last 256 stop-the-world pauses
 
 Who may write what (no GIL protects this memory):
@@ -60,6 +61,7 @@ NPROFOBJ = 1 << 16                   # sampled heap objects
 PO_WORDS = 3                         # a profobj row: address, bucket, mark byte index
 NTRACEBUF = 65                       # trace rings: the coordinator + Ms 0..63 (a later M's events are not traced)
 TRACEBUF_WORDS = 1 << 17             # 1 MiB each: 32766 events
+TRACEOUT_BYTES = 1 << 22             # the converted trace on its way to ReadTrace
 
 # ---- sched header words ----
 S_GOMAXPROCS = 0
@@ -116,7 +118,11 @@ S_NFNPICK = 50
 S_FNPICKBYTES = 51
 S_TIMERS = 52          # the timer goroutine's state object (timers.py), 0 before the first timer
 S_TIMERG = 53          # its G slot + 1 (a system goroutine: NumGoroutine and tracebacks leave it out)
-_S_COUNT = 54
+S_TOUTW = 54           # trace.py: bytes of the Go-format trace the coordinator wrote to "traceout"
+S_TOUTR = 55           # ... and readers took (ReadTrace, from any M)
+S_TRACERDR = 56        # 1: a ReadTrace is under way; 2: some goroutine has read this trace
+S_MAXSTACK = 57        # debug.SetMaxStack's limit in bytes (0: Go's default, 1000000000)
+_S_COUNT = 58
 SCHED_WORDS = 64
 assert _S_COUNT <= SCHED_WORDS
 
@@ -193,7 +199,9 @@ G_PTR1 = 15
 G_PTR2 = 16
 G_PTR3 = 17
 G_WAITSINCE = 18
-_G_COUNT = 19
+G_LABELS = 19           # the goroutine's profiler labels (runtime/pprof): a text id + 1, 0 for none
+G_TRACEX = 20           # the S_TRACESTART of the trace that found this goroutine existing (trace.py)
+_G_COUNT = 21
 G_NPTRS = 4             # heap pointers a payload may carry in the row itself (G_PTR0..3, traced)
 G_INLINE = 24
 G_WORDS = 56
@@ -241,6 +249,7 @@ _REGIONS = [
     ("buckhash", NBUCKHASH),
     ("profobj", NPROFOBJ * PO_WORDS),
     ("trace", NTRACEBUF * TRACEBUF_WORDS),  # trace.py: one event ring per M (+ the coordinator's)
+    ("traceout", TRACEOUT_BYTES // WORD),   # trace.py: the Go-format bytes, coordinator -> ReadTrace
     ("g", MAXG * G_WORDS),
     ("sudog", (MAXG + MAXSUDOG) * SG_WORDS),   # row g < MAXG is G slot g's own; the rest a pool
 ]

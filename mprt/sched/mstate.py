@@ -108,6 +108,9 @@ class M:
         self.tracing = False      # emitting execution-trace events (trace.py); tbase: this M's ring
         self.tbase = 0
         self.profsync = 0         # the S_PROFSYNC this M last acted on (tracing, CPU profiling)
+        self.maxstack = 0         # the S_MAXSTACK applied as this process's recursion limit (stw.py)
+        self.base_reclimit = None  # the interpreter's own recursion limit, before any SetMaxStack
+        self.panic_on_fault = {}  # G slot -> True: debug.SetPanicOnFault(True) by that goroutine
         self.cpuhz = 0            # SIGPROF rate armed here, and the samples taken: {stack: count}
         self.cpusamples = {}
         self.prof_pending = None  # the coordinator: the heap profile's cycle between stop and flush

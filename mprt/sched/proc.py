@@ -65,6 +65,7 @@ from .ctl import (
     G_GOID,
     G_INLINE,
     G_INLINE_BYTES,
+    G_LABELS,
     G_LOCKEDM,
     G_M,
     G_NPTR,
@@ -81,6 +82,7 @@ from .ctl import (
     G_WAITING,
     G_WAITSINCE,
     G_WORDS,
+    M_CURG,
     M_GCREATED,
     M_GEXITED,
     M_LOCKEDG,
@@ -185,23 +187,30 @@ def _site(m, frame):
     key = (id(frame.f_code), frame.f_lasti)
     sid = m.sites.get(key)
     if sid is None:
-        text = _traceback.frame_line(frame).encode()
-        q, ctl, s = m.q, m.ctl, m.ctl.sched
-        acq(m.schedlock)
-        n, nb = q[s + S_NSITES], q[s + S_SITEBYTES]
-        if n < NSITES and nb + len(text) <= SITEBYTES:
-            off = ctl.base["sitebytes"] * 8 + nb
-            m.mv8[off:off + len(text)] = text
-            q[ctl.base["siteidx"] + 2 * n] = nb
-            q[ctl.base["siteidx"] + 2 * n + 1] = len(text)
-            q[s + S_NSITES] = n + 1
-            q[s + S_SITEBYTES] = nb + len(text)
-            sid = n
-        else:
-            sid = NONE
-        rel(m.schedlock)
+        sid = add_text(m, _traceback.frame_line(frame))
         m.sites[key] = sid
         m.site_codes.append(frame.f_code)
+    return sid
+
+
+def add_text(m, text):
+    """Append text to the runtime's table of texts (creation sites, profiler label sets): its id,
+    which site_text reads in any process; NONE when the table is full."""
+    text = text.encode()
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    acq(m.schedlock)
+    n, nb = q[s + S_NSITES], q[s + S_SITEBYTES]
+    if n < NSITES and nb + len(text) <= SITEBYTES:
+        off = ctl.base["sitebytes"] * 8 + nb
+        m.mv8[off:off + len(text)] = text
+        q[ctl.base["siteidx"] + 2 * n] = nb
+        q[ctl.base["siteidx"] + 2 * n + 1] = len(text)
+        q[s + S_NSITES] = n + 1
+        q[s + S_SITEBYTES] = nb + len(text)
+        sid = n
+    else:
+        sid = NONE
+    rel(m.schedlock)
     return sid
 
 
@@ -259,6 +268,7 @@ def go(fn: Callable[..., object], *args: object, **kwargs: object) -> None:
     f = sys._getframe(1)
     sid = m.sites.get((id(f.f_code), f.f_lasti))
     q[r + G_SITE] = _site(m, f) if sid is None else sid
+    q[r + G_LABELS] = q[m.ctl.g(m.curg) + G_LABELS] if m.curg != NONE else 0   # inherited (Go's newproc)
     q[r + G_FNLEN] = len(fb)
     n = len(data)
     if len(ptrs) <= G_NPTRS and n <= G_INLINE_BYTES:
@@ -277,7 +287,7 @@ def go(fn: Callable[..., object], *args: object, **kwargs: object) -> None:
     q[r + G_STATUS] = G_RUNNABLE
     q[m.row + M_GCREATED] += 1
     if m.tracing:
-        _trace.ev(m, _trace.EV_GOCREATE, goid, q[r + G_SITE])
+        _trace.ev(m, _trace.EV_GOCREATE, goid, _trace.fn_entry(fn), _trace.stack(m, f))
     _put_new(m, g)
 
 
@@ -308,6 +318,13 @@ def _put_new(m, g):
     check_safepoint(m)
 
 
+def _trace_go(m, g, fn):
+    """The GoCreate event of a go made in C (csched.go) while tracing: the function's entry and the
+    stack of the go statement (the frame that called mprt.go)."""
+    _trace.ev(m, _trace.EV_GOCREATE, m.q[m.ctl.g(g) + G_GOID], _trace.fn_entry(fn),
+              _trace.stack(m, sys._getframe(1)))
+
+
 def _fn_payload(fn):
     """(bytes, ptrs) of a goroutine function's pickle, for csched.c (the caches of msg.encode_fn)."""
     return msg.encode_fn(fn, _what(fn))
@@ -320,9 +337,10 @@ if _csched is not None:
     _csched.setup(msg.FN_CACHE, msg.NOCACHE, msg._wire_code, Ptr, (
         msg.TYPED, msg.TYPED_MAX, G_WORDS, G_GOID, G_PARENT, G_SITE, G_FNLEN, G_INLINE, G_INLINE_BYTES,
         G_NPTRS, G_PTR0, G_PAYLEN, G_NPTR, G_STATUS, G_RUNNABLE, M_GCREATED, NONE, P_WORDS, P_RUNNEXT,
-        P_RQHEAD, P_RQTAIL, P_RUNQ, RUNQ, S_NPIDLE, S_NMSPINNING, S_ATTN, M_PREEMPT, GC_PHASE),
+        P_RQHEAD, P_RQTAIL, P_RUNQ, RUNQ, S_NPIDLE, S_NMSPINNING, S_ATTN, M_PREEMPT, GC_PHASE, G_LABELS),
         vars(_mstate_mod), go, _put_new, runqput, wakep, check_safepoint, _fn_payload)
     go_entry = _csched.go
+    _csched.set_trace_hook(_trace_go)
 else:
     go_entry = go
 
@@ -337,7 +355,7 @@ def ready(m, g):
     q = m.q
     gr = m.ctl.gbase + g * G_WORDS
     if m.tracing:
-        _trace.ev(m, _trace.EV_GOUNBLOCK, q[gr + G_GOID])
+        _trace.ev(m, _trace.EV_GOUNBLOCK, q[gr + G_GOID], 0, _trace.stack(m, sys._getframe(1)))
     if q[gr + G_M] == m.id and m.p != NONE:
         # only while this M holds a P: then it counts as running for checkdead, and will look at
         # its local queue; an M without a P must show its ready goroutine in shared memory
@@ -385,7 +403,7 @@ def park(reason, unlock=None):
     q[gr + G_WAIT] = reason
     q[gr + G_STATUS] = G_WAITING
     if m.tracing:
-        _trace.ev(m, _trace.EV_GOBLOCK, m.curgoid, reason)
+        _trace.ev(m, _trace.EV_GOBLOCK, m.curgoid, reason, _trace.stack(m, sys._getframe(1)))
     if unlock is not None:
         if isinstance(unlock, Lock):
             rel(unlock)
@@ -431,7 +449,7 @@ def gosched() -> None:
     acq(m.schedlock)
     q[ctl.g(g) + G_STATUS] = G_RUNNABLE
     if m.tracing:
-        _trace.ev(m, _trace.EV_GOSCHED, m.curgoid)
+        _trace.ev(m, _trace.EV_GOSCHED, m.curgoid, 0, _trace.stack(m, sys._getframe(1)))
     if m.lockedg == g:
         m.localq.append(g)
     else:
@@ -477,8 +495,13 @@ def sleep(seconds: float) -> None:
 def lock_os_thread():
     m = current_m()
     g = m.curg
-    if m.is_m0 or m.lockedg == g:
-        return        # main is always locked to M0; a second Lock is ignored (Go 1.9)
+    if m.is_m0:
+        # main runs on M0 only: locking it changes nothing but what its reports say
+        # (", locked to thread", as Go's header for a goroutine with a lockedm)
+        m.q[m.ctl.g(g) + G_LOCKEDM] = m.id
+        return
+    if m.lockedg == g:
+        return        # a second Lock is ignored (Go 1.9)
     m.lockedg = g
     m.q[m.row + M_LOCKEDG] = g
     m.q[m.ctl.g(g) + G_LOCKEDM] = m.id
@@ -487,7 +510,10 @@ def lock_os_thread():
 def unlock_os_thread():
     m = current_m()
     g = m.curg
-    if m.is_m0 or m.lockedg != g:
+    if m.is_m0:
+        m.q[m.ctl.g(g) + G_LOCKEDM] = NONE
+        return
+    if m.lockedg != g:
         return
     m.lockedg = NONE
     m.q[m.row + M_LOCKEDG] = NONE
@@ -526,7 +552,7 @@ def entersyscall():
     q[m.row + M_STATE] = MS_SYSCALL
     q[m.row + M_NCGOCALL] += 1
     if m.tracing:
-        _trace.ev(m, _trace.EV_GOSYSCALL, m.curgoid)
+        _trace.ev(m, _trace.EV_GOSYSCALL, m.curgoid, 0, _trace.stack(m, sys._getframe(1)))
     q[ctl.g(m.curg) + G_STATUS] = G_SYSCALL
     wake = q[s + S_NPIDLE] == 0 and (q[s + S_GQSIZE] or not runqempty(m, m.p) or needp_get_locked(m) != NONE)
     rel(m.schedlock)
@@ -549,6 +575,8 @@ def exitsyscall():
         return
     # the P was retaken: wait for one like any readied goroutine of this M
     dropp_locked(m)
+    if m.tracing:
+        _trace.ev(m, _trace.EV_GOSYSEXIT, m.curgoid)
     q[m.row + M_STATE] = MS_IDLE
     ready_locked(m, g)
     rel(m.schedlock)
@@ -564,10 +592,20 @@ def retake_locked(m, p):
     mid = q[b + P_M]
     if mid != NONE:
         q[ctl.m(mid) + M_P] = NONE
+        if m.tracing:
+            trace_sysblock(m, p, mid)
     q[b + P_STATUS] = P_IDLE
     q[b + P_M] = NONE
     handoffp_locked(m, p)
     return True
+
+
+def trace_sysblock(m, p, mid):
+    """The trace's GoSysBlock: P p taken from M mid, whose goroutine is in a system call."""
+    q, ctl = m.q, m.ctl
+    g = q[ctl.m(mid) + M_CURG]
+    if g != NONE:
+        _trace.ev(m, _trace.EV_GOSYSBLOCK, p, q[ctl.g(g) + G_GOID])
 
 
 def gomaxprocs(m, n):

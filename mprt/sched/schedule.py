@@ -51,6 +51,7 @@ from .ctl import (
     G_PTR0,
     G_RUNNING,
     G_STATUS,
+    G_TRACEX,
     G_WAITING,
     G_WORDS,
     M_CPU,
@@ -117,6 +118,7 @@ from .ctl import (
     S_PIDLE,
     S_SGFREE,
     S_STOPWAIT,
+    S_TRACESTART,
     SG_NEXT,
     SG_WORDS,
 )
@@ -609,8 +611,8 @@ def wakep(m):
 
 def dropp_locked(m):
     q = m.q
-    if m.tracing:
-        _trace.ev(m, _trace.EV_PROCSTOP, m.p)
+    if m.tracing and q[m.ctl.p(m.p) + P_M] in (m.id, NONE):
+        _trace.ev(m, _trace.EV_PROCSTOP, m.p)     # not for a P retaken from our system call
     q[m.row + M_P] = NONE
     m.p = NONE
 
@@ -1067,12 +1069,13 @@ def _start_here(m, g):
 def _gmain(g):
     """A goroutine's greenlet: runs one goroutine, then waits in the pool for the next."""
     m = current_m_or_none()
+    q = m.q
     while True:
         fn = args = kwargs = None
         try:
             fn, args, kwargs = _payload(m, g)
-            if m.tracing:
-                _trace_func(m, fn)
+            if m.tracing and q[m.ctl.g(g) + G_TRACEX] == q[m.ctl.sched + S_TRACESTART]:
+                _trace_func(m, fn)      # created before the trace: its GoCreate named no function
             if kwargs:
                 fn(*args, **kwargs)
             else:
@@ -1160,8 +1163,12 @@ def _goexit0(m, g):
     """Goroutine g ended: free its row, unlock, and return the greenlet to the pool (or start the
     next goroutine in it: in C where it was built, csched.exit_next)."""
     if _cexit is not None:
+        old = m.curgoid
         g2 = _cexit(m, g)
         if g2 is not None:
+            if m.tracing:            # the events of what C did (its caller writes them)
+                _trace.ev(m, _trace.EV_GOEND, old)
+                _trace.ev(m, _trace.EV_GOSTART, m.curgoid)
             return g2
     q, ctl = m.q, m.ctl
     gr = ctl.g(g)

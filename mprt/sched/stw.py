@@ -49,6 +49,7 @@ from ..settings import load_accel
 from ..shm import malloc
 from ..shm.segment import shm_name
 from .ctl import (
+    G_LABELS,
     M_GCSCAN,
     M_P,
     M_PID,
@@ -84,6 +85,7 @@ from .ctl import (
     S_GCWAITING,
     S_GOMAXPROCS,
     S_GQSIZE,
+    S_MAXSTACK,
     S_MCOUNT,
     S_NPIDLE,
     S_NSTW,
@@ -180,6 +182,8 @@ def stop_the_world(m, reason=""):
             mid = q[b + P_M]
             if mid != NONE:
                 q[ctl.m(mid) + M_P] = NONE
+                if m.tracing:
+                    proc.trace_sysblock(m, p, mid)
             q[b + P_M] = NONE
             wait -= 1
     q[s + S_STOPWAIT] = wait
@@ -410,6 +414,8 @@ def _procresize_locked(m, old, n):
     if moved:
         globrunqput_locked(m, moved)
     q[s + S_GOMAXPROCS] = n
+    if m.tracing:
+        _trace.ev(m, _trace.EV_GOMAXPROCS, n)
 
 
 def gcstopm(m, keep_p=False):
@@ -604,11 +610,56 @@ def pending_stop(m, frame):
     return kind
 
 
+DEFAULT_MAX_STACK = 1_000_000_000
+FRAME_BYTES = 1024          # a Python frame's worth of Go's stack (debug.SetMaxStack)
+
+
+def set_max_stack(m, n):
+    """debug.SetMaxStack: the new limit for every M; returns the old one."""
+    q, s = m.q, m.ctl.sched
+    old = q[s + S_MAXSTACK] or DEFAULT_MAX_STACK
+    q[s + S_MAXSTACK] = n if n > 0 else 1
+    q[s + S_PROFSYNC] += 1
+    sync_prof(m)
+    _trace.signal_ms(m)
+    return old
+
+
+def max_stack(m):
+    return m.q[m.ctl.sched + S_MAXSTACK] or DEFAULT_MAX_STACK
+
+
+def _sync_max_stack(m):
+    """This process's recursion limit from S_MAXSTACK: the limit's depth, never above the
+    interpreter's own (and never below where this M stands now, which would raise here)."""
+    want = m.q[m.ctl.sched + S_MAXSTACK]
+    if want == m.maxstack:
+        return
+    m.maxstack = want
+    if m.base_reclimit is None:
+        m.base_reclimit = sys.getrecursionlimit()
+    limit = m.base_reclimit if want == 0 else min(m.base_reclimit, STACK_SLACK + want // FRAME_BYTES)
+    depth = 0
+    f = sys._getframe()
+    while f is not None:
+        depth += 1
+        f = f.f_back
+    try:
+        sys.setrecursionlimit(max(limit, depth + 50))
+    except (RecursionError, ValueError):
+        pass
+
+
+STACK_SLACK = 40            # frames under a goroutine's own: the scheduler's, the greenlet's
+
+
 def sync_prof(m):
-    """Tracing and CPU profiling follow the shared words (after SIGURG, at an M's start)."""
+    """Tracing, CPU profiling and the stack limit follow the shared words (after SIGURG, at an
+    M's start)."""
     q, s = m.q, m.ctl.sched
     m.profsync = q[s + S_PROFSYNC]
     _trace.sync_state(m)
+    _sync_max_stack(m)
     hz = q[s + S_CPUHZ]
     if hz != m.cpuhz and m.row is not None:
         m.cpuhz = hz
@@ -625,6 +676,10 @@ def _on_sigprof(signum, frame):
     if m is None or not m.cpuhz or frame is None:
         return
     key = tuple(_symtab.callers(frame, 64, in_signal=True))
+    if m.curg != NONE:
+        lab = m.q[m.ctl.g(m.curg) + G_LABELS]
+        if lab > 0:
+            key = (-lab,) + key       # the goroutine's profiler labels (pprof.StopCPUProfile)
     m.cpusamples[key] = m.cpusamples.get(key, 0) + 1
 
 

@@ -21,8 +21,9 @@ from .. import codeclass as _codeclass
 from ..panic import Panic
 from ..settings import atoi
 from ..shm import malloc as _malloc
+from ..shm.layout import GC_FING, fing_system
 from ..shm.mheap import OutOfMemory
-from . import mstate, proc, schedule
+from . import mstate, proc, schedule, stw
 from . import symtab as _symtab
 from .ctl import (
     EXIT_PANIC,
@@ -162,7 +163,12 @@ def _created_by(q, ctl, g):
     return "created by " + t.replace("(...)", "", 1) + "\n"
 
 
+TRACEBACK_MAX_FRAMES = 100     # Go's _TracebackMaxFrames: a deeper stack is cut there
+
+
 def _block(q, ctl, g, frames, status=None):
+    if len(frames) > TRACEBACK_MAX_FRAMES:
+        frames = list(frames[:TRACEBACK_MAX_FRAMES]) + ["...additional frames elided..."]
     return _header(q, ctl, g, status) + "".join(f + "\n" for f in frames) + _created_by(q, ctl, g)
 
 
@@ -308,9 +314,16 @@ def collect_others(m, skip_goids, pcs=None, cpu=None):
         elif st in (G_RUNNING, G_SYSCALL, G_WAITING, G_RUNNABLE) and q[r + G_M] in want:
             got[goid] = (_header(q, ctl, g) + "\tgoroutine running on other thread; stack unavailable\n"
                          + _created_by(q, ctl, g))
-    tg = q[s + S_TIMERG] - 1
-    if tg >= 0 and q[s + S_TRACEBACK] >> 2 < 2:
-        got.pop(q[ctl.g(tg) + G_GOID], None)     # the timer goroutine: a system goroutine (timers.py)
+    if q[s + S_TRACEBACK] >> 2 < 2:
+        # Go's isSystemGoroutine, shown from GOTRACEBACK=system on: the timer goroutine (timers.py),
+        # the finalizer goroutine while it waits for finalizers to run
+        tg = q[s + S_TIMERG] - 1
+        if tg >= 0:
+            got.pop(q[ctl.g(tg) + G_GOID], None)
+        if fing_system(m.heap):
+            fg = int(m.heap.gc[GC_FING]) - 1
+            if fg >= 0:
+                got.pop(q[ctl.g(fg) + G_GOID], None)
     return got
 
 
@@ -329,7 +342,7 @@ def gopanic(m, e):
         wait_for_reporter(m, e)
         mstate.worker_exit(0)
     level, all_, _ = level_of(q, s)
-    text, throw = panic_head(e)
+    text, throw = panic_head(e, m)
     all_ = all_ or throw
     if level > 0:
         g = m.curg
@@ -367,13 +380,32 @@ def wait_for_reporter(m, e):
         time.sleep(0.002)
 
 
-def panic_head(e):
+def panic_head(e, m=None):
     """(first lines, whether Go throws) of an uncaught exception's report.  The heap's OutOfMemory
     is Go's throw (`runtime: out of memory: ...` then `fatal error: out of memory`, every goroutine
-    shown); anything else is a panic."""
+    shown), and so is a RecursionError: the goroutine's stack went past debug.SetMaxStack's limit
+    (`fatal error: stack overflow`); anything else is a panic."""
     if isinstance(e, OutOfMemory):
         return str(e) + "\n", True
-    return "panic: " + panic_value(e) + "\n", False
+    if isinstance(e, RecursionError) and m is not None:
+        return (f"runtime: goroutine stack exceeds {stw.max_stack(m)}-byte limit\n"
+                "fatal error: stack overflow\n"), True
+    return "".join(("\t" if i else "") + "panic: " + panic_value(x) + "\n"
+                   for i, x in enumerate(panic_chain(e))), False
+
+
+def panic_chain(e):
+    """The panics a report prints, oldest first (Go's printpanics): an exception raised while
+    another was being handled or unwound (a finally block, a deferred call, that panics) comes after
+    the one it interrupted, as Go prints a deferred call's panic after the panic that ran it.
+    `raise X from Y` links Y the same way; `from None` ends the chain."""
+    chain, seen = [], set()
+    while e is not None and id(e) not in seen and len(chain) < 100:
+        chain.append(e)
+        seen.add(id(e))
+        e = e.__cause__ if e.__cause__ is not None else (None if e.__suppress_context__ else e.__context__)
+    chain.reverse()
+    return chain
 
 
 def panic_value(e):
@@ -387,7 +419,7 @@ def m0_panic_report(m, e):
     """The main goroutine's uncaught exception (M0 prints; teardown follows)."""
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     level, all_, _ = level_of(q, s)
-    text, throw = panic_head(e)
+    text, throw = panic_head(e, m)
     all_ = all_ or throw
     if level > 0:
         text += "\n" + _block(q, ctl, m.g1, _frames_from_tb(e.__traceback__, level >= 2, e), "running")

@@ -322,6 +322,186 @@ def case_trace(outdir):
     out(second=second, got=got, nchunks=len(chunks), after=runtime.ReadTrace())
 
 
+def case_trace_reader(outdir):
+    """Go's canonical reader: a goroutine loops on ReadTrace until nil, on whichever M it lands;
+    main stops the trace and StopTrace returns once the reader has everything."""
+    from mprt import sched
+    runtime.StartTrace()
+    got = mprt.chan(1)
+
+    def reader():
+        chunks = []
+        while True:
+            c = runtime.ReadTrace()
+            if c is None:
+                break
+            chunks.append(c)
+        got.send((sched.current().mid, b"".join(chunks)))
+
+    mprt.go(reader)
+    t = time.monotonic() + 0.05
+    while time.monotonic() < t:         # main keeps its M busy: the reader goes to the other
+        pass
+    done = mprt.chan()
+    for i in range(30):
+        mprt.go(fan_worker, i, done)
+    n = sum(done.recv() for _ in range(30))
+    runtime.StopTrace()
+    mid, data = got.recv()
+    with open(os.path.join(outdir, "trace3.bin"), "wb") as f:
+        f.write(data)
+    after = runtime.ReadTrace()
+    try:
+        runtime.StartTrace()            # the trace was read to its end: a new one may start
+        runtime.StopTrace()             # no reader: returns at once, the trace stays readable
+        again = "ok"
+        while runtime.ReadTrace() is not None:
+            pass
+    except RuntimeError as e:
+        again = str(e)
+    out(n=n, reader_mid=mid, main_mid=sched.current().mid, size=len(data), after=after,
+        again=again)
+
+
+# ---- runtime/debug's and runtime/pprof's remaining names ----
+
+def case_stack_overflow(outdir):
+    """Go's testprog StackOverflow: 64 KiB frames under a 1474560-byte limit (a Python frame counts
+    as 1 KiB here: the limit is ~1440 frames, the interpreter's own 1000 is lower)."""
+    def f(n):
+        return f(n + 1) + 1
+    out(old=debug.SetMaxStack(1474560), again=debug.SetMaxStack(1474560))
+    f(0)
+    mprt.select()
+
+
+def case_stack_limit(outdir):
+    """A lower limit cuts a goroutine's recursion sooner; a caught RecursionError is the program's."""
+    def depth(n):
+        try:
+            return depth(n + 1)
+        except RecursionError:
+            return n
+
+    def child(res):
+        res.send(depth(0))
+
+    res = mprt.chan(1)
+    mprt.go(child, res)
+    before = res.recv()
+    old = debug.SetMaxStack(200 * 1024)
+    mprt.go(child, res)
+    after = res.recv()
+    out(old=old, before=before, after=after, main=depth(0))
+
+
+def case_panic_on_fault(outdir):
+    a = debug.SetPanicOnFault(True)
+    b = debug.SetPanicOnFault(False)
+    c = debug.SetPanicOnFault(False)
+    out(seq=[a, b, c])
+
+
+def case_heap_dump(outdir):
+    from mprt.runtime import heapdump
+
+    @mprt.struct
+    class Node:
+        v: np.int64
+        next: mprt.Ptr
+
+    head = None
+    for i in range(50):
+        n = mprt.new(Node)
+        n.v = 1000 + i
+        n.next = head
+        head = n
+    path = os.path.join(outdir, "heap.dump")
+    with open(path, "wb") as f:
+        debug.WriteHeapDump(f.fileno())
+    d = heapdump.read(open(path, "rb").read())
+    addrs = {a for a, _, _ in d["objects"]}
+    nodes = [(a, body, offs) for a, body, offs in d["objects"]
+             if len(body) >= 16 and 1000 <= int.from_bytes(body[:8], "little") < 1050]
+    linked = sum(1 for a, body, offs in nodes if offs == [8] and int.from_bytes(body[8:16], "little") in addrs | {0})
+    out(params=list(d["params"]), nodes=len(nodes), linked=linked, goroutines=[g["goid"] for g in d["goroutines"]],
+        threads=len(d["threads"]), numgc=d["memstats"][-1], keep=int(head.v))
+
+
+def hog(n):
+    x = 0
+    for i in range(n):
+        x += i * i
+    return x
+
+
+def case_labels(outdir):
+    """Go's TestContextLabels and TestCPUProfileLabel; labels inherited by a goroutine started
+    inside Do; a custom profile (NewProfile)."""
+    import io
+    got = {}
+    ctx = None
+    got["background"] = sorted(_labels(ctx))
+    ctx = pprof.WithLabels(ctx, pprof.Labels("key", "value"))
+    got["one"] = [pprof.Label(ctx, "key"), sorted(_labels(ctx))]
+    ctx = pprof.WithLabels(ctx, pprof.Labels("key2", "value2"))
+    ctx = pprof.WithLabels(ctx, pprof.Labels("key", "value3"))
+    ctx = pprof.WithLabels(ctx, pprof.Labels("key4", "value4a", "key4", "value4b"))
+    got["replaced"] = sorted(_labels(ctx))
+    got["missing"] = pprof.Label(ctx, "nope")
+    try:
+        pprof.Labels("odd")
+    except mprt.Panic as e:
+        got["odd"] = str(e)
+    f = io.BytesIO()
+    pprof.StartCPUProfile(f)
+    done = mprt.chan()
+
+    def child():
+        hog(3_000_000)
+        done.send(1)
+
+    def labelled(c):
+        got["inside"] = pprof.Label(c, "key")
+        mprt.go(child)                       # inherits key=value
+        hog(3_000_000)
+
+    pprof.Do(None, pprof.Labels("key", "value"), labelled)
+    done.recv()
+    hog(2_000_000)                           # no labels again after Do
+    pprof.StopCPUProfile()
+    with open(os.path.join(outdir, "cpu.pb.gz"), "wb") as w:
+        w.write(f.getvalue())
+    p = pprof.NewProfile("mprt.test/widgets")
+    objs = [object() for _ in range(3)]
+    for o in objs:
+        p.Add(o, 0)
+    try:
+        p.Add(objs[0], 0)
+    except mprt.Panic as e:
+        got["dup"] = str(e)
+    p.Remove(objs[1])
+    try:
+        pprof.NewProfile("mprt.test/widgets")
+    except mprt.Panic as e:
+        got["again"] = str(e)
+    try:
+        pprof.Lookup("heap").Add(1, 0)
+    except mprt.Panic as e:
+        got["builtin"] = str(e)
+    text = io.StringIO()
+    p.WriteTo(text, 1)
+    got.update(count=p.Count(), name=p.Name(), listed="mprt.test/widgets" in [x.Name() for x in pprof.Profiles()],
+               lookup=pprof.Lookup("mprt.test/widgets") is p, text=text.getvalue())
+    out(**got)
+
+
+def _labels(ctx):
+    res = []
+    pprof.ForLabels(ctx, lambda k, v: res.append([k, v]) or True)
+    return res
+
+
 # ---- the rest ----
 
 def case_misc(outdir):

@@ -173,6 +173,23 @@ def case_pacer():
         sum=float(live.np.sum()))
 
 
+def case_setgcpercent_below_live():
+    """Go's TestSetGCPercent, its last part: lowering GOGC below the live heap must start a cycle
+    (at the next allocation past the new trigger)."""
+    debug.SetGCPercent(100)
+    runtime.GC()
+    ballast = mprt.make(np.uint8, 100 << 20)           # 100 MB live
+    runtime.GC()
+    sink = mprt.make(np.uint8, 20 << 20)               # raise live to 120 MB
+    ngc1 = memstats().NumGC
+    debug.SetGCPercent(10)
+    sink = mprt.make(np.uint8, 1 << 20)                # an allocation past the trigger
+    t = time.monotonic()
+    while memstats().NumGC == ngc1 and time.monotonic() - t < 10:
+        mprt.sleep(0.005)
+    out(ngc1=ngc1, ngc2=memstats().NumGC, waited=time.monotonic() - t, live=len(ballast) + len(sink))
+
+
 def case_gogc_off():
     a = memstats()
     runtime.GC()

@@ -166,6 +166,54 @@ def case_deadlock_select():
     mprt.select()
 
 
+# Go 1.9.2's testprog programs (runtime/testdata/testprog), written in mprt
+
+def case_locked_deadlock():
+    runtime.LockOSThread()
+    mprt.select()
+
+
+def case_locked_deadlock2():
+    def locked():
+        runtime.LockOSThread()
+        mprt.select()
+    mprt.go(locked)
+    mprt.sleep(0.001)
+    mprt.select()
+
+
+def case_panic_traceback():
+    pt1()
+
+
+def pt1():
+    try:
+        pt2()
+    finally:
+        mprt.panic("panic pt1")
+
+
+def pt2():
+    try:
+        mprt.panic("hello")
+    finally:
+        mprt.panic("panic pt2")
+
+
+def case_no_helper_goroutines():
+    from mprt import time as mtime
+
+    @mprt.struct
+    class Box:
+        v: np.int64
+
+    runtime.SetFinalizer(mprt.new(Box), lambda p: None)
+    mtime.AfterFunc(3600, lambda: None)
+    runtime.GC()
+    mprt.sleep(0.05)
+    mprt.panic("oops")
+
+
 def case_goexit():
     def work():
         mprt.sleep(0.05)
