@@ -26,6 +26,7 @@ from ..sched import ctl as _ctl
 from ..sched import mstate as _mstate
 from ..sched import proc as _proc
 from ..sched import stw as _stw
+from ..sched.tracefmt import put_uvarint, read_uvarint
 from ..shm import layout as _layout
 from ..shm import malloc as _malloc
 from ..shm.sizeclasses import PAGE_SHIFT, class_to_nobjs, class_to_size
@@ -45,12 +46,7 @@ class _Out:
         self.fd, self.buf = fd, bytearray()
 
     def int(self, v):
-        v = int(v) & 0xFFFFFFFFFFFFFFFF
-        b = self.buf
-        while v >= 0x80:
-            b.append((v & 0x7F) | 0x80)
-            v >>= 7
-        b.append(v)
+        put_uvarint(self.buf, int(v))
 
     def str(self, s):
         data = s.encode() if isinstance(s, str) else bytes(s)
@@ -186,14 +182,8 @@ def read(data):
 
     def uv():
         nonlocal i
-        v = sh = 0
-        while True:
-            b = data[i]
-            i += 1
-            v |= (b & 0x7F) << sh
-            if b < 0x80:
-                return v
-            sh += 7
+        v, i = read_uvarint(data, i)
+        return v
 
     def st():
         nonlocal i

@@ -81,7 +81,8 @@ PLACEHOLDER = 1 << 32        # stack PLACEHOLDER + goid: the start function of a
 _ctrace = load_accel("mprt.sched.ctrace")
 
 
-def _uvarint(out, v):
+def put_uvarint(out, v):
+    """v as an unsigned varint (Go's trace and heap dump encoding), appended to out."""
     v &= 0xFFFFFFFFFFFFFFFF
     while v >= 0x80:
         out.append((v & 0x7F) | 0x80)
@@ -94,13 +95,13 @@ def _event_bytes(out, typ, vals):
     if len(vals) <= 3:
         out.append(typ | (len(vals) - 1) << 6)
         for v in vals:
-            _uvarint(out, v)
+            put_uvarint(out, v)
     else:
         body = bytearray()
         for v in vals:
-            _uvarint(body, v)
+            put_uvarint(body, v)
         out.append(typ | 3 << 6)
-        _uvarint(out, len(body))
+        put_uvarint(out, len(body))
         out += body
 
 
@@ -233,8 +234,8 @@ class Converter:
         if buf is None:
             buf = self.lanes[lane] = bytearray()
             buf.append(EvBatch | 1 << 6)
-            _uvarint(buf, lane)
-            _uvarint(buf, t)
+            put_uvarint(buf, lane)
+            put_uvarint(buf, t)
             self.lane_tick[lane] = t
         d = t - self.lane_tick[lane]
         self.lane_tick[lane] = t
@@ -537,10 +538,10 @@ class Converter:
             self.in_gc = False
         out = bytearray(self.take())
         out.append(EvFrequency)
-        _uvarint(out, FREQ)
+        put_uvarint(out, FREQ)
         if timer_goid > 0:
             out.append(EvTimerGoroutine)
-            _uvarint(out, timer_goid)
+            put_uvarint(out, timer_goid)
         strings = {}
 
         def sid(s):
@@ -551,8 +552,8 @@ class Converter:
                 i = strings[s] = len(strings) + 1
                 b = s.encode()
                 out.append(EvString)
-                _uvarint(out, i)
-                _uvarint(out, len(b))
+                put_uvarint(out, i)
+                put_uvarint(out, len(b))
                 out.extend(b)
             return i
 
@@ -573,13 +574,13 @@ class Converter:
                     name, file, line, _entry = r
                     frames.append((pc, sid(name), sid(file), line))
             body = bytearray()
-            _uvarint(body, i)
-            _uvarint(body, len(frames))
+            put_uvarint(body, i)
+            put_uvarint(body, len(frames))
             for f in frames:
                 for v in f:
-                    _uvarint(body, v)
+                    put_uvarint(body, v)
             out.append(EvStack | 3 << 6)
-            _uvarint(out, len(body))
+            put_uvarint(out, len(body))
             out += body
         return bytes(out)
 
@@ -598,7 +599,8 @@ class Trace:
         return ticks * 1e9 / self.freq if self.freq else ticks
 
 
-def _read_uvarint(data, i):
+def read_uvarint(data, i):
+    """The unsigned varint at data[i]: (value, the offset after it)."""
     v = s = 0
     while True:
         b = data[i]
@@ -625,21 +627,21 @@ def parse(data):
             i += 1
             typ, narg = b0 & 0x3F, (b0 >> 6) + 1
             if typ == EvString:
-                sid, i = _read_uvarint(data, i)
-                ln, i = _read_uvarint(data, i)
+                sid, i = read_uvarint(data, i)
+                ln, i = read_uvarint(data, i)
                 strings[sid] = data[i:i + ln].decode(errors="replace")
                 i += ln
                 continue
             args = []
             if narg < 4:
                 for _ in range(narg):
-                    v, i = _read_uvarint(data, i)
+                    v, i = read_uvarint(data, i)
                     args.append(v)
             else:
-                ln, i = _read_uvarint(data, i)
+                ln, i = read_uvarint(data, i)
                 end = i + ln
                 while i < end:
-                    v, i = _read_uvarint(data, i)
+                    v, i = read_uvarint(data, i)
                     args.append(v)
             if typ == EvBatch:
                 lane = args[0] if args[0] < 1 << 63 else args[0] - (1 << 64)

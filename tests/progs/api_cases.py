@@ -290,6 +290,16 @@ def fan_worker(i, done):
     done.send(len(b))
 
 
+def read_trace():
+    """runtime.ReadTrace until nil: the chunks."""
+    chunks = []
+    while True:
+        c = runtime.ReadTrace()
+        if c is None:
+            return chunks
+        chunks.append(c)
+
+
 def case_trace(outdir):
     path = os.path.join(outdir, "trace.bin")
     with open(path, "wb") as f:
@@ -311,12 +321,7 @@ def case_trace(outdir):
     mprt.go(fan_worker, 0, done)
     done.recv()
     runtime.StopTrace()
-    chunks = []
-    while True:
-        c = runtime.ReadTrace()
-        if c is None:
-            break
-        chunks.append(c)
+    chunks = read_trace()
     with open(os.path.join(outdir, "trace2.bin"), "wb") as f:
         f.write(b"".join(chunks))
     out(second=second, got=got, nchunks=len(chunks), after=runtime.ReadTrace())
@@ -330,13 +335,7 @@ def case_trace_reader(outdir):
     got = mprt.chan(1)
 
     def reader():
-        chunks = []
-        while True:
-            c = runtime.ReadTrace()
-            if c is None:
-                break
-            chunks.append(c)
-        got.send((sched.current().mid, b"".join(chunks)))
+        got.send((sched.current().mid, b"".join(read_trace())))
 
     mprt.go(reader)
     t = time.monotonic() + 0.05
@@ -458,8 +457,11 @@ def case_labels(outdir):
     done = mprt.chan()
 
     def child():
+        from mprt.sched import ctl, mstate
+        m = mstate.current_m()
+        got["child_labels"] = pprof._labels_of(m.q[m.ctl.g(m.curg) + ctl.G_LABELS], m.ctl)
         hog(3_000_000)
-        done.send(1)
+        done.send(got["child_labels"])
 
     def labelled(c):
         got["inside"] = pprof.Label(c, "key")
@@ -467,7 +469,7 @@ def case_labels(outdir):
         hog(3_000_000)
 
     pprof.Do(None, pprof.Labels("key", "value"), labelled)
-    done.recv()
+    got["child_labels"] = done.recv()
     hog(2_000_000)                           # no labels again after Do
     pprof.StopCPUProfile()
     with open(os.path.join(outdir, "cpu.pb.gz"), "wb") as w:
