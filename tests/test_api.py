@@ -231,10 +231,12 @@ def test_go_tool_trace_reads_the_trace_of_a_fan_out(tmp_path):
 
 
 def test_read_trace_from_a_goroutine_on_another_m(tmp_path):
+    from mprt.sched import tracefmt
     r = result("trace_reader", tmp_path, {"GOMAXPROCS": "2"})
     assert r["n"] == 6000 and r["after"] is None and r["again"] == "ok"
     assert r["reader_mid"] != r["main_mid"] and r["size"] > 1000
-    from mprt.sched import tracefmt
+    assert r["stop_s"] < 5      # StopTrace by the goroutine that reads: it does not wait for itself
+    assert tracefmt.parse((tmp_path / "trace4.bin").read_bytes()).freq == tracefmt.FREQ
     t = tracefmt.parse((tmp_path / "trace3.bin").read_bytes())
     starts = {e[4][0] for e in t.events if e[1] == tracefmt.EvGoStart}
     assert len(starts) >= 31

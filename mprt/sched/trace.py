@@ -21,9 +21,9 @@ Three parties, three places in the control segment:
 S_TRACE: 0 off, 1 on, 2 stopped and being finished by the coordinator, 3 finished (the readers take
 the rest; the one that reads to the end sets 0).  StartTrace succeeds only from 0 ("tracing is
 already enabled" otherwise, also while a stopped trace is still unread, as in Go).  StopTrace waits
-for the reader to finish, as Go's does, when some goroutine has read this trace; if none has, it
-returns at once and the trace stays readable (mprt's choice: a program that reads after stopping,
-from the same goroutine, does not hang).
+for the reader to finish, as Go's does, when some goroutine reads this trace (it is inside
+ReadTrace, or was within READER_GONE_S); otherwise it returns and the trace stays readable (mprt's
+choice: a program that reads after stopping, from the same goroutine, does not hang).
 
 Ms learn that tracing started or stopped from S_TRACE: the starter sets it and sends every M SIGURG,
 whose handler (sync_state) reads it (an M started later reads it at its start).  The hot paths test
@@ -79,6 +79,7 @@ STOP_SETTLE_NS = 20_000_000     # after StopTrace, events an M was writing as it
 ROUND_EVENTS = 20_000           # events the coordinator converts in one sysmon round
 READ_MAX = 1 << 20
 TRACE_ROUND_S = 0.005           # the coordinator's longest sleep while a trace is on
+READER_GONE_S = 0.25            # StopTrace stops waiting for a reader not seen in ReadTrace that long
 MAX_FRAMES = 32
 
 EVENTS = ["", "ProcStart", "ProcStop", "GCStart", "GCDone", "STWStart", "STWDone", "GoCreate", "GoStart",
@@ -333,8 +334,12 @@ def stop(m):
     sync_state(m)
     signal_ms(m)
     m.sysmonnote.release()
-    while q[s + S_TRACERDR] & 2 and q[s + S_TRACE]:
+    # wait while a reader reads: one that is inside ReadTrace now, or was within READER_GONE_S (a
+    # goroutine that reads, then stops the trace itself, would wait for itself: Go's deadlock)
+    idle = 0.0
+    while q[s + S_TRACERDR] & 2 and q[s + S_TRACE] and idle < READER_GONE_S:
         _nap(m, 0.002)
+        idle = 0.0 if q[s + S_TRACERDR] & 1 else idle + 0.002
 
 
 def _nap(m, sec):

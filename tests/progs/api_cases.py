@@ -350,6 +350,15 @@ def case_trace_reader(outdir):
     with open(os.path.join(outdir, "trace3.bin"), "wb") as f:
         f.write(data)
     after = runtime.ReadTrace()
+    # one goroutine that reads, then stops the trace itself, then reads the rest: no hang
+    runtime.StartTrace()
+    first = runtime.ReadTrace()
+    t0 = time.monotonic()
+    runtime.StopTrace()
+    stop_s = time.monotonic() - t0
+    rest = b"".join(read_trace())
+    with open(os.path.join(outdir, "trace4.bin"), "wb") as f:
+        f.write(first + rest)
     try:
         runtime.StartTrace()            # the trace was read to its end: a new one may start
         runtime.StopTrace()             # no reader: returns at once, the trace stays readable
@@ -359,7 +368,7 @@ def case_trace_reader(outdir):
     except RuntimeError as e:
         again = str(e)
     out(n=n, reader_mid=mid, main_mid=sched.current().mid, size=len(data), after=after,
-        again=again)
+        again=again, stop_s=stop_s)
 
 
 # ---- runtime/debug's and runtime/pprof's remaining names ----
