@@ -117,6 +117,35 @@ def _frames_from(frame, system, stop_at_run=False):
     return out
 
 
+def _frames_from_chain(e, system):
+    """The frames of a panic report, innermost first.  For nested panics (panic_chain) they are
+    Go's: the last panic's frame, `panic(...)`, the panic before it's frame, ..., then the frames
+    around each, oldest panic's first, as Go's stack holds them while deferred calls (here finally
+    blocks and except clauses) run on top of the frames that panicked."""
+    chain = panic_chain(e)
+    if len(chain) < 2:
+        return _frames_from_tb(e.__traceback__, system, e)
+    per = [_frames_from_tb(x.__traceback__, system, x) for x in chain]
+    out = []
+    for k in range(len(chain) - 1, -1, -1):
+        if per[k]:
+            out.append(per[k][0])
+        if k:
+            out.append(_PANIC_FRAME)
+    for fr in per:
+        out.extend(fr[1:])
+    return out
+
+
+def _panic_frame():
+    from .. import panic as _p
+    code = _p.panic.__code__
+    return f"panic(...)\n\t{code.co_filename}:{code.co_firstlineno + 2} +0x0"
+
+
+_PANIC_FRAME = _panic_frame()
+
+
 def _frames_from_tb(tb, system, e=None):
     """The frames of an exception's traceback, innermost first.  Runtime frames show at
     GOTRACEBACK=system.  Below that, a panic (mprt.Panic: the program's, or one of the runtime's
@@ -175,7 +204,7 @@ def _block(q, ctl, g, frames, status=None):
 # ---- dumps: each M writes its own goroutines ----
 
 def _panicked_frames(m, system):
-    return _frames_from_tb(m.panicking.__traceback__, system, m.panicking)
+    return _frames_from_chain(m.panicking, system)
 
 
 def _dump_path(m, mid):
@@ -347,7 +376,7 @@ def gopanic(m, e):
     if level > 0:
         g = m.curg
         goid = q[ctl.g(g) + G_GOID]
-        text += "\n" + _block(q, ctl, g, _frames_from_tb(e.__traceback__, level >= 2, e), "running")
+        text += "\n" + _block(q, ctl, g, _frames_from_chain(e, level >= 2), "running")
         if all_:
             mine = own_goroutines(m, None, level >= 2)
             mine.pop(goid, None)
@@ -422,7 +451,7 @@ def m0_panic_report(m, e):
     text, throw = panic_head(e, m)
     all_ = all_ or throw
     if level > 0:
-        text += "\n" + _block(q, ctl, m.g1, _frames_from_tb(e.__traceback__, level >= 2, e), "running")
+        text += "\n" + _block(q, ctl, m.g1, _frames_from_chain(e, level >= 2), "running")
         if all_:
             text += others_text(m, {}, {1})
     write_err(text)
