@@ -76,7 +76,9 @@ from .ctl import (
 TB_HDR = 8
 CAP = (TRACEBUF_WORDS - TB_HDR) // 4
 STOP_SETTLE_NS = 20_000_000     # after StopTrace, events an M was writing as it stopped still land
-ROUND_EVENTS = 20_000           # events the coordinator converts in one sysmon round
+# events the coordinator converts in one sysmon round: a few ms of its time (C: ~0.3 us an event,
+# Python: ~5), so that sysmon's other duties wait no longer than that
+ROUND_EVENTS = 20_000 if tracefmt._ctrace is not None else 2_000
 READ_MAX = 1 << 20
 TRACE_ROUND_S = 0.005           # the coordinator's longest sleep while a trace is on
 READER_GONE_S = 0.25            # StopTrace stops waiting for a reader not seen in ReadTrace that long
