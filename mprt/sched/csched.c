@@ -45,13 +45,13 @@
 static PyObject *fn_cache, *nocache, *wire_code, *ptr_type, *mstate_dict, *go_py, *put_py, *runqput_py, *wakep_py,
     *safepoint_py, *fnpay_py, *zero, *fn_dec, *wire_class, *shade_py;
 static PyObject *s_gfree, *s_goid_next, *s_goid_end, *s_curgoid, *s_sites, *s_row, *s_mv8, *s_ctl, *s_gbase,
-    *s_a, *s_p, *s__m, *s_tracing, *s_heap, *s_gcq, *s_p_idx, *s_pbase, *s_sched, *s_plocks, *s_acquire_raw,
+    *s_a, *s_p, *s__m, *s_tracing, *s_tgo, *s_tbase, *s_heap, *s_gcq, *s_p_idx, *s_pbase, *s_sched, *s_plocks, *s_acquire_raw,
     *s_release, *s_cx, *s_at, *s_wire_fields, *s_lockedg, *s_localq, *s_timers, *s_greenlets, *s_tick, *s_id, *s_curg;
 
 enum { C_TYPED, C_TYPED_MAX, C_G_WORDS, C_G_GOID, C_G_PARENT, C_G_SITE, C_G_FNLEN, C_G_INLINE, C_G_INLINE_BYTES,
        C_G_NPTRS, C_G_PTR0, C_G_PAYLEN, C_G_NPTR, C_G_STATUS, C_G_RUNNABLE, C_M_GCREATED, C_NONE, C_P_WORDS,
        C_P_RUNNEXT, C_P_RQHEAD, C_P_RQTAIL, C_P_RUNQ, C_RUNQ, C_S_NPIDLE, C_S_NMSPINNING, C_S_ATTN, C_M_PREEMPT,
-       C_GC_PHASE, C_G_LABELS, C_N };
+       C_GC_PHASE, C_G_LABELS, C_TRACEBUF_WORDS, C_TB_HDR, C_N };
 /* payload(m, g)'s constants (setup_payload) */
 enum { D_G_WORDS, D_G_PAYLEN, D_G_NPTR, D_G_FNLEN, D_G_INLINE, D_G_PTR0, D_GC_PHASE, D_TYPED, D_N };
 static long long D[D_N];
@@ -498,6 +498,70 @@ static int put_new(PyObject *m, long long g) {
     return 0;
 }
 
+/* A traced go's GoCreate event written here when this M has seen the same function go from the
+ * same call site in this trace: m.tgo maps (function, caller's code, caller's instruction) to
+ * (GoCreate's kind word less the P, the function's entry PC), filled by proc._trace_go on a miss.
+ * 1 if written; 0: the Python hook's to write (nothing done); -1 on an error (cleared). */
+static int trace_go_c(PyObject *m, long long g, PyObject *fn) {
+    int res = 0;
+    PyObject *cache = NULL, *key = NULL, *mv8 = NULL;
+    PyFrameObject *f = PyEval_GetFrame();           /* borrowed: the go statement's frame */
+    if (!f)
+        return 0;
+    PyCodeObject *code = PyFrame_GetCode(f);
+    PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(f));
+    cache = PyObject_GetAttr(m, s_tgo);
+    if (!code || !lasti || !cache || !PyDict_Check(cache))
+        goto out;
+    key = PyTuple_Pack(3, fn, (PyObject *)code, lasti);
+    PyObject *ent = key ? PyDict_GetItemWithError(cache, key) : NULL;     /* borrowed */
+    if (!ent || !PyTuple_Check(ent) || PyTuple_GET_SIZE(ent) != 2)
+        goto out;
+    long long w1 = PyLong_AsLongLong(PyTuple_GET_ITEM(ent, 0)), pc = PyLong_AsLongLong(PyTuple_GET_ITEM(ent, 1));
+    long long tbase = attr_int(m, s_tbase), p = attr_int(m, s_p_idx), gbase = -1;
+    PyObject *ctl = PyObject_GetAttr(m, s_ctl);
+    if (ctl) {
+        gbase = attr_int(ctl, s_gbase);
+        Py_DECREF(ctl);
+    }
+    if (PyErr_Occurred() || tbase <= 0 || gbase < 0)
+        goto out;
+    mv8 = PyObject_GetAttr(m, s_mv8);
+    Py_buffer b;
+    if (!mv8 || PyObject_GetBuffer(mv8, &b, PyBUF_WRITABLE) < 0)
+        goto out;
+    volatile int64_t *q = (volatile int64_t *)b.buf;
+    long long cap = (K[C_TRACEBUF_WORDS] - K[C_TB_HDR]) / 4, r = gbase + g * K[C_G_WORDS];
+    if ((tbase + K[C_TRACEBUF_WORDS]) * 8 <= b.len && (r + K[C_G_WORDS]) * 8 <= b.len) {
+        int64_t n = q[tbase];
+        if (n - q[tbase + 1] >= cap)
+            q[tbase + 2] += 1;              /* a full ring: lost, as trace.ev counts it */
+        else {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            volatile int64_t *o = q + tbase + K[C_TB_HDR] + (n % cap) * 4;
+            o[0] = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            o[1] = w1 | (p + 1) << 8;
+            o[2] = q[r + K[C_G_GOID]];
+            o[3] = pc;
+            q[tbase] = n + 1;
+        }
+        res = 1;
+    }
+    PyBuffer_Release(&b);
+out:
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        res = -1;
+    }
+    Py_XDECREF(code);
+    Py_XDECREF(lasti);
+    Py_XDECREF(cache);
+    Py_XDECREF(key);
+    Py_XDECREF(mv8);
+    return res;
+}
+
 /* go(fn, *args, **kwargs): the program's go statement (mprt.go).  The common case here; anything
  * else (keyword arguments, no runtime, a running mark, what row_impl leaves) is proc.go's; while tracing
  * the GoCreate event is written by proc._trace_go. */
@@ -543,7 +607,7 @@ static PyObject *go(PyObject *mod, PyObject *const *args, size_t nargsf, PyObjec
         goto slow;
     }
     nfast++;
-    if (tracing == 1) {
+    if (tracing == 1 && trace_go_c(m, g, args[0]) <= 0) {
         PyObject *gobj = PyLong_FromLongLong(g);
         PyObject *tr2 = gobj ? PyObject_CallFunctionObjArgs(trace_go_py, m, gobj, args[0], NULL) : NULL;
         Py_XDECREF(gobj);
@@ -1598,6 +1662,8 @@ PyMODINIT_FUNC PyInit_csched(void) {
     INTERN(s_p, "_p");
     INTERN(s__m, "_m");
     INTERN(s_tracing, "tracing");
+    INTERN(s_tgo, "tgo");
+    INTERN(s_tbase, "tbase");
     INTERN(s_heap, "heap");
     INTERN(s_gcq, "gcq");
     INTERN(s_p_idx, "p");

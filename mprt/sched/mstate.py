@@ -107,6 +107,8 @@ class M:
         self.stw_hook = None      # the coordinator: sysmon's must-do work while it waits for a stop
         self.tracing = False      # emitting execution-trace events (trace.py); tbase: this M's ring
         self.tbase = 0
+        self.tstacks = {}         # this trace's stack numbers by call site (trace.stack)
+        self.tgo = {}             # a traced go's GoCreate by (function, call site) (proc._trace_go)
         self.profsync = 0         # the S_PROFSYNC this M last acted on (tracing, CPU profiling)
         self.maxstack = 0         # the S_MAXSTACK applied as this process's recursion limit (stw.py)
         self.base_reclimit = None  # the interpreter's own recursion limit, before any SetMaxStack

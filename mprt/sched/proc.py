@@ -125,6 +125,7 @@ from .ctl import (
     S_SITEBYTES,
     S_TIMERG,
     SITEBYTES,
+    TRACEBUF_WORDS,
     W_CHANRECV,
     W_CHANSEND,
     W_SELECT,
@@ -320,9 +321,16 @@ def _put_new(m, g):
 
 def _trace_go(m, g, fn):
     """The GoCreate event of a go made in C (csched.go) while tracing: the function's entry and the
-    stack of the go statement (the frame that called mprt.go)."""
-    _trace.ev(m, _trace.EV_GOCREATE, m.q[m.ctl.g(g) + G_GOID], _trace.fn_entry(fn),
-              _trace.stack(m, sys._getframe(1)))
+    stack of the go statement (the frame that called mprt.go).  What it found is kept in m.tgo for
+    csched to write the next such event itself (same function, same call site, same trace)."""
+    f = sys._getframe(1)
+    pc, stk = _trace.fn_entry(fn), _trace.stack(m, f)
+    _trace.ev(m, _trace.EV_GOCREATE, m.q[m.ctl.g(g) + G_GOID], pc, stk)
+    if stk or codeclass.program_frame(f) is None:
+        try:
+            m.tgo[(fn, f.f_code, f.f_lasti)] = (_trace.EV_GOCREATE | stk << 24, pc)
+        except TypeError:
+            pass                    # an unhashable callable: the hook each time
 
 
 def _fn_payload(fn):
@@ -337,7 +345,8 @@ if _csched is not None:
     _csched.setup(msg.FN_CACHE, msg.NOCACHE, msg._wire_code, Ptr, (
         msg.TYPED, msg.TYPED_MAX, G_WORDS, G_GOID, G_PARENT, G_SITE, G_FNLEN, G_INLINE, G_INLINE_BYTES,
         G_NPTRS, G_PTR0, G_PAYLEN, G_NPTR, G_STATUS, G_RUNNABLE, M_GCREATED, NONE, P_WORDS, P_RUNNEXT,
-        P_RQHEAD, P_RQTAIL, P_RUNQ, RUNQ, S_NPIDLE, S_NMSPINNING, S_ATTN, M_PREEMPT, GC_PHASE, G_LABELS),
+        P_RQHEAD, P_RQTAIL, P_RUNQ, RUNQ, S_NPIDLE, S_NMSPINNING, S_ATTN, M_PREEMPT, GC_PHASE, G_LABELS,
+        TRACEBUF_WORDS, _trace.TB_HDR),
         vars(_mstate_mod), go, _put_new, runqput, wakep, check_safepoint, _fn_payload)
     go_entry = _csched.go
     _csched.set_trace_hook(_trace_go)

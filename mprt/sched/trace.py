@@ -155,6 +155,7 @@ def sync_state(m, announce=True):
         except OSError:
             return                                                # no memory for a ring: not traced
         m.tstacks = {}
+        m.tgo = {}              # proc._trace_go's findings for csched's GoCreate (this trace's stacks)
     m.tracing = on
     if on and announce and m.row is not None:
         _announce(m)

@@ -328,19 +328,29 @@ def case_trace(outdir):
 
 
 def case_trace_reader(outdir):
-    """Go's canonical reader: a goroutine loops on ReadTrace until nil, on whichever M it lands;
-    main stops the trace and StopTrace returns once the reader has everything."""
+    """Go's canonical reader: a goroutine loops on ReadTrace until nil, on an M other than main's
+    (the first of some candidates that lands on one takes the reader's part); main stops the trace
+    and StopTrace returns once the reader has everything."""
     from mprt import sched
     runtime.StartTrace()
     got = mprt.chan(1)
+    token, started = mprt.chan(1), mprt.chan(1)
+    token.send(1)
+    main_mid = sched.current().mid
 
-    def reader():
+    def candidate():
+        if sched.current().mid == main_mid or mprt.select(token.recv, mprt.default)[0] != 0:
+            return
+        started.send(1)
         got.send((sched.current().mid, b"".join(read_trace())))
 
-    mprt.go(reader)
-    t = time.monotonic() + 0.05
-    while time.monotonic() < t:         # main keeps its M busy: the reader goes to the other
-        pass
+    deadline = time.monotonic() + 30
+    while mprt.select(started.recv, mprt.default)[0] != 0 and time.monotonic() < deadline:
+        mprt.go(candidate)
+        t = time.monotonic() + 0.01
+        while time.monotonic() < t:     # main keeps its M busy: a candidate goes to the other
+            pass
+        mprt.sleep(0.001)
     done = mprt.chan()
     for i in range(30):
         mprt.go(fan_worker, i, done)
