@@ -19,6 +19,7 @@ import time
 
 from .. import codeclass as _codeclass
 from ..panic import Panic
+from ..panic import panic as _gopanic
 from ..settings import atoi
 from ..shm import malloc as _malloc
 from ..shm.layout import GC_FING, fing_system
@@ -138,8 +139,7 @@ def _frames_from_chain(e, system):
 
 
 def _panic_frame():
-    from .. import panic as _p
-    code = _p.panic.__code__
+    code = _gopanic.__code__
     return f"panic(...)\n\t{code.co_filename}:{code.co_firstlineno + 2} +0x0"
 
 
@@ -432,9 +432,20 @@ def panic_chain(e):
     while e is not None and id(e) not in seen and len(chain) < 100:
         chain.append(e)
         seen.add(id(e))
+        if not isinstance(e, Panic) and _raised_in_runtime(e):
+            break       # the runtime's own report of an error it met (its message says what)
         e = e.__cause__ if e.__cause__ is not None else (None if e.__suppress_context__ else e.__context__)
     chain.reverse()
     return chain
+
+
+def _raised_in_runtime(e):
+    tb = e.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return _is_runtime(tb.tb_frame)
 
 
 def panic_value(e):
