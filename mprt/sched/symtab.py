@@ -22,6 +22,7 @@ import hashlib
 import os
 import struct
 import sys
+import time
 
 from .. import codeclass as _codeclass
 from . import mstate
@@ -139,17 +140,24 @@ class _Table:
         self.local.clear()
 
 
-def _register_shared(m, data, flags, in_signal):
+def _register_shared(m, data, flags, in_signal, retry=False):
+    """retry: an M that holds a lock (a stop of the world's dump collector) tries the table's lock
+    for up to 0.1 s before it gives up (PC 0): another M's signal handler may hold it for a moment;
+    a handler never waits."""
     q, ctl, s = m.q, m.ctl, m.ctl.sched
     h = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
     lk = m.symlock
     if in_signal:
-        if m.locks:
+        if m.locks and not retry:
             return None
-        try:
-            lk.acquire_raw(0)
-        except Exception:
-            return None
+        for attempt in range(200 if retry else 1):
+            try:
+                lk.acquire_raw(0)
+                break
+            except Exception:
+                if attempt == (199 if retry else 0):
+                    return None
+                time.sleep(0.0005)
         m.locks += 1
     else:
         mstate.acq(lk)
@@ -246,7 +254,8 @@ def enter_spelled(pcs):
         if isinstance(pc, str):
             data, flags, lasti = pc.split(":")
             m = _table._shared()
-            fi = None if m is None else _register_shared(m, bytes.fromhex(data), int(flags), bool(m.locks))
+            fi = None if m is None else _register_shared(m, bytes.fromhex(data), int(flags), bool(m.locks),
+                                                         retry=True)
             pc = 0 if fi is None else FUNC_BASE + (fi << FUNC_SHIFT) + int(lasti)
         out.append(pc)
     return out
