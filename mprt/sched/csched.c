@@ -51,7 +51,7 @@ static PyObject *s_gfree, *s_goid_next, *s_goid_end, *s_curgoid, *s_sites, *s_ro
 enum { C_TYPED, C_TYPED_MAX, C_G_WORDS, C_G_GOID, C_G_PARENT, C_G_SITE, C_G_FNLEN, C_G_INLINE, C_G_INLINE_BYTES,
        C_G_NPTRS, C_G_PTR0, C_G_PAYLEN, C_G_NPTR, C_G_STATUS, C_G_RUNNABLE, C_M_GCREATED, C_NONE, C_P_WORDS,
        C_P_RUNNEXT, C_P_RQHEAD, C_P_RQTAIL, C_P_RUNQ, C_RUNQ, C_S_NPIDLE, C_S_NMSPINNING, C_S_ATTN, C_M_PREEMPT,
-       C_GC_PHASE, C_G_LABELS, C_TRACEBUF_WORDS, C_TB_HDR, C_N };
+       C_GC_PHASE, C_G_LABELS, C_TRACEBUF_WORDS, C_TB_HDR, C_EV_GOEND, C_EV_GOSTART, C_N };
 /* payload(m, g)'s constants (setup_payload) */
 enum { D_G_WORDS, D_G_PAYLEN, D_G_NPTR, D_G_FNLEN, D_G_INLINE, D_G_PTR0, D_GC_PHASE, D_TYPED, D_N };
 static long long D[D_N];
@@ -498,6 +498,28 @@ static int put_new(PyObject *m, long long g) {
     return 0;
 }
 
+/* One event on this M's trace ring (trace.ev): 1 written or counted lost, 0 if the ring is not in
+ * the buffer (nothing done). */
+static int ring_event(volatile int64_t *q, Py_ssize_t len, long long tbase, int64_t w1, int64_t a, int64_t b) {
+    long long cap = (K[C_TRACEBUF_WORDS] - K[C_TB_HDR]) / 4;
+    if (tbase <= 0 || (tbase + K[C_TRACEBUF_WORDS]) * 8 > len)
+        return 0;
+    int64_t n = q[tbase];
+    if (n - q[tbase + 1] >= cap) {
+        q[tbase + 2] += 1;                  /* a full ring: lost, as trace.ev counts it */
+        return 1;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    volatile int64_t *o = q + tbase + K[C_TB_HDR] + (n % cap) * 4;
+    o[0] = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    o[1] = w1;
+    o[2] = a;
+    o[3] = b;
+    q[tbase] = n + 1;
+    return 1;
+}
+
 /* A traced go's GoCreate event written here when this M has seen the same function go from the
  * same call site in this trace: m.tgo maps (function, caller's code, caller's instruction) to
  * (GoCreate's kind word less the P, the function's entry PC), filled by proc._trace_go on a miss.
@@ -531,23 +553,9 @@ static int trace_go_c(PyObject *m, long long g, PyObject *fn) {
     if (!mv8 || PyObject_GetBuffer(mv8, &b, PyBUF_WRITABLE) < 0)
         goto out;
     volatile int64_t *q = (volatile int64_t *)b.buf;
-    long long cap = (K[C_TRACEBUF_WORDS] - K[C_TB_HDR]) / 4, r = gbase + g * K[C_G_WORDS];
-    if ((tbase + K[C_TRACEBUF_WORDS]) * 8 <= b.len && (r + K[C_G_WORDS]) * 8 <= b.len) {
-        int64_t n = q[tbase];
-        if (n - q[tbase + 1] >= cap)
-            q[tbase + 2] += 1;              /* a full ring: lost, as trace.ev counts it */
-        else {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            volatile int64_t *o = q + tbase + K[C_TB_HDR] + (n % cap) * 4;
-            o[0] = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-            o[1] = w1 | (p + 1) << 8;
-            o[2] = q[r + K[C_G_GOID]];
-            o[3] = pc;
-            q[tbase] = n + 1;
-        }
-        res = 1;
-    }
+    long long r = gbase + g * K[C_G_WORDS];
+    if ((r + K[C_G_WORDS]) * 8 <= b.len)
+        res = ring_event(q, b.len, tbase, w1 | (p + 1) << 8, q[r + K[C_G_GOID]], pc);
     PyBuffer_Release(&b);
 out:
     if (PyErr_Occurred()) {
@@ -978,7 +986,14 @@ static PyObject *exit_next(PyObject *mod, PyObject *const *args, Py_ssize_t narg
                      (long long)g2, (long long)p);
         goto fail;
     }
-    /* g is dead; its greenlet runs g2 */
+    /* g is dead; its greenlet runs g2 (traced: GoEnd and GoStart, as _goexit0 and execute_mark) */
+    if (tracing == 1) {
+        long long tbase = attr_int(m, s_tbase);
+        if (tbase == -1 && PyErr_Occurred())
+            PyErr_Clear();
+        else if (ring_event(q, b.len, tbase, K[C_EV_GOEND] | (p + 1) << 8, q[gr + E[E_G_GOID]], 0))
+            ring_event(q, b.len, tbase, K[C_EV_GOSTART] | (p + 1) << 8, q[g2r + E[E_G_GOID]], 0);
+    }
     q[gr + E[E_G_STATUS]] = E[E_G_DEAD];
     q[gr + E[E_G_LOCKEDM]] = E[E_NONE];
     q[gr + E[E_G_M]] = E[E_NONE];

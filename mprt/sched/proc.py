@@ -346,7 +346,7 @@ if _csched is not None:
         msg.TYPED, msg.TYPED_MAX, G_WORDS, G_GOID, G_PARENT, G_SITE, G_FNLEN, G_INLINE, G_INLINE_BYTES,
         G_NPTRS, G_PTR0, G_PAYLEN, G_NPTR, G_STATUS, G_RUNNABLE, M_GCREATED, NONE, P_WORDS, P_RUNNEXT,
         P_RQHEAD, P_RQTAIL, P_RUNQ, RUNQ, S_NPIDLE, S_NMSPINNING, S_ATTN, M_PREEMPT, GC_PHASE, G_LABELS,
-        TRACEBUF_WORDS, _trace.TB_HDR),
+        TRACEBUF_WORDS, _trace.TB_HDR, _trace.EV_GOEND, _trace.EV_GOSTART),
         vars(_mstate_mod), go, _put_new, runqput, wakep, check_safepoint, _fn_payload)
     go_entry = _csched.go
     _csched.set_trace_hook(_trace_go)

@@ -1163,12 +1163,8 @@ def _goexit0(m, g):
     """Goroutine g ended: free its row, unlock, and return the greenlet to the pool (or start the
     next goroutine in it: in C where it was built, csched.exit_next)."""
     if _cexit is not None:
-        old = m.curgoid
-        g2 = _cexit(m, g)
+        g2 = _cexit(m, g)           # traced: it writes GoEnd and GoStart itself
         if g2 is not None:
-            if m.tracing:            # the events of what C did (its caller writes them)
-                _trace.ev(m, _trace.EV_GOEND, old)
-                _trace.ev(m, _trace.EV_GOSTART, m.curgoid)
             return g2
     q, ctl = m.q, m.ctl
     gr = ctl.g(g)
