@@ -665,13 +665,35 @@ def map_writer(m, k):
 
 
 def case_map_concurrent_writes():
+    """Two writers on two different Ms (on one M they would take turns, never overlapping): one
+    candidate at a time is started until two sit on different Ms, then both write at once."""
+    from mprt import sched
     m = mprt.make(mprt.map(np.int64, np.int64))
-    done = mprt.chan(2)
-    for _ in range(2):
-        mprt.go(lambda: (map_writer(m, 200000), done.send(1)))
-    done.recv()
-    done.recv()
-    out(finished=True)
+    done, seen = mprt.chan(2), mprt.chan(1)
+
+    def candidate(go_ahead):
+        seen.send(sched.current().mid)
+        if go_ahead.recv():
+            map_writer(m, 200000)
+            done.send(1)
+
+    writers = {}                        # mid -> its candidate's channel
+    for _ in range(60):
+        c = mprt.chan(1)
+        mprt.go(candidate, c)
+        mid = seen.recv()
+        if mid in writers:
+            c.send(False)               # an M already taken: this candidate leaves
+        else:
+            writers[mid] = c
+        if len(writers) == 2:
+            break
+        mprt.sleep(0.002)
+    for c in writers.values():
+        c.send(True)
+    for _ in writers:
+        done.recv()
+    out(finished=True, writers=len(writers))
 
 
 # ---- sync.Map ----
