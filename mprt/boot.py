@@ -479,26 +479,42 @@ def _ending_report(m):
 
 # ---- the coordinator ----
 
-def _fork(fn, *args):
+_FORK_BLOCKED = {signal.SIGINT, signal.SIGTERM}
+
+
+def _fork(fn, *args, on_pid=None):
     """Fork a child that runs fn(*args) and exits (1 with a traceback if fn raised); returns its pid.
-    Buffered output is flushed first, so the child does not print it again."""
+    Buffered output is flushed first, so the child does not print it again.  SIGINT and SIGTERM
+    wait (blocked) until the fork and its at-fork callbacks are done and on_pid(pid) has recorded
+    the child: a handler's exception raised inside such a callback is ignored by Python (the
+    signal was lost, the program did not end), and one raised before the pid is kept would leave
+    the child unknown."""
     _flush_lines()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            fn(*args)
-        except BaseException:
-            import traceback as _tb
-            _tb.print_exc()
-            code = 1
-        finally:
-            os._exit(code)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_BLOCKED)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                fn(*args)
+            except BaseException:
+                import traceback as _tb
+                _tb.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        if on_pid is not None:
+            on_pid(pid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return pid
 
 
 def _start_coordinator(m):
-    m.q[m.ctl.sched + S_COORDPID] = _fork(_coordinator_main, m)
+    def keep(pid):
+        m.q[m.ctl.sched + S_COORDPID] = pid
+    _fork(_coordinator_main, m, on_pid=keep)
 
 
 def q_rate(m):
@@ -585,9 +601,10 @@ def _spawn_ms(sm, children):
     for mid in range(q[s + S_MCOUNT]):
         r = ctl.m(mid)
         if q[r + M_STATE] == MS_STARTING and q[r + M_PID] == 0:
-            pid = _fork(_worker_main, sm, mid)
-            q[r + M_PID] = pid
-            children[pid] = mid
+            def keep(pid, r=r, mid=mid):
+                q[r + M_PID] = pid
+                children[pid] = mid
+            _fork(_worker_main, sm, mid, on_pid=keep)
 
 
 def _reap(sm, children):
