@@ -323,10 +323,17 @@ def _on_sigchld(signum, frame):
         _unwind_m0(signal.SIGALRM, frame)
 
 
+def _unwound(m):
+    """Main has unwound (Exiting caught in _run_main): a timer _unwind_m0 armed must not raise again
+    while M0 reports the ending."""
+    m.unwound = True
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def _unwind_m0(signum, frame):
     """The program ends: unwind main, unless it is inside heap code, where a timer asks again."""
     m = mstate.current_m_or_none()
-    if m is None or m.dying:
+    if m is None or m.dying or m.unwound:
         return
     if m.locks or codeclass.in_heap_code(frame) is not None:
         signal.signal(signal.SIGALRM, _unwind_m0)
@@ -428,6 +435,7 @@ def _run_main(m, main, args):
         except Goexit:
             _main_goexit(m)       # returns only by raising Exiting
     except mstate.Exiting:
+        _unwound(m)
         return _ending_report(m), None
     except (KeyboardInterrupt, SystemExit, mstate.Terminated) as e:
         return 0, e

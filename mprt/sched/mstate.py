@@ -113,6 +113,7 @@ class M:
         self.maxstack = 0         # the S_MAXSTACK applied as this process's recursion limit (stw.py)
         self.base_reclimit = None  # the interpreter's own recursion limit, before any SetMaxStack
         self.panic_on_fault = {}  # G slot -> True: debug.SetPanicOnFault(True) by that goroutine
+        self.unwound = False      # M0: main has unwound for the program's end (boot._unwound)
         self.cpuhz = 0            # SIGPROF rate armed here, and the samples taken: {stack: count}
         self.cpusamples = {}
         self.prof_pending = None  # the coordinator: the heap profile's cycle between stop and flush
