@@ -28,6 +28,7 @@ from collections.abc import Callable
 import greenlet
 import posix_ipc
 
+from . import cluster as _cluster
 from . import codeclass
 from .errors import Goexit
 from .gc import mgc
@@ -255,7 +256,13 @@ def run(main: Callable[..., object], *args: object) -> None:
     if not callable(main):
         raise TypeError(f"mprt.run: {main!r} is not callable")
     env = os.environ
-    cpus = sorted(os.sched_getaffinity(0))
+    cl = _cluster.parse(env.get("MPRT_CLUSTER")) if _cluster.NODE is None else None
+    saved_affinity = os.sched_getaffinity(0)
+    cpus = sorted(saved_affinity)
+    allcpus = cpus
+    if cl is not None and cl[0] == "local":
+        cpus = _cluster.local_shares(cpus, cl[1])[0]      # node 0's share; the others' are theirs
+        os.sched_setaffinity(0, cpus)
     ncpu = len(cpus)
     nprocs = parse_gomaxprocs(env.get("GOMAXPROCS"), ncpu)
     gcpercent = parse_gogc(env.get("GOGC"))
@@ -266,7 +273,6 @@ def run(main: Callable[..., object], *args: object) -> None:
     rtid = heap.rtid
     mgc.init_pacer(heap, gcpercent)
     mgc.init_debug(heap, godebug)
-    saved_affinity = os.sched_getaffinity(0)
     old_handlers = {}
     m = None
     code, exc = 0, None
@@ -293,8 +299,14 @@ def run(main: Callable[..., object], *args: object) -> None:
             signal.signal(signal.SIGINT, _on_sigterm)
         schedule.acquirep(m, 0)
         codeclass.prime()         # before the forks: no M pays for it in its first signal handler
+        if cl is not None:
+            from .cluster import node as _cnode  # cluster mode only; Ray runs in a helper process
+            _cnode.start_driver(cl, allcpus)        # before the forks: every process knows its node
         _start_coordinator(m)
-        code, exc = _run_main(m, main, args)
+        if cl is not None and _boot_cluster(m):
+            code = _ending_report(m)        # the program ended while the cluster started
+        else:
+            code, exc = _run_main(m, main, args)
     finally:
         _teardown(m, heap, saved_affinity, old_handlers)
         _restore_lines(saved_lines)
@@ -311,6 +323,18 @@ def run(main: Callable[..., object], *args: object) -> None:
         os.kill(os.getpid(), signal.SIGABRT)
     if code:
         raise SystemExit(code)
+
+
+def _boot_cluster(m):
+    """Cluster mode (MPRT_CLUSTER): start the other nodes before main.  True if the program ended
+    meanwhile (a node's fatal error)."""
+    from .cluster import node as _cnode
+    try:
+        _cnode.connect_driver()
+    except mstate.Exiting:
+        _unwound(m)
+        return True
+    return False
 
 
 def _on_sigchld(signum, frame):
@@ -728,6 +752,9 @@ def _teardown(m, heap, saved_affinity, old_handlers):
                 m.sysmonnote.release()
             except posix_ipc.Error:
                 pass
+            if _cluster.NODE == 0:
+                from .cluster import node as _cnode
+                _cnode.stop_driver()        # the other nodes, their actors, the cluster started
             cpid = q[s + S_COORDPID]
             mpids = [q[ctl.m(i) + M_PID] for i in range(1, q[s + S_MCOUNT])]
             if cpid > 0:

@@ -43,7 +43,7 @@ def _cmd_run(args):
 def _cmd_env(args):
     import shutil
 
-    from . import settings
+    from . import cluster, settings
     from .sched.traceback import parse_gotraceback
     from .shm.malloc import DEFAULT_ARENA_MAX
     env = os.environ
@@ -59,6 +59,11 @@ def _cmd_env(args):
         print(e, file=sys.stderr)
         return 1
     free = shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else 0
+    try:
+        clu = cluster.parse(env.get("MPRT_CLUSTER"))
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 1
     rows = [
         ("GOMAXPROCS", str(settings.parse_gomaxprocs(env.get("GOMAXPROCS"), len(cpus))),
          f"GOMAXPROCS={env.get('GOMAXPROCS', '')!r}" if "GOMAXPROCS" in env else "unset: NumCPU"),
@@ -72,6 +77,8 @@ def _cmd_env(args):
         ("arena", _size(arena or DEFAULT_ARENA_MAX),
          "reserved in /dev/shm, sparse: committed as the heap grows" + ("" if arena else " (MPRT_ARENA unset)")),
         ("/dev/shm free", f"{free / 2**30:.1f} GiB", "tmpfs the heap and the control segment live in"),
+        ("MPRT_CLUSTER", "off" if clu is None else env["MPRT_CLUSTER"],
+         "unset: one machine" if clu is None else cluster.describe(env)),
     ]
     if args.json:
         import json

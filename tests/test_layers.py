@@ -1,7 +1,8 @@
 """The layering, kept: mprt's imports read with ast.
 
 Layers, bottom up (a module may import its own layer or lower ones, never a higher one):
-  0  leaves: mprt.errors, mprt.settings, mprt.panic, mprt.codeclass
+  0  leaves: mprt.errors, mprt.settings, mprt.panic, mprt.codeclass, mprt.cluster (the package's
+     own module: cluster mode's settings and this node's id; mprt.cluster.* is the face)
   1  mprt.shm     the heap arena, the allocator, pointers, the write barrier
   2  mprt.sched   Ms, Ps, Gs, channels, the scheduler's profiles and traces
   3  mprt.gc      the collector
@@ -15,7 +16,7 @@ import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mprt")
 
-LEAVES = {"mprt.errors", "mprt.settings", "mprt.panic", "mprt.codeclass"}
+LEAVES = {"mprt.errors", "mprt.settings", "mprt.panic", "mprt.codeclass", "mprt.cluster"}
 PACKAGES = {"mprt.shm": 1, "mprt.sched": 2, "mprt.gc": 3}
 
 

@@ -10,6 +10,7 @@ import types as _types
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from .. import cluster as _cluster
 from .. import settings as _settings
 from ..errors import Error
 from ..errors import Goexit as _Goexit
@@ -126,6 +127,13 @@ def GOMAXPROCS(n: int = 0) -> int:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"runtime.GOMAXPROCS: {n!r} is not an integer")
     m = _mstate.current_m()
+    if _cluster.NODE is not None:
+        # cluster mode: the Ps of every node are counted; a change sets this node's
+        total = _cluster.total_procs()
+        if n > 0:
+            _proc.gomaxprocs(m, n)
+            _cluster.NODES[_cluster.NODE]["procs"] = min(n, _ctl.MAXP)
+        return total
     return _proc.gomaxprocs(m, n)
 
 
@@ -133,6 +141,8 @@ def NumCPU() -> int:
     """The CPUs this process may run on (sched_getaffinity at boot, as Go)."""
     m = _mstate.current_m_or_none()
     if m is not None:
+        if _cluster.NODE is not None:
+            return _cluster.total_cpus()        # cluster mode: every node's
         return int(m.q[m.ctl.sched + _S_NCPU])
     import os
     return len(os.sched_getaffinity(0))

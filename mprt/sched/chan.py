@@ -557,6 +557,14 @@ def make_chan(cap: int = 0) -> Chan:
 
 # ---- select ----
 
+_remote_select = None     # cluster mode's select with other nodes' channels (mprt/cluster/node.py)
+
+
+def set_remote_select(f):
+    global _remote_select
+    _remote_select = f
+
+
 class _Default:
     def __repr__(self):
         return "mprt.default"
@@ -619,7 +627,13 @@ def select(*cases: object) -> tuple[int, Any]:
     if not cases:
         proc.park(W_SELECTNOCASES)      # select {}: blocks forever
         raise AssertionError("unreachable")
-    parsed, dflt = _parse(cases)
+    try:
+        parsed, dflt = _parse(cases)
+    except TypeError:
+        r = _remote_select(cases) if _remote_select is not None else None
+        if r is None:
+            raise
+        return r
     for _, ch, _ in parsed:
         if ch is not None and ch._h is not m.heap:
             foreign(ch, m)

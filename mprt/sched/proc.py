@@ -114,6 +114,7 @@ from .ctl import (
     RUNQ,
     S_ATTN,
     S_BLOCKRATE,
+    S_GATEWAYG,
     S_GCWAITING,
     S_GOMAXPROCS,
     S_GQSIZE,
@@ -649,7 +650,7 @@ def numgoroutine(m):
 
 def system_goroutines(m):
     """How many of the goroutines that exist are the runtime's own (Go's isSystemGoroutine)."""
-    return fing_system(m.heap) + (m.q[m.ctl.sched + S_TIMERG] > 0)
+    return fing_system(m.heap) + (m.q[m.ctl.sched + S_TIMERG] > 0) + (m.q[m.ctl.sched + S_GATEWAYG] > 0)
 
 
 def wait_reason(code):

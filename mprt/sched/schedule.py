@@ -1248,6 +1248,52 @@ def _checkdead_locked(m):
     wakem(m, 0)
 
 
+def take_unstarted(m, n):
+    """Cluster mode's stealing (mprt/cluster): take up to n not-started goroutines from the global
+    queue and the P rings (half of what is queued at most, runnext never: Go's runqsteal) and end
+    them here as if they had run; returns their [(fn, args, kwargs)] to start on another node.
+    Half rounded down, and nothing while a P idles: a goroutine alone in a queue, or one an idle P
+    is about to take, stays (two idle nodes would otherwise hand it back and forth, unstarted).
+    The queues hold only goroutines that never ran (a readied one waits on its own M's list)."""
+    q, ctl, s = m.q, m.ctl, m.ctl.sched
+    got = []
+    if q[s + S_NPIDLE]:
+        return got
+    acq(m.schedlock)
+    size = q[s + S_GQSIZE]
+    k = min(size // 2, n)
+    if k > 0:
+        h = q[s + S_GQHEAD]
+        got.extend(int(g) for g in _ring_read(ctl.words, ctl.base["gq"], MAXG, h, k))
+        q[s + S_GQHEAD] = h + k
+        q[s + S_GQSIZE] = size - k
+    nprocs = q[s + S_GOMAXPROCS]
+    rel(m.schedlock)
+    for p in range(nprocs):
+        if len(got) >= n:
+            break
+        b = ctl.p(p)
+        lk = m.plock(p)
+        acq(lk)
+        h, t = q[b + P_RQHEAD], q[b + P_RQTAIL]
+        k = min((t - h) // 2, n - len(got))
+        if k > 0:
+            got.extend(int(g) for g in _ring_read(ctl.words, b + P_RUNQ, RUNQ, h, k))
+            q[b + P_RQHEAD] = h + k
+        rel(lk)
+    out = []
+    for g in got:
+        fn, args, kwargs = _payload(m, g)
+        out.append((fn, tuple(args), kwargs or {}))
+        gr = ctl.g(g)
+        q[gr + G_STATUS] = G_DEAD
+        q[gr + G_M] = NONE
+        q[gr + G_LOCKEDM] = NONE
+        q[m.row + M_GEXITED] += 1
+        GSLOTS.put(m, m.gfree, g)
+    return out
+
+
 def ensure_p(m):
     """After a stop-the-world: if the caller's P went away in a resize, wait for one.  The M waits
     as a needp M (_stopm): nothing else can run on it without a P, and a P already handed to it

@@ -2,8 +2,10 @@
 GODEBUG=schedtrace/scheddetail print).  Read without the sched lock: a snapshot is a moment's view,
 each word consistent, the whole not necessarily so."""
 import os
+import socket
 import threading
 
+from .. import cluster as _cluster
 from . import mstate, proc
 from .ctl import (
     G_GOID,
@@ -47,6 +49,10 @@ class MInfo(_Obj):
     """id, pid, tid, affinity, p, curg, lockedg, state."""
 
 
+class NodeInfo(_Obj):
+    """id, host, ncpu, ms (cluster mode: every node; else the one machine as node 0)."""
+
+
 class PInfo(_Obj):
     """id, status, runqsize, m."""
 
@@ -55,11 +61,43 @@ def current():
     m = mstate.current_m()
     g = m.curg
     return Current(goid=int(m.q[m.ctl.g(g) + G_GOID]) if g != NONE else None, mid=m.id, pid=os.getpid(),
-                   tid=threading.get_native_id(), cpu=proc.cpu_now())
+                   tid=threading.get_native_id(), cpu=proc.cpu_now(), node=_cluster.NODE or 0)
 
 
 def snapshot():
-    return snapshot_from(mstate.current_m())
+    """This runtime's Ms and Ps; in cluster mode gomaxprocs, goroutines and runqueue count every
+    node, and `nodes` lists each node with its Ms (whose `node` says which), `ms` all of them."""
+    m = mstate.current_m()
+    if _cluster.NODE is None:
+        s = snapshot_from(m)
+        s.nodes = [NodeInfo(id=0, host=socket.gethostname(), ncpu=len(m.cpus), ms=s.ms)]
+        return s
+    parts = node_snapshots()
+    nodes = []
+    for n, s in parts:
+        for mi in s.ms:
+            mi.node = n["id"]
+        nodes.append(NodeInfo(id=n["id"], host=n["host"], ncpu=n["ncpu"], ms=s.ms))
+    here = next(s for n, s in parts if n["id"] == _cluster.NODE)
+    return Snapshot(gomaxprocs=sum(s.gomaxprocs for _, s in parts), goroutines=sum(s.goroutines for _, s in parts),
+                    runqueue=sum(s.runqueue for _, s in parts), ms=[mi for _, s in parts for mi in s.ms],
+                    ps=here.ps, nodes=nodes)
+
+
+node_snapshots = None     # cluster mode: [(node, its snapshot)] of every node (mprt/cluster/node.py)
+
+
+def set_node_snapshots(f):
+    global node_snapshots
+    node_snapshots = f
+
+
+def local_snapshot():
+    """This node's snapshot alone (cluster mode: what another node asks for)."""
+    s = snapshot_from(mstate.current_m())
+    for mi in s.ms:
+        mi.node = _cluster.NODE or 0
+    return s
 
 
 def _goid(q, ctl, g):
@@ -82,7 +120,7 @@ def snapshot_from(m):
         if st == MS_RUNNING and q[r + M_SPINNING]:
             word = "spinning"
         p = q[r + M_P]
-        ms.append(MInfo(id=mid, pid=int(pid), tid=int(q[r + M_TID]), affinity=aff,
+        ms.append(MInfo(id=mid, node=_cluster.NODE or 0, pid=int(pid), tid=int(q[r + M_TID]), affinity=aff,
                         p=None if p == NONE else int(p), curg=_goid(q, ctl, q[r + M_CURG]),
                         lockedg=_goid(q, ctl, q[r + M_LOCKEDG]), state=word))
     ps = []

@@ -17,6 +17,7 @@ import json
 import os
 import time
 
+from .. import cluster as _cluster
 from .. import codeclass as _codeclass
 from ..panic import Panic
 from ..panic import panic as _gopanic
@@ -46,6 +47,7 @@ from .ctl import (
     S_CPUHZ,
     S_DUMPREQ,
     S_EXIT,
+    S_GATEWAYG,
     S_NGALLOC,
     S_PANICKING,
     S_TIMERG,
@@ -179,7 +181,8 @@ def _header(q, ctl, g, status=None):
         if st == G_WAITING and q[r + G_WAIT]:
             status = proc.wait_reason(q[r + G_WAIT])
     locked = ", locked to thread" if q[r + G_LOCKEDM] != NONE else ""
-    return f"goroutine {q[r + G_GOID]} [{status}{locked}]:\n"
+    node = f", node {_cluster.NODE}" if _cluster.NODE is not None else ""     # cluster mode: where it runs
+    return f"goroutine {q[r + G_GOID]} [{status}{locked}{node}]:\n"
 
 
 def _created_by(q, ctl, g):
@@ -346,9 +349,9 @@ def collect_others(m, skip_goids, pcs=None, cpu=None):
     if q[s + S_TRACEBACK] >> 2 < 2:
         # Go's isSystemGoroutine, shown from GOTRACEBACK=system on: the timer goroutine (timers.py),
         # the finalizer goroutine while it waits for finalizers to run
-        tg = q[s + S_TIMERG] - 1
-        if tg >= 0:
-            got.pop(q[ctl.g(tg) + G_GOID], None)
+        for tg in (q[s + S_TIMERG] - 1, q[s + S_GATEWAYG] - 1):    # (cluster mode's gateway too)
+            if tg >= 0:
+                got.pop(q[ctl.g(tg) + G_GOID], None)
         if fing_system(m.heap):
             fg = int(m.heap.gc[GC_FING]) - 1
             if fg >= 0:

@@ -205,11 +205,14 @@ def unlink_runtime(rtid):
     return removed
 
 
-def reap_dead():
-    """Remove what runtimes whose owner process is gone left in /dev/shm.  Returns the files removed."""
+def reap_dead(only=None):
+    """Remove what runtimes whose owner process is gone left in /dev/shm (of the runtime ids in
+    `only`, if given).  Returns the files removed."""
     removed = []
     dead = {}
     for f, rid in runtime_entries():
+        if only is not None and rid not in only:
+            continue
         if rid not in dead:
             dead[rid] = _owner_gone(rid)
         if dead[rid]:
