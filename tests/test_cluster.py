@@ -144,3 +144,12 @@ def test_a_node_killed_mid_run_is_a_fatal_error_and_the_rest_goes():
     assert proc.returncode == 2, err
     assert err.startswith("fatal error: runtime: node 1 lost: "), err
     assert took < 30, took
+
+
+def test_a_ptr_crossing_nodes_is_a_deep_copy_in_the_receivers_heap():
+    r = result("ptrcopy")
+    assert r["same"], r["seen"]                 # the whole graph arrived: values, strings, slices, links
+    assert r["head_val"] == 4                   # node 1 changed its copy, not main's object
+    assert r["back_name"] == "from node 1" and r["back_val"] == 7
+    assert r["back_nums"] == [0.0, 1.5, 3.0, 4.5, 6.0]
+    assert r["links"] == [1, 1]

@@ -29,6 +29,7 @@ import sys
 import time
 
 import cloudpickle
+import numpy as np
 
 from .. import cluster
 from ..errors import Panic
@@ -59,7 +60,8 @@ from ..sched.ctl import (
     S_GQSIZE,
 )
 from ..sched.snapshot import local_snapshot, set_node_snapshots
-from ..shm.ptr import Ptr
+from ..shm import types
+from ..shm.ptr import Ptr, store_ptr
 from . import CONTROL, HDR, IDLE, PAYLOAD
 
 STEAL_MAX = 256
@@ -169,50 +171,63 @@ def loads(b):
     return pickle.loads(b)
 
 
-# A Ptr crossing nodes is a deep copy: its object graph as (type descriptor, pointer map, bytes,
-# {pointer word offset: index of the object it points to}) per object, made again on arrival.
+# A Ptr crossing nodes is a deep copy: its object graph, each object as (type descriptor, pointer
+# map, data bytes, slice length or -1, {pointer word offset: index of the object it points to}),
+# made again on arrival in the receiving node's heap (Go has no pointers between machines).  Maps
+# do not cross (their layout hashes with this runtime's seed): a map field is an error.
 
 def _copy_out(p):
-    from ..shm import types
     h = p._t.heap
-    index, objs, todo = {}, [], [p]
-    index[p._a] = 0
+    index, objs, todo = {p._a: 0}, [], [p._a]
     while todo:
-        q = todo.pop()
-        t = q._t
-        desc, ptroffs = types.read_desc(h, t.tid), types.read_ptroffs(h, t.tid)
-        n = _obj_bytes(q)
-        raw = bytes(h.mv8[q._a:q._a + n])
+        a = todo.pop()
+        t = h.typeinfo(h.tid_at(a))
+        desc = types.read_desc(h, t.tid)
+        if t.kind == types.K_STRUCT:
+            for fname, (code, _, _) in t.fields.items():
+                if code.startswith(types.MAP_PREFIX):
+                    raise pickle.PicklingError(f"mprt: a map (field {t.name}.{fname}) cannot cross nodes")
+            n, data = -1, h.arena_u8[a:a + t.size].tobytes()
+            words = [int(o) for o in t.ptroffs]
+        else:
+            n = int(h.arena_i64[(h.object_end(a) - 8) >> 3])
+            data = h.arena_u8[a:a + n * t.elemsize].tobytes()
+            words = list(range(0, 8 * n, 8)) if t.elem is None else []
         links = {}
-        for off in _ptr_words(q, ptroffs, n):
-            a = int(h.mvq[(q._a + off) >> 3])
-            if a == 0:
-                continue
-            if a not in index:
-                index[a] = len(index)
-                todo.append(h.ptr_at_checked(a))
-            links[off] = index[a]
-        objs.append((index[q._a], desc, list(ptroffs), raw, links))
+        for off in words:
+            c = int(h.arena_i64[(a + off) >> 3])
+            if c:
+                if c not in index:
+                    index[c] = len(index)
+                    todo.append(c)
+                links[off] = index[c]
+        objs.append((index[a], desc, types.read_ptroffs(h, t.tid).tolist(), data, n, links))
     objs.sort(key=lambda o: o[0])
     return objs
 
 
-def _obj_bytes(q):
-    t = q._t
-    if t.elem is None and t.kind != 1 or getattr(t, "size", 0) and not hasattr(q, "_n"):
-        return t.size
-    return len(q) * max(t.elemsize, 8 if t.elem is None else t.elemsize)
-
-
-def _ptr_words(q, ptroffs, n):
-    t = q._t
-    if hasattr(q, "_n") and t.elem is None:      # a pointer slice: every word
-        return range(0, n, 8)
-    return [int(o) for o in ptroffs]
-
-
 def _copy_in(objs):
-    raise NotImplementedError
+    from ..shm import malloc
+    h = malloc.current()
+    made = []                # Ptrs: every new object stays reachable until the graph is whole
+    for _, desc, ptroffs, data, n, _ in objs:
+        tid = types.register(h, desc, ptroffs)
+        t = h.typeinfo(tid)
+        if n < 0:
+            a = h.alloc(t.objsize, tid, t.noscan)
+        else:
+            a = h.alloc(n * t.elemsize + 8, tid, t.noscan)
+            h.arena_i64[(h.object_end(a) - 8) >> 3] = n
+        p = t.make(a)
+        b = np.frombuffer(data, dtype=np.uint8).copy()
+        for off in (t.ptroffs if n < 0 else range(0, 8 * n, 8) if t.elem is None else ()):
+            b[int(off):int(off) + 8] = 0      # the sender's addresses, never ours (nor the collector's)
+        h.arena_u8[a:a + len(b)] = b
+        made.append(p)
+    for (_, _, _, _, _, links), p in zip(objs, made):
+        for off, j in links.items():
+            store_ptr(h, p._a + off, made[j]._a)
+    return made[0]
 
 
 # ---- remote handles ----

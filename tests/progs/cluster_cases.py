@@ -5,6 +5,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 import mprt
 from mprt import runtime, sched
 from mprt.sync import Mutex, WaitGroup
@@ -176,6 +178,63 @@ def case_sync(path):
     with open(path) as f:
         total = int(f.read())
     out(total=total, want=n * times, nodes=sorted({nodes.recv() for _ in range(n)}), waiter_node=waiter_node)
+
+
+# ---- a Ptr crossing nodes is a deep copy ----
+
+@mprt.struct
+class Node:
+    val: np.int64
+    w: np.float64
+    name: str
+    next: mprt.Ptr
+    kids: mprt.Ptr          # a slice of Ptr
+
+
+def _walk(p):
+    out = []
+    while p is not None:
+        out.append((int(p.val), float(p.w), p.name, [int(k.val) for k in (p.kids[i] for i in range(len(p.kids)))]
+                    if p.kids is not None else None))
+        p = p.next
+    return out
+
+
+def _remote_copy(inp, outp):
+    lst = inp.recv()
+    seen = _walk(lst)
+    lst.val = 1000                     # the copy is this node's: the sender's stays as it was
+    nums = mprt.make(np.float32, 5)
+    nums.np[:] = np.arange(5) * 1.5
+    back = mprt.new(Node)
+    back.val = 7
+    back.name = f"from node {sched.current().node}"
+    back.kids = nums
+    outp.send((seen, back, [0 if x is None else 1 for x in (lst.next, lst.kids)]))
+
+
+def case_ptrcopy():
+    head = None
+    for i in range(5):
+        n = mprt.new(Node)
+        n.val = i
+        n.w = i / 4
+        n.name = f"n{i}"
+        n.next = head
+        if i % 2 == 0:
+            n.kids = mprt.make(mprt.Ptr, 2)
+            for j in range(2):
+                k = mprt.new(Node)
+                k.val = 10 * i + j
+                n.kids[j] = k
+        head = n
+    inp, outp = mprt.chan(1), mprt.chan(1)
+    on_node(1, _remote_copy, inp, outp)
+    inp.send(head)
+    seen, back, links = outp.recv()
+    runtime.GC()
+    out(same=seen == _walk(head), seen=seen, head_val=int(head.val), back_name=back.name, back_val=int(back.val),
+        back_nums=back.kids.np.tolist(), links=links)
 
 
 # ---- endings ----
