@@ -12,9 +12,9 @@ the actors and ends the cluster it started.
 
 A NodeActor listens on the node's socket (abstract namespace), starts the node runtime (k >= 1:
 `python -m mprt.cluster node`, pinned to the node's CPUs, dying with the actor), and moves frames:
-out of the runtime (any connection) into Ray calls to the other actors (one sender thread, batched
-per destination, so Ray's per-caller order holds), and out of Ray calls into the gateway's
-connection.  Node k's stdout and stderr are forwarded to node 0, which writes them to the driver's.
+out of the runtime (any connection's reader thread makes the Ray calls to the other actors itself,
+batched per destination: a connection's frames keep their order, as Ray keeps a caller's), and out
+of Ray calls into the gateway's connection.  Node k's stdout and stderr are forwarded to node 0, which writes them to the driver's.
 """
 import json
 import os
@@ -33,7 +33,7 @@ import ray
 from .. import cluster as _cl
 
 PROBE_S = 0.1
-QUIET_ROUNDS = 2
+QUIET_ROUNDS = 3          # answers in a row: every node quiet, the same counts, all sent received
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -49,6 +49,7 @@ class NodeActor:
         self.asked = self.last = None
         self.quiet_cv = threading.Lock()
         self.sent = self.recvd = 0
+        self.count_lock = threading.Lock()
         self.outq = queue.Queue()
         self.ended = None
         self.rtid = None
@@ -91,6 +92,7 @@ class NodeActor:
 
     def _reader(self, c):
         buf = bytearray()
+        out = {}
         while True:
             try:
                 b = c.recv(1 << 20)
@@ -106,9 +108,17 @@ class NodeActor:
                 body = bytes(buf[_cl.HDR.size:_cl.HDR.size + n])
                 del buf[:_cl.HDR.size + n]
                 if kind == _cl.PAYLOAD or kind == _cl.IDLE:
-                    self.outq.put(((node, kind), body))
+                    out.setdefault((node, kind), []).append(body)
                 else:
                     self._from_runtime(c, pickle.loads(body))
+            for (node, kind), bodies in out.items():
+                # straight from this thread: one connection's frames keep their order (Ray keeps a
+                # caller's order), and no hop to another thread waits for the GIL
+                if kind == _cl.PAYLOAD:
+                    with self.count_lock:
+                        self.sent += len(bodies)
+                self.peers[node].deliver.remote(self.k, bodies, kind)
+            out.clear()
 
     def _from_runtime(self, c, msg):
         if msg[0] == "hello":
@@ -121,7 +131,7 @@ class NodeActor:
                     self.last = (msg[2], msg[3], self.asked[1], self.asked[2])
 
     def _sender(self):
-        """One thread makes every Ray call to the peers: per-caller order holds."""
+        """Node k's output and its ending, for node 0, in the order they happened (one thread)."""
         while True:
             items = [self.outq.get()]
             while True:
@@ -132,14 +142,9 @@ class NodeActor:
             by = {}
             for node, body in items:
                 by.setdefault(node, []).append(body)
-            for (node, kind), bodies in by.items():
-                if node == "ctl0":
-                    for msg in bodies:
-                        self.peers[0].control.remote(msg)
-                    continue
-                if kind == _cl.PAYLOAD:
-                    self.sent += len(bodies)
-                self.peers[node].deliver.remote(self.k, bodies, kind)
+            for (node, _), msgs in by.items():
+                for msg in msgs:
+                    self.peers[0].control.remote(msg)
 
     # frames out to the runtime
     def _write(self, kind, src, body):

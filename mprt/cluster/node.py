@@ -502,7 +502,7 @@ def _quiet(m):
     busy = ((st == MS_RUNNING) | (st == MS_STARTING) | (st == MS_SYSCALL) | (st == MS_GCSTOP)
             | (st == MS_NEEDP)).sum()
     quiet = (not busy and mt[:, M_NTIMERS].sum() == 0 and q[s + S_GQSIZE] == 0 and not m.localq
-             and q[m.row + M_RQHEAD] == NONE
+             and (mt[:, M_RQHEAD] == NONE).all()
              and all(schedule.runqempty(m, p) for p in range(q[s + S_GOMAXPROCS])))
     ngor = proc.numgoroutine(m) - (1 if cluster.NODE else 0)      # (a node runtime's main is not the program's)
     return bool(quiet), int(ngor)
@@ -531,6 +531,9 @@ class _Gateway:
                 todo = self._wait(m)
             for src, kind, body in todo:
                 self._handle(m, src, kind, body)
+            # the goroutines just started (requests served, goroutines stolen) run here first,
+            # now: back in the system call this M would keep the P until sysmon retakes it
+            proc.gosched()
 
     def _write(self, kind, body, node=None):
         m = mstate.current_m()
@@ -565,19 +568,21 @@ class _Gateway:
                     break
                 body = bytes(self.buf[HDR.size:HDR.size + n])
                 del self.buf[:HDR.size + n]
-                if kind == CONTROL and self._control_here(m, pickle.loads(body)):
+                if kind == CONTROL and self._control_here(m, pickle.loads(body), todo):
                     continue
                 todo.append((src, kind, body))
             if todo:
                 return todo
 
-    def _control_here(self, m, c):
-        """A control message that needs no P, done; False for the others."""
+    def _control_here(self, m, c, todo):
+        """A control message that needs no P, done; False for the others.  The quiet check
+        counts what this read brought and is not started yet (todo) as work."""
         if _DEBUG:
             os.write(2, f"[node {cluster.NODE} {time.monotonic():.3f}] control {c[0]}\n".encode())
         what = c[0]
         if what == "quiet?":
             quiet, ngor = _quiet(m)
+            quiet = quiet and not todo
             self._write(CONTROL, pickle.dumps(("quiet", c[1], quiet, ngor)))
         elif what == "out":
             _write_all(c[1], c[2])
