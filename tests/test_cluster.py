@@ -153,3 +153,10 @@ def test_a_ptr_crossing_nodes_is_a_deep_copy_in_the_receivers_heap():
     assert r["back_name"] == "from node 1" and r["back_val"] == 7
     assert r["back_nums"] == [0.0, 1.5, 3.0, 4.5, 6.0]
     assert r["links"] == [1, 1]
+
+
+def test_numpy_arrays_cross_nodes_both_ways_as_copies():
+    r = result("arrays")
+    assert r["node"] == 1 and r["total_ok"] and r["writable"]
+    assert r["first"] == 0.0                   # node 1 wrote into its copy
+    assert r["back_ok"] and r["back_dtype"] == "int32"

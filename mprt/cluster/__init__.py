@@ -95,3 +95,19 @@ def local_shares(cpus, n):
         k = len(cpus) // n
         return [cpus[i * k:(i + 1) * k] if i < n - 1 else cpus[i * k:] for i in range(n)]
     return [[cpus[i % len(cpus)]] for i in range(n)]
+
+
+def write_parts(sock, node, kind, body):
+    """Write one frame (header, then body: bytes or a list of bytes-like parts) on a local socket,
+    whole, from where the parts are (sendmsg: no copy into one buffer first)."""
+    parts = [body] if isinstance(body, (bytes, bytearray)) else body
+    views = [memoryview(p).cast("B") for p in parts]
+    n = sum(v.nbytes for v in views)
+    views.insert(0, memoryview(HDR.pack(n, node, kind)))
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= views[0].nbytes:
+            sent -= views[0].nbytes
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]

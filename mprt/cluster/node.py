@@ -24,6 +24,7 @@ import os
 import pickle
 import random
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -62,7 +63,7 @@ from ..sched.ctl import (
 from ..sched.snapshot import local_snapshot, set_node_snapshots
 from ..shm import types
 from ..shm.ptr import Ptr, store_ptr
-from . import CONTROL, HDR, IDLE, PAYLOAD
+from . import CONTROL, HDR, IDLE, PAYLOAD, write_parts
 
 STEAL_MAX = 256
 STEAL_IDLE_S = 0.002          # a node idle this long asks for work
@@ -86,7 +87,8 @@ def _connect():
 
 
 def send_frame(node, kind, body):
-    """Write one frame to this node's actor (for node `node`), whole."""
+    """Write one frame to this node's actor (for node `node`), whole.  body: bytes, or the parts
+    of an encoded message (written as they are: an array's buffer is not copied here)."""
     global _out, _sent
     m = mstate.current_m_or_none()
     if m is not None:
@@ -94,7 +96,7 @@ def send_frame(node, kind, body):
     try:
         if _out is None or _out[0] != os.getpid():
             _out = (os.getpid(), _connect())
-        _out[1].sendall(HDR.pack(len(body), node, kind) + body)
+        write_parts(_out[1], node, kind, body)
         _sent += 1
     finally:
         if m is not None:
@@ -102,7 +104,7 @@ def send_frame(node, kind, body):
 
 
 def send(node, message):
-    send_frame(node, PAYLOAD, dumps(message))
+    send_frame(node, PAYLOAD, encode(message))
 
 
 def control(message):
@@ -161,14 +163,35 @@ class _Pickler(cloudpickle.Pickler):
         return super().reducer_override(obj)
 
 
-def dumps(obj):
+_META = struct.Struct("<I")
+
+
+def encode(obj):
+    """A message's body as parts: [buffer count and lengths, pickle, buffers...].  Arrays travel
+    out of band (pickle protocol 5): their bytes are written from where they are, not copied into
+    the pickle; on the way the node actor hands a large body to Ray as an array, so Ray's object
+    store carries it."""
     f = io.BytesIO()
-    _Pickler(f, protocol=5).dump(obj)
-    return f.getvalue()
+    bufs = []
+    _Pickler(f, protocol=5, buffer_callback=bufs.append).dump(obj)
+    raws = [b.raw() for b in bufs]
+    meta = _META.pack(len(raws)) + b"".join(struct.pack("<Q", r.nbytes) for r in raws)
+    return [meta, f.getbuffer(), *raws]
 
 
-def loads(b):
-    return pickle.loads(b)
+def decode(body):
+    """The message of a body (a bytearray: the arrays made over it are writable, as a pickle's)."""
+    mv = memoryview(body)
+    k, = _META.unpack_from(mv)
+    lens = struct.unpack_from(f"<{k}Q", mv, 4) if k else ()
+    off = 4 + 8 * k
+    end = len(mv) - sum(lens)
+    bufs = []
+    o = end
+    for n in lens:
+        bufs.append(mv[o:o + n])
+        o += n
+    return pickle.loads(mv[off:end], buffers=bufs)
 
 
 # A Ptr crossing nodes is a deep copy: its object graph, each object as (type descriptor, pointer
@@ -468,12 +491,12 @@ def _serve_steal(src, n):
         else:
             batch.append((fn, args, kwargs))
     try:
-        body = dumps(("gos", batch))
+        body = encode(("gos", batch))
     except Exception:
         # something of theirs cannot cross nodes: they start here after all
         for fn, args, kwargs in batch:
             proc.go(fn, *args, **kwargs)
-        body, batch = dumps(("gos", [])), []
+        body, batch = encode(("gos", [])), []
     send_frame(src, PAYLOAD if batch else IDLE, body)   # an empty answer wakes nothing
 
 
@@ -539,7 +562,7 @@ class _Gateway:
         m = mstate.current_m()
         m.locks += 1
         try:
-            self.sock.sendall(HDR.pack(len(body), cluster.NODE if node is None else node, kind) + body)
+            write_parts(self.sock, cluster.NODE if node is None else node, kind, body)
         finally:
             m.locks -= 1
 
@@ -566,7 +589,7 @@ class _Gateway:
                 n, src, kind = HDR.unpack_from(self.buf)
                 if len(self.buf) < HDR.size + n:
                     break
-                body = bytes(self.buf[HDR.size:HDR.size + n])
+                body = self.buf[HDR.size:HDR.size + n]        # a bytearray of its own
                 del self.buf[:HDR.size + n]
                 if kind == CONTROL and self._control_here(m, pickle.loads(body), todo):
                     continue
@@ -595,12 +618,12 @@ class _Gateway:
             os.write(2, f"[node {cluster.NODE} {time.monotonic():.3f}] steal\n".encode())
         self.victim = (self.victim + 1) % len(self.others)
         self.stealing = True
-        self._write(IDLE, dumps(("steal", cluster.NODE, STEAL_MAX)), self.others[self.victim])
+        self._write(IDLE, encode(("steal", cluster.NODE, STEAL_MAX)), self.others[self.victim])
 
     def _handle(self, m, src, kind, body):
         if kind == CONTROL:
             return self._control(m, pickle.loads(body))
-        msg = loads(body)
+        msg = decode(body)
         what = msg[0]
         if _DEBUG:
             os.write(2, f"[node {cluster.NODE} {time.monotonic():.3f}] {what} from {src}\n".encode())

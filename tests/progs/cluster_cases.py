@@ -237,6 +237,25 @@ def case_ptrcopy():
         back_nums=back.kids.np.tolist(), links=links)
 
 
+# ---- numpy arrays crossing nodes ----
+
+def _arrays(inp, outp):
+    a = inp.recv()
+    ok = a.flags.writeable
+    a[0] = -1.0                        # its own copy: main's array is not changed
+    outp.send((float(a[1:].sum()), ok, np.arange(300_000, dtype=np.int32) * 2, sched.current().node))
+
+
+def case_arrays():
+    a = np.linspace(0.0, 1.0, 250_000)      # 2 MB: out of band, through Ray's object store
+    inp, outp = mprt.chan(1), mprt.chan(1)
+    on_node(1, _arrays, inp, outp)
+    inp.send(a)
+    total, writable, back, node = outp.recv()
+    out(total_ok=abs(total - float(a[1:].sum())) < 1e-6, writable=writable, first=float(a[0]),
+        back_ok=bool((back == np.arange(300_000, dtype=np.int32) * 2).all()), back_dtype=str(back.dtype), node=node)
+
+
 # ---- endings ----
 
 def _boom():
