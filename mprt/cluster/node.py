@@ -550,13 +550,13 @@ class _Gateway:
         m = mstate.current_m()
         self._write(CONTROL, pickle.dumps(("hello", cluster.NODE, os.getpid(), m.rtid)))
         while True:
-            with proc.syscall():
+            proc.entersyscallblock()        # the P goes at once to whoever needs it
+            try:
                 todo = self._wait(m)
+            finally:
+                proc.exitsyscall()
             for src, kind, body in todo:
                 self._handle(m, src, kind, body)
-            # the goroutines just started (requests served, goroutines stolen) run here first,
-            # now: back in the system call this M would keep the P until sysmon retakes it
-            proc.gosched()
 
     def _write(self, kind, body, node=None):
         m = mstate.current_m()
@@ -685,6 +685,9 @@ def gateway(stop, sock, nodes):
     cluster.NODES = nodes
     m = mstate.current_m()
     m.q[m.ctl.sched + S_GATEWAYG] = m.curg + 1
+    # an M of its own: started goroutines never move, and this one spends its life in a system
+    # call, so any other goroutine started (or bound by _spread) here would wait for the next message
+    proc.lock_os_thread()
     _Gateway(stop, sock).run()
 
 

@@ -570,6 +570,18 @@ def entersyscall():
         m.sysmonnote.release()   # work is waiting: let sysmon retake the P soon
 
 
+def entersyscallblock():
+    """Go's entersyscallblock: a call known to block for long.  The P is handed off at once (to a
+    needp M, or an M for the work queued on it), not when sysmon finds it; exitsyscall then waits
+    for a P as after a retake."""
+    entersyscall()
+    m = current_m()
+    acq(m.schedlock)
+    if m.p != NONE:
+        retake_locked(m, m.p)
+    rel(m.schedlock)
+
+
 def exitsyscall():
     m = current_m_or_none()
     q, ctl, _s = m.q, m.ctl, m.ctl.sched

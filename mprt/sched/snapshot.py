@@ -50,7 +50,7 @@ class MInfo(_Obj):
 
 
 class NodeInfo(_Obj):
-    """id, host, ncpu, ms (cluster mode: every node; else the one machine as node 0)."""
+    """id, host, ncpu, ms, ps (cluster mode: every node; else the one machine as node 0)."""
 
 
 class PInfo(_Obj):
@@ -70,14 +70,14 @@ def snapshot():
     m = mstate.current_m()
     if _cluster.NODE is None:
         s = snapshot_from(m)
-        s.nodes = [NodeInfo(id=0, host=socket.gethostname(), ncpu=len(m.cpus), ms=s.ms)]
+        s.nodes = [NodeInfo(id=0, host=socket.gethostname(), ncpu=len(m.cpus), ms=s.ms, ps=s.ps)]
         return s
     parts = node_snapshots()
     nodes = []
     for n, s in parts:
         for mi in s.ms:
             mi.node = n["id"]
-        nodes.append(NodeInfo(id=n["id"], host=n["host"], ncpu=n["ncpu"], ms=s.ms))
+        nodes.append(NodeInfo(id=n["id"], host=n["host"], ncpu=n["ncpu"], ms=s.ms, ps=s.ps))
     here = next(s for n, s in parts if n["id"] == _cluster.NODE)
     return Snapshot(gomaxprocs=sum(s.gomaxprocs for _, s in parts), goroutines=sum(s.goroutines for _, s in parts),
                     runqueue=sum(s.runqueue for _, s in parts), ms=[mi for _, s in parts for mi in s.ms],

@@ -49,7 +49,7 @@ def on_node(k, fn, *args):
 
 def _work(i, wg, res):
     s = 0
-    for k in range(5000 + (i % 7) * 1000):
+    for k in range(50000 + (i % 7) * 1000):
         s += k
     res.send((i, s, sched.current().node, os.getpid()))
     wg.done()
@@ -64,7 +64,7 @@ def case_fanout(n="300"):
         mprt.go(_work, i, wg, res)
     wg.wait()
     got = [res.recv() for _ in range(n)]
-    exact = sorted((i, s) for i, s, _, _ in got) == [(i, sum(range(5000 + (i % 7) * 1000))) for i in range(n)]
+    exact = sorted((i, s) for i, s, _, _ in got) == [(i, sum(range(50000 + (i % 7) * 1000))) for i in range(n)]
     snap = sched.snapshot()
     out(exact=exact, nodes=sorted({nd for _, _, nd, _ in got}), gomaxprocs=runtime.GOMAXPROCS(0),
         numcpu=runtime.NumCPU(), snap_nodes=[(x.id, x.ncpu, len(x.ms)) for x in snap.nodes],
