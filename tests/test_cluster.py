@@ -96,6 +96,7 @@ def test_select_mixes_a_remote_and_a_local_channel_and_default():
     assert r["remote_blocking"] == [0, "R1"]
     assert r["remote_only"] == [0, "R2"]
     assert r["send_remote"] == 0 and r["len"] == 1 and r["main_got"] == "to main"
+    assert "RWMutex cannot cross nodes" in r["refused"]     # a copy would silently be another lock
 
 
 def test_waitgroup_and_mutex_from_both_nodes(tmp_path):

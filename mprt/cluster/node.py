@@ -1,9 +1,10 @@
 """The runtime's side of cluster mode: what runs inside a node runtime's processes (no Ray here).
 
 Frames on the node's local socket (to and from its node actor, _ray.py): a header (body length,
-node, kind) and a body.  Kind 0 is a message for (from) another node: a pickle made by _Pickler,
-opaque to the actors; kind 1 is a control message between the runtime and its own actor (a plain
-pickle of a tuple).  Any process of the runtime writes its frames on a connection of its own (one
+node, kind) and a body.  Kind PAYLOAD is a message for (from) another node, encoded by `encode`
+(a pickle made by _Pickler, arrays out of band), opaque to the actors; kind IDLE the same for a
+message that wakes nothing (a steal request, an empty answer: the deadlock check does not count
+them); kind CONTROL is between the runtime and its own actor (a plain pickle of a tuple).  Any process of the runtime writes its frames on a connection of its own (one
 per process, made at its first frame); a frame is written whole with the M's lock count raised, so
 no signal switches goroutines inside it.  Only the gateway goroutine reads.
 
@@ -14,9 +15,9 @@ Messages (tuples):
                                                 reply channel (cap 1), alive while it waits
     ("steal", src, n)                           give node src up to n not-started goroutines
     ("gos", batch)                              start these [(fn, args, kwargs)] here
-Control (actor -> runtime): ("quiet?",), ("stop",), ("deadlock", kind), ("end", code),
-("lost", node, why), ("out", fd, bytes); (runtime -> actor): ("hello", node, pid, rtid),
-("quiet", quiet, ngoroutines).
+Control (actor -> runtime): ("quiet?", token), ("stop",), ("deadlock", any goroutine left),
+("end", status), ("lost", node, why), ("out", fd, bytes); (runtime -> actor): ("hello", node,
+pid, runtime id), ("quiet", token, quiet, goroutines).
 """
 import io
 import json
@@ -72,7 +73,6 @@ STEAL_BACKOFF_MAX_S = 0.1
 _DEBUG = bool(os.environ.get("MPRT_CLUSTER_DEBUG"))
 _out = None                   # (pid, socket): this process's connection to the node actor
 _exports = {}                 # (kind, addr) -> handle: objects other nodes may name, kept alive
-_sent = 0
 
 
 # ---- frames ----
@@ -89,7 +89,7 @@ def _connect():
 def send_frame(node, kind, body):
     """Write one frame to this node's actor (for node `node`), whole.  body: bytes, or the parts
     of an encoded message (written as they are: an array's buffer is not copied here)."""
-    global _out, _sent
+    global _out
     m = mstate.current_m_or_none()
     if m is not None:
         m.locks += 1            # no goroutine switch inside a frame (mstate: signals wait for 0)
@@ -97,7 +97,6 @@ def send_frame(node, kind, body):
         if _out is None or _out[0] != os.getpid():
             _out = (os.getpid(), _connect())
         write_parts(_out[1], node, kind, body)
-        _sent += 1
     finally:
         if m is not None:
             m.locks -= 1
@@ -105,10 +104,6 @@ def send_frame(node, kind, body):
 
 def send(node, message):
     send_frame(node, PAYLOAD, encode(message))
-
-
-def control(message):
-    send_frame(cluster.NODE, CONTROL, pickle.dumps(message))
 
 
 # ---- values crossing nodes ----
@@ -160,6 +155,11 @@ class _Pickler(cloudpickle.Pickler):
             return _rebuild, (obj._kind, obj._node, obj._addr, getattr(obj, "_view", None))
         if isinstance(obj, Ptr):
             return _rebuild_ptr, (_copy_out(obj),)
+        if type(obj).__module__.startswith("mprt.") and (hasattr(obj, "_p") or hasattr(obj, "_t")):
+            # a runtime object living in this node's heap (RWMutex, Cond, Once, sync.Map, a map,
+            # atomic.Value, a Timer): a copy would silently be another object
+            raise pickle.PicklingError(f"mprt: a {type(obj).__name__} cannot cross nodes (channels, "
+                                       f"WaitGroups and Mutexes can; heap Ptrs cross as copies)")
         return super().reducer_override(obj)
 
 
@@ -733,7 +733,8 @@ class Driver:
         self.proc = subprocess.Popen([sys.executable, "-m", "mprt.cluster", "driver", json.dumps(args)],
                                      pass_fds=(b.fileno(),), stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log, env=env,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=_die_with_parent,
+                                     start_new_session=True)    # a terminal's ^C is the program's, not Ray's
         b.close()
         self.rfile = a.makefile("rb")
         first = self._line()

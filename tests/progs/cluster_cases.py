@@ -9,7 +9,7 @@ import numpy as np
 
 import mprt
 from mprt import runtime, sched
-from mprt.sync import Mutex, WaitGroup
+from mprt.sync import Mutex, RWMutex, WaitGroup
 
 
 def out(**kw):
@@ -119,6 +119,10 @@ def _selects(remote, report):
     r["remote_only"] = list(mprt.select(remote.recv))
     r["send_remote"] = mprt.select((remote.send, "to main"), mprt.default)[0]
     r["len"] = len(remote)
+    try:
+        remote.send(RWMutex())
+    except Exception as e:
+        r["refused"] = str(e)
     report.send(r)
 
 
