@@ -68,7 +68,7 @@ from . import CONTROL, HDR, IDLE, PAYLOAD, write_parts
 
 STEAL_MAX = 256
 STEAL_IDLE_S = 0.002          # a node idle this long asks for work
-STEAL_BACKOFF_MAX_S = 0.1
+STEAL_BACKOFF_MAX_S = 0.02     # an idle node asks again at least this often (IDLE messages, uncounted)
 
 _DEBUG = bool(os.environ.get("MPRT_CLUSTER_DEBUG"))
 _out = None                   # (pid, socket): this process's connection to the node actor
