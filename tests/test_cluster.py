@@ -41,6 +41,17 @@ def _tagged(tag):
     return out
 
 
+def _stacks(tag):
+    out = []
+    for proc in _tagged(tag):
+        try:
+            r = subprocess.run(["py-spy", "dump", "--pid", str(proc.pid)], capture_output=True, text=True, timeout=20)
+            out.append(r.stdout[-3000:])
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return "\n".join(out)
+
+
 def _nothing_left(tag, grace=15.0):
     deadline = time.monotonic() + grace
     while True:
@@ -60,11 +71,20 @@ def _nothing_left(tag, grace=15.0):
 
 def run(case, *args, status=0, timeout=180):
     tag = uuid.uuid4().hex
+    p = subprocess.Popen([sys.executable, PROG, case, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=_env(tag, {"MPRT_CLUSTER_DEBUG": os.environ.get("MPRT_CLUSTER_DEBUG", "")}))
     try:
-        p = subprocess.run([sys.executable, PROG, case, *args], capture_output=True, text=True, timeout=timeout,
-                           env=_env(tag))
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stacks = _stacks(tag)                  # where everything was (py-spy, where installed)
+        p.kill()
+        out, err = p.communicate()
+        raise AssertionError(f"{case} did not end in {timeout} s\nstdout:\n{out}\nstderr:\n{err}\n{stacks}") from None
     finally:
+        if p.poll() is None:
+            p.kill()
         _nothing_left(tag)
+    p.stdout, p.stderr = out, err
     assert p.returncode == status, f"exit status {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
     return p
 
