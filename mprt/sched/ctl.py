@@ -123,7 +123,7 @@ S_TOUTR = 55           # ... and readers took (ReadTrace, from any M)
 S_TRACERDR = 56        # 1: a ReadTrace is under way; 2: some goroutine has read this trace
 S_MAXSTACK = 57        # debug.SetMaxStack's limit in bytes (0: Go's default, 1000000000)
 S_GATEWAYG = 58        # cluster mode: the gateway goroutine's G slot + 1 (a system goroutine, as S_TIMERG)
-_S_COUNT = 58
+_S_COUNT = 59
 SCHED_WORDS = 64
 assert _S_COUNT <= SCHED_WORDS
 
