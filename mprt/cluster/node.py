@@ -408,7 +408,11 @@ def _serve(src, reply, op, kind, addr, args):
         ok = True
     except Panic as e:
         ok, v = False, e
-    send(src, ("rep", reply, ok, v))
+    try:
+        body = encode(("rep", reply, ok, v))
+    except Exception as e:          # what it received cannot cross (a lock, a map): the caller's error
+        body = encode(("rep", reply, False, pickle.PicklingError(str(e))))
+    send_frame(src, PAYLOAD, body)
 
 
 # ---- select with remote cases ----
