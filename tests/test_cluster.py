@@ -14,9 +14,14 @@ import psutil
 import pytest
 
 pytest.importorskip("ray")
+if os.environ.get("MPRT_ACCEL") == "0":
+    # the cluster layer is Python above the runtime either way; each test boots a Ray cluster (heavy
+    # on a 2-core CI machine), so they run once, in the pass with the accelerators
+    pytest.skip("cluster mode is tested in the pass with the accelerators", allow_module_level=True)
 
 PROG = os.path.join(os.path.dirname(__file__), "progs", "cluster_cases.py")
-pytestmark = pytest.mark.timeout(240)
+# one Ray cluster at a time: the tests share one xdist worker (--dist loadgroup, pyproject.toml)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("ray")]
 
 
 def _env(tag, extra=None):
