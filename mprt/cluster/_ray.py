@@ -45,14 +45,15 @@ class NodeActor:
         self.k = k
         self.sock = sock
         self.peers = None
+        self.peered = threading.Event()
         self.gw = None              # the gateway's connection
         self.gw_lock = threading.Lock()
         self.hello = threading.Event()
         self.asked = self.last = None
-        self.quiet_cv = threading.Lock()
+        self.quiet_lock = threading.Lock()
         self.sent = self.recvd = 0
         self.count_lock = threading.Lock()
-        self.outq = queue.Queue()
+        self.to0 = queue.Queue()     # control messages for node 0 (_sender)
         self.ended = None
         self.rtid = None
         self.proc = None
@@ -82,6 +83,7 @@ class NodeActor:
 
     def set_peers(self, peers):
         self.peers = peers
+        self.peered.set()
 
     def wait_hello(self, timeout):
         return self.hello.wait(timeout)
@@ -130,25 +132,16 @@ class NodeActor:
             self.gw = c
             self.hello.set()
         elif msg[0] == "quiet":
-            with self.quiet_cv:
+            with self.quiet_lock:
                 if self.asked and self.asked[0] == msg[1]:
                     self.last = (msg[2], msg[3], self.asked[1], self.asked[2])
 
     def _sender(self):
         """Node k's output and its ending, for node 0, in the order they happened (one thread)."""
         while True:
-            items = [self.outq.get()]
-            while True:
-                try:
-                    items.append(self.outq.get_nowait())
-                except queue.Empty:
-                    break
-            by = {}
-            for node, body in items:
-                by.setdefault(node, []).append(body)
-            for (node, _), msgs in by.items():
-                for msg in msgs:
-                    self.peers[0].control.remote(msg)
+            msg = self.to0.get()
+            self.peered.wait()          # node k may print before set_peers has come
+            self.peers[0].control.remote(msg)
 
     # frames out to the runtime
     def _write(self, kind, src, body):
@@ -175,7 +168,7 @@ class NodeActor:
         probe (with the counts taken when it was asked), and a new question.  Never waits."""
         if self.ended is not None:
             return self.ended, True, 0, self.sent, self.recvd
-        with self.quiet_cv:
+        with self.quiet_lock:
             last, self.last = self.last, None
             self.asked = (token, self.sent, self.recvd)
         if self.gw is not None:
@@ -188,7 +181,7 @@ class NodeActor:
             b = f.read1(65536)
             if not b:
                 return
-            self.outq.put((("ctl0", 0), ("out", fd, b)))
+            self.to0.put(("out", fd, b))
 
     def _watch(self):
         code = self.proc.wait()
@@ -198,11 +191,11 @@ class NodeActor:
         if code < 0:
             why = f"its runtime died of signal {signal.Signals(-code).name}"
             self.ended = ("lost", why)
-            self.outq.put((("ctl0", 0), ("lost", self.k, why)))
+            self.to0.put(("lost", self.k, why))
         else:
             self.ended = ("end", code)
             if code:
-                self.outq.put((("ctl0", 0), ("end", code)))
+                self.to0.put(("end", code))
 
     def stop(self, timeout):
         if self.proc is None:
@@ -250,7 +243,6 @@ class Helper:
         self.actors = []
         self.nodes = []
         self.rtids = []
-        self.stopping = False
 
     def say(self, **d):
         self.out.sendall((json.dumps(d) + "\n").encode())
@@ -313,7 +305,7 @@ class Helper:
         token = 0
         prev = None
         rounds = 0
-        while not self.stopping:
+        while True:
             r, _, _ = select.select([self.out], [], [], PROBE_S)
             if r:
                 b = self.out.recv(4096)

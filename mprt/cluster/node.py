@@ -137,10 +137,6 @@ def _rebuild(kind, node, addr, view):
     return cls(node, addr, view) if kind == "chan" else cls(node, addr)
 
 
-def _rebuild_ptr(graph):
-    return _copy_in(graph)
-
-
 class _Pickler(cloudpickle.Pickler):
     dispatch_table = _msg._PtrPickler.dispatch_table      # functions keep their source file's name
 
@@ -154,7 +150,7 @@ class _Pickler(cloudpickle.Pickler):
         if isinstance(obj, Remote):
             return _rebuild, (obj._kind, obj._node, obj._addr, getattr(obj, "_view", None))
         if isinstance(obj, Ptr):
-            return _rebuild_ptr, (_copy_out(obj),)
+            return _copy_in, (_copy_out(obj),)
         if type(obj).__module__.startswith("mprt.") and (hasattr(obj, "_p") or hasattr(obj, "_t")):
             # a runtime object living in this node's heap (RWMutex, Cond, Once, sync.Map, a map,
             # atomic.Value, a Timer): a copy would silently be another object
@@ -475,7 +471,8 @@ def remote_select(cases):
 
 
 def _select_here(cases, nonblocking):
-    cs = [(_local("chan", a).send, v) if s else _local("chan", a).recv for a, s, v in cases]
+    chans = [(_local("chan", a), s, v) for a, s, v in cases]
+    cs = [(ch.send, v) if s else ch.recv for ch, s, v in chans]
     if nonblocking:
         cs.append(_chan.default)
     return _chan.select(*cs)
@@ -540,7 +537,7 @@ class _Gateway:
     needs it) and does there what needs no P: control messages, the quiet check, and asking for
     work when the node is idle; it takes a P only to start goroutines for the messages that came."""
 
-    def __init__(self, stop, sock):
+    def __init__(self, stop):
         self.stop = stop
         self.sock = _connect()
         self.buf = bytearray()
@@ -692,7 +689,7 @@ def gateway(stop, sock, nodes):
     # an M of its own: started goroutines never move, and this one spends its life in a system
     # call, so any other goroutine started (or bound by _spread) here would wait for the next message
     proc.lock_os_thread()
-    _Gateway(stop, sock).run()
+    _Gateway(stop).run()
 
 
 # ---- snapshots ----
